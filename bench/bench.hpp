@@ -1,0 +1,88 @@
+// Shared vocabulary of the flatlane_bench program: options, per-case results,
+// and the case registry that baselines.cpp, zmq_cases.cpp and
+// flatlane_cases.cpp fill in.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace flbench {
+
+struct Options {
+  bool quick = false;
+  bool zmq = true;
+  std::uint64_t iters = 0;  // base iteration count; 0 = pick a default
+  std::string only;         // run only cases whose name contains this
+  std::string json_path = "bench-results.json";
+};
+
+enum class Kind { Latency, Throughput };
+
+// What a case measured. Latency cases fill `rtt_ns` (one sample per round
+// trip); the report halves it to get one-way latency. Throughput cases fill
+// messages/bytes/seconds (median trial) plus the spread of all trials.
+struct Result {
+  bool ok = false;
+  std::string error;  // set when !ok
+
+  std::vector<std::uint64_t> rtt_ns;
+
+  std::uint64_t messages = 0;
+  std::uint64_t bytes = 0;  // payload bytes moved in the reported trial
+  double seconds = 0.0;
+  std::vector<double> trial_msgs_per_s;  // every throughput trial, in run order
+};
+
+// Per-run sizing derived from Options (see main.cpp for the defaults).
+struct Plan {
+  std::uint64_t base_iters = 0;
+  int tput_trials = 3;
+  unsigned watchdog_s = 120;
+
+  // Round trips for a latency case whose payload is `size` bytes. Larger
+  // payloads take proportionally longer per round trip, so they get fewer.
+  std::uint64_t latency_iters(std::size_t size) const;
+  std::uint64_t warmup_iters(std::uint64_t iters) const { return iters / 10 + 50; }
+  // Messages per throughput trial.
+  std::uint64_t tput_messages(std::size_t size) const;
+};
+
+struct Case {
+  std::string name;   // unique, e.g. "floor/cacheline" or "flatlane/lat-busy"
+  std::string label;  // short text for the table's "case" column
+  std::size_t size = 0;
+  std::string mode;   // "busy", "block" or "stream"
+  Kind kind = Kind::Latency;
+  bool is_flatlane = false;
+  std::function<Result(const Plan&)> run;
+};
+
+// Each translation unit appends its cases. They are called in this order,
+// which is also the order the cases run in.
+void add_baseline_cases(std::vector<Case>& out);
+void add_zmq_cases(std::vector<Case>& out, const Options& opt);
+void add_flatlane_cases(std::vector<Case>& out);
+// One line describing why Flatlane cases are (not) present, for the report.
+const char* flatlane_status();
+// "4.3.4", or "" when built without ZeroMQ.
+std::string zmq_version_text();
+
+// Payload sizes used throughout.
+inline constexpr std::size_t kKiB = 1024;
+inline constexpr std::size_t kMiB = 1024 * 1024;
+inline constexpr std::size_t kLatencySizes[] = {64, 4 * kKiB, 64 * kKiB, kMiB};
+inline constexpr std::size_t kTputSizes[] = {64, kMiB};
+
+std::string size_text(std::size_t size);  // "64 B", "4 KiB", "1 MiB"
+// Unique case id used by --only and in the JSON: name + "/" + "64B"|"4K"|"1M".
+std::string case_id(const Case& c);
+
+// Runs `trial` plan.tput_trials times (each trial is a fresh process pair)
+// and returns the trial with the median msg/s, with every trial's rate
+// recorded in trial_msgs_per_s. Stops at the first failed trial.
+Result run_throughput_trials(const Plan& plan, const std::function<Result()>& trial);
+
+}  // namespace flbench

@@ -1,0 +1,221 @@
+// Single-producer/single-consumer channel over one segment: zero-copy frames, chunked messages.
+//
+// Writer: reserve(n) -> span inside the ring -> commit(used) or abort().
+// Reader: read(timeout) -> Frame (zero-copy view, released on destruction, in any order).
+// Positions are monotonic 64-bit byte counters; the ring offset is pos & (capacity - 1).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "flatlane/error.hpp"
+#include "flatlane/segment.hpp"
+#include "flatlane/wait.hpp"
+
+namespace flatlane {
+
+enum class OpenMode : uint8_t {
+  create,          // create the segment (reclaiming a stale one); fail if a live one exists
+  open,            // attach to an existing segment
+  create_or_open,  // open if it exists, else create
+};
+
+struct ChannelOptions {
+  OpenMode mode = OpenMode::create_or_open;
+  SegmentConfig segment;   // used when creating; ring_capacity etc. are read from the segment when opening
+  WaitOptions wait;
+  uint64_t max_message_size = 1ull << 32;  // reader refuses larger reassemblies (message_too_large)
+  bool unlink_on_close = true;             // last endpoint to close removes the name
+};
+
+class Reader;
+
+// A committed frame held by the reader. Move-only; releases its ring space when destroyed or
+// released. Must not outlive its Reader.
+class Frame {
+ public:
+  Frame() = default;
+  Frame(Frame&& o) noexcept { *this = std::move(o); }
+  Frame& operator=(Frame&& o) noexcept;
+  Frame(const Frame&) = delete;
+  Frame& operator=(const Frame&) = delete;
+  ~Frame() { release(); }
+
+  std::span<const std::byte> data() const noexcept { return data_; }
+  const std::byte* ptr() const noexcept { return data_.data(); }
+  size_t size() const noexcept { return data_.size(); }
+  uint64_t seq() const noexcept { return seq_; }
+  uint32_t flags() const noexcept { return flags_; }
+  bool chunked() const noexcept { return (flags_ & wire::kFrameChunked) != 0; }
+  // For chunk frames: the ChunkHeader (index, count, message size); data() excludes it.
+  wire::ChunkHeader chunk() const noexcept { return chunk_; }
+  bool valid() const noexcept { return reader_ != nullptr; }
+  void release() noexcept;
+
+ private:
+  friend class Reader;
+  Reader* reader_ = nullptr;
+  uint64_t pos_ = 0;
+  std::span<const std::byte> data_;
+  uint64_t seq_ = 0;
+  uint32_t flags_ = 0;
+  wire::ChunkHeader chunk_{};
+};
+
+// A whole message: either one frame held in place (zero-copy) or a reassembly of chunks held in
+// the reader's buffer (valid until the next read_message on that reader).
+class Message {
+ public:
+  std::span<const std::byte> data() const noexcept { return data_; }
+  size_t size() const noexcept { return data_.size(); }
+  bool zero_copy() const noexcept { return frame_.valid(); }
+  uint64_t seq() const noexcept { return seq_; }
+
+ private:
+  friend class Reader;
+  Frame frame_;
+  std::span<const std::byte> data_;
+  uint64_t seq_ = 0;
+};
+
+struct EndpointStats {
+  uint64_t frames = 0;
+  uint64_t messages = 0;
+  uint64_t bytes = 0;
+  uint64_t occupancy_bytes = 0;  // committed but not yet released
+  uint64_t capacity_bytes = 0;
+};
+
+class Writer {
+ public:
+  Writer(std::string_view name, const ChannelOptions& opts = {});
+  Writer(Writer&&) = delete;  // frames and spans point into this object's mapping
+  ~Writer();
+
+  // Largest n accepted by reserve().
+  uint32_t max_frame_payload() const noexcept { return max_frame_; }
+  uint32_t chunk_size() const noexcept { return chunk_size_; }
+
+  // Writable span of exactly n bytes, 16-byte aligned, inside the ring. Waits for space per the
+  // wait strategy. Errors: message_too_large, timeout, peer_dead, peer_closed, closed.
+  Result<std::span<std::byte>> reserve(size_t n, std::chrono::nanoseconds timeout = kInfinite);
+  // Publishes the first `used` bytes of the reservation (used <= n).
+  void commit(size_t used) noexcept { commit_frame(used, wire::kFrameFirst | wire::kFrameLast, true); }
+  // Like commit, but the reader is not told until flush() (or a later commit): batch publication.
+  void commit_deferred(size_t used) noexcept { commit_frame(used, wire::kFrameFirst | wire::kFrameLast, false); }
+  void flush() noexcept;
+  void abort() noexcept { reserved_ = false; }
+
+  // Copies `data` in: one frame if it fits max_frame_payload, else chunks of chunk_size().
+  // The timeout bounds each wait for space (time without progress), not the whole transfer.
+  Result<void> write_message(std::span<const std::byte> data, std::chrono::nanoseconds timeout = kInfinite);
+
+  // Interrupts a blocked reserve() from another thread and detaches; later calls return closed.
+  void close() noexcept;
+  bool peer_attached() const noexcept;
+  EndpointStats stats() const noexcept;
+  const Segment& segment() const noexcept { return seg_; }
+
+ private:
+  void commit_frame(size_t used, uint32_t flags, bool publish) noexcept;
+  Result<void> wait_for_space(uint64_t needed, std::chrono::nanoseconds timeout);
+  Errc peer_error() const noexcept;
+
+  Segment seg_;
+  wire::EndpointBlock* me_ = nullptr;
+  wire::EndpointBlock* peer_ = nullptr;
+  std::byte* ring_ = nullptr;
+  uint64_t cap_ = 0;
+  uint64_t mask_ = 0;
+  uint32_t max_frame_ = 0;
+  uint32_t chunk_size_ = 0;
+  uint32_t epoch_ = 0;
+  WaitOptions wait_;
+  bool unlink_on_close_ = true;
+  // Producer-private state (never shared): its own cursor and a cached copy of the reader's.
+  uint64_t write_pos_ = 0;
+  uint64_t published_pos_ = 0;
+  uint64_t cached_read_pos_ = 0;
+  uint64_t seq_ = 0;
+  uint64_t frame_pos_ = 0;  // where the reserved frame's header goes (after any padding)
+  size_t reserved_n_ = 0;
+  bool reserved_ = false;
+  std::atomic<bool> closed_{false};
+};
+
+class Reader {
+ public:
+  Reader(std::string_view name, const ChannelOptions& opts = {});
+  Reader(Reader&&) = delete;
+  ~Reader();
+
+  // Next frame (a whole small message or one chunk). Errors: timeout, peer_dead (the writer
+  // died and everything it committed has been read), peer_closed, closed, corrupt.
+  Result<Frame> read(std::chrono::nanoseconds timeout = kInfinite);
+  // Next whole message, reassembling chunks. The timeout bounds each wait (time without progress).
+  Result<Message> read_message(std::chrono::nanoseconds timeout = kInfinite);
+  // Frames delivered but not yet released.
+  uint64_t held_frames() const noexcept { return held_; }
+  // Chunks of the message being reassembled so far (progress of a large read_message).
+  uint32_t chunks_received() const noexcept { return chunks_done_; }
+  // Chunked messages abandoned half-way (writer died, restarted or timed out mid-message).
+  uint64_t dropped_partial_messages() const noexcept { return dropped_partial_; }
+
+  void close() noexcept;
+  bool peer_attached() const noexcept;
+  EndpointStats stats() const noexcept;
+  const Segment& segment() const noexcept { return seg_; }
+
+ private:
+  friend class Frame;
+  void release(uint64_t pos) noexcept;
+  void sweep() noexcept;
+  Result<void> wait_for_data(std::chrono::nanoseconds timeout);
+  Errc peer_error() const noexcept;
+  wire::FrameHeader* header_at(uint64_t pos) const noexcept {
+    return reinterpret_cast<wire::FrameHeader*>(ring_ + (pos & mask_));
+  }
+
+  Segment seg_;
+  wire::EndpointBlock* me_ = nullptr;
+  wire::EndpointBlock* peer_ = nullptr;
+  std::byte* ring_ = nullptr;
+  uint64_t cap_ = 0;
+  uint64_t mask_ = 0;
+  uint32_t max_frame_ = 0;
+  uint64_t max_message_ = 0;
+  WaitOptions wait_;
+  bool unlink_on_close_ = true;
+  // Consumer-private state.
+  uint64_t cursor_ = 0;           // next frame to deliver
+  uint64_t release_pos_ = 0;      // everything before is free (mirrors the shared read pos)
+  uint64_t cached_write_pos_ = 0;
+  uint64_t expected_seq_ = 0;     // 0 = resynchronise on the next frame
+  uint32_t writer_epoch_ = 0;     // epoch seen in the last frame (low 16 bits)
+  bool epoch_known_ = false;
+  uint64_t held_ = 0;
+  uint64_t released_frames_ = 0;
+  uint64_t messages_ = 0;
+  uint64_t bytes_ = 0;
+  bool corrupt_ = false;           // sticky: the writer violated the protocol
+  // Chunk reassembly, reused across messages.
+  std::vector<std::byte> assembly_;
+  bool assembling_ = false;
+  bool skipping_ = false;
+  uint64_t asm_size_ = 0;
+  uint64_t asm_off_ = 0;
+  uint64_t asm_seq_ = 0;
+  uint32_t asm_count_ = 0;
+  uint32_t asm_next_ = 0;
+  uint32_t chunks_done_ = 0;
+  uint64_t dropped_partial_ = 0;
+  std::atomic<bool> closed_{false};
+};
+
+}  // namespace flatlane

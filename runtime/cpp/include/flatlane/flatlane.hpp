@@ -1,0 +1,9 @@
+// Umbrella header for the Flatlane C++ runtime.
+#pragma once
+
+#include "flatlane/channel.hpp"
+#include "flatlane/error.hpp"
+#include "flatlane/layout.hpp"
+#include "flatlane/liveness.hpp"
+#include "flatlane/segment.hpp"
+#include "flatlane/wait.hpp"

@@ -1,0 +1,531 @@
+#include "flatlane/channel.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "flatlane/liveness.hpp"
+
+namespace flatlane {
+
+namespace {
+
+using std::chrono::nanoseconds;
+
+Segment open_or_create(std::string_view name, const ChannelOptions& o) {
+  switch (o.mode) {
+    case OpenMode::create: return Segment::create(name, o.segment);
+    case OpenMode::open: return Segment::open(name, o.segment.type);
+    case OpenMode::create_or_open: break;
+  }
+  for (int attempt = 0;; ++attempt) {
+    try {
+      return Segment::open(name, o.segment.type);
+    } catch (const Error& e) {
+      if (e.code() != Errc::not_found || attempt > 3) throw;
+    }
+    try {
+      return Segment::create(name, o.segment);
+    } catch (const Error& e) {
+      if (e.code() != Errc::already_exists || attempt > 3) throw;  // lost a creation race: open it
+    }
+  }
+}
+
+// Claims the writer or reader role. A role held by a live process gives `busy`; one left by a
+// dead or closed owner is taken over and its epoch bumped.
+uint32_t claim_role(wire::EndpointBlock& b, const char* role, std::string_view name) {
+  ProcessIdentity self = self_identity();
+  for (;;) {
+    uint32_t cur = b.pid.load(std::memory_order_acquire);
+    if (cur != 0 && b.state.load(std::memory_order_acquire) == wire::kRoleAttached &&
+        is_alive({cur, b.start_time.load(std::memory_order_relaxed)}))
+      throw Error(Errc::busy, "flatlane: channel '" + std::string(name) + "' already has a live " + role + " (pid " +
+                                  std::to_string(cur) + ")");
+    if (b.pid.compare_exchange_strong(cur, self.pid, std::memory_order_acq_rel)) break;
+  }
+  b.start_time.store(self.start_time, std::memory_order_relaxed);
+  uint32_t epoch = b.epoch.fetch_add(1, std::memory_order_relaxed) + 1;
+  b.state.store(wire::kRoleAttached, std::memory_order_release);
+  return epoch;
+}
+
+// What a waiter reports about its peer: ok while it is alive or has never attached.
+Errc role_error(const wire::EndpointBlock& b) noexcept {
+  switch (b.state.load(std::memory_order_acquire)) {
+    case wire::kRoleAttached:
+      return is_alive({b.pid.load(std::memory_order_relaxed), b.start_time.load(std::memory_order_relaxed)})
+                 ? Errc::ok
+                 : Errc::peer_dead;
+    case wire::kRoleClosed: return Errc::peer_closed;
+    default: return Errc::ok;
+  }
+}
+
+bool role_live(const wire::EndpointBlock& b) noexcept {
+  return b.state.load(std::memory_order_acquire) == wire::kRoleAttached && role_error(b) == Errc::ok;
+}
+
+// Spin (per strategy), then sleep on the eventcount in slices of liveness_interval, re-checking
+// the peer after each slice so a dead peer is reported within one interval.
+template <class Ready, class PeerError>
+Result<void> wait_until(Ready&& ready, wire::EventCount& ev, const WaitOptions& w, nanoseconds timeout,
+                        const std::atomic<bool>& closed, PeerError&& peer_error) {
+  if (timeout.count() == 0) return Errc::timeout;
+  const auto start = Clock::now();
+  const auto deadline = timeout.count() < 0 ? Clock::time_point::max() : start + timeout;
+  auto next_check = start + w.liveness_interval;
+  const auto spin_end = w.strategy == WaitStrategy::busy_spin  ? Clock::time_point::max()
+                        : w.strategy == WaitStrategy::blocking ? start
+                                                               : start + w.spin_budget;
+  for (uint32_t i = 0;; ++i) {
+    if (ready()) return {};
+    if (closed.load(std::memory_order_relaxed)) return Errc::closed;
+    if ((i & 63) == 0) {
+      const auto now = Clock::now();
+      if (now >= deadline) return Errc::timeout;
+      if (now >= next_check) {
+        if (Errc e = peer_error(); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
+        next_check = now + w.liveness_interval;
+      }
+      if (now >= spin_end) break;
+    }
+    detail::cpu_relax();
+  }
+  for (;;) {
+    ev.waiters.fetch_add(1, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with detail::notify()
+    const uint32_t gen = ev.seq.load(std::memory_order_acquire);
+    Errc result = Errc::ok;
+    bool done = true;
+    const auto now = Clock::now();
+    if (ready()) {
+    } else if (closed.load(std::memory_order_relaxed)) {
+      result = Errc::closed;
+    } else if (now >= deadline) {
+      result = Errc::timeout;
+    } else {
+      done = false;
+      detail::futex_wait(&ev.seq, gen, std::min<nanoseconds>(deadline - now, w.liveness_interval));
+    }
+    ev.waiters.fetch_sub(1, std::memory_order_release);
+    if (done) return result == Errc::ok ? Result<void>{} : Result<void>{result};
+    if (ready()) return {};
+    if (closed.load(std::memory_order_relaxed)) return Errc::closed;
+    if (Errc e = peer_error(); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
+  }
+}
+
+// Marks our role closed and removes the name when the peer has come and gone: a segment whose
+// peer never attached is kept so queued messages reach a late reader (reclaimed later when stale).
+void detach(Segment& seg, wire::EndpointBlock* me, wire::EndpointBlock* peer, bool unlink) {
+  me->state.store(wire::kRoleClosed, std::memory_order_seq_cst);
+  if (!unlink) return;
+  uint32_t ps = peer->state.load(std::memory_order_seq_cst);
+  if (ps == wire::kRoleClosed || (ps == wire::kRoleAttached && !role_live(*peer))) seg.unlink_if_same();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Frame
+
+Frame& Frame::operator=(Frame&& o) noexcept {
+  if (this != &o) {
+    release();
+    reader_ = std::exchange(o.reader_, nullptr);
+    pos_ = o.pos_;
+    data_ = o.data_;
+    seq_ = o.seq_;
+    flags_ = o.flags_;
+    chunk_ = o.chunk_;
+  }
+  return *this;
+}
+
+void Frame::release() noexcept {
+  if (reader_) std::exchange(reader_, nullptr)->release(pos_);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writer
+
+Writer::Writer(std::string_view name, const ChannelOptions& opts)
+    : seg_(open_or_create(name, opts)), wait_(opts.wait), unlink_on_close_(opts.unlink_on_close) {
+  const auto& h = seg_.header();
+  me_ = &seg_.writer_block();
+  peer_ = &seg_.reader_block();
+  ring_ = seg_.ring();
+  cap_ = seg_.ring_capacity();
+  mask_ = cap_ - 1;
+  max_frame_ = h.max_frame_payload;
+  chunk_size_ = h.chunk_size;
+  epoch_ = claim_role(*me_, "writer", name);
+  // Continue where the previous writer (if any) stopped; its unpublished work is simply gone.
+  write_pos_ = published_pos_ = me_->pos.load(std::memory_order_acquire);
+  seq_ = me_->count.load(std::memory_order_relaxed);
+  cached_read_pos_ = peer_->pos.load(std::memory_order_acquire);
+  if ((write_pos_ % wire::kFrameAlign) != 0 || cached_read_pos_ > write_pos_ || write_pos_ - cached_read_pos_ > cap_)
+    throw Error(Errc::corrupt, "flatlane: channel '" + std::string(name) + "' has inconsistent ring positions");
+}
+
+Writer::~Writer() {
+  if (!closed_.load()) flush();
+  close();
+  detach(seg_, me_, peer_, unlink_on_close_);
+}
+
+Result<std::span<std::byte>> Writer::reserve(size_t n, nanoseconds timeout) {
+  if (closed_.load(std::memory_order_relaxed)) return Errc::closed;
+  if (n > max_frame_) return Errc::message_too_large;
+  const uint64_t total = wire::frame_extent(n);
+  const uint64_t tail = cap_ - (write_pos_ & mask_);
+  const uint64_t needed = total <= tail ? total : tail + total;
+  if (write_pos_ + needed - cached_read_pos_ > cap_) {
+    if (auto r = wait_for_space(needed, timeout); !r) return r.error();
+  }
+  if (total > tail) {
+    // Not enough room before the ring end: one padding record covers the tail (always >= 16
+    // bytes since every position is 16-aligned), and the frame starts at offset 0.
+    auto* pad = reinterpret_cast<wire::FrameHeader*>(ring_ + (write_pos_ & mask_));
+    pad->size = static_cast<uint32_t>(tail - wire::kFrameHeaderSize);
+    pad->flags = wire::kFramePadding | (epoch_ << wire::kFrameEpochShift);
+    pad->seq = 0;
+    frame_pos_ = write_pos_ + tail;
+  } else {
+    frame_pos_ = write_pos_;
+  }
+  reserved_ = true;
+  reserved_n_ = n;
+  return std::span<std::byte>(ring_ + (frame_pos_ & mask_) + wire::kFrameHeaderSize, n);
+}
+
+void Writer::commit_frame(size_t used, uint32_t flags, bool publish) noexcept {
+  if (!reserved_) return;
+  used = std::min(used, reserved_n_);
+  auto* hdr = reinterpret_cast<wire::FrameHeader*>(ring_ + (frame_pos_ & mask_));
+  hdr->size = static_cast<uint32_t>(used);
+  hdr->flags = flags | (epoch_ << wire::kFrameEpochShift);
+  hdr->seq = ++seq_;
+  write_pos_ = frame_pos_ + wire::frame_extent(used);
+  reserved_ = false;
+  me_->count.store(seq_, std::memory_order_relaxed);
+  me_->bytes.store(me_->bytes.load(std::memory_order_relaxed) + used, std::memory_order_relaxed);
+  if (flags & wire::kFrameLast)
+    me_->messages.store(me_->messages.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  if (publish) {
+    me_->pos.store(write_pos_, std::memory_order_release);
+    published_pos_ = write_pos_;
+    detail::notify(seg_.data_event());
+  }
+}
+
+void Writer::flush() noexcept {
+  if (published_pos_ == write_pos_) return;
+  me_->pos.store(write_pos_, std::memory_order_release);
+  published_pos_ = write_pos_;
+  detail::notify(seg_.data_event());
+}
+
+Errc Writer::peer_error() const noexcept { return role_error(*peer_); }
+
+Result<void> Writer::wait_for_space(uint64_t needed, nanoseconds timeout) {
+  flush();  // the reader can only free what it has seen
+  bool corrupt = false;
+  auto ready = [&] {
+    const uint64_t rp = peer_->pos.load(std::memory_order_acquire);
+    if (rp > write_pos_ || write_pos_ - rp > cap_) {
+      corrupt = true;  // a reader may never release more than was written
+      return true;
+    }
+    cached_read_pos_ = rp;
+    return write_pos_ + needed - rp <= cap_;
+  };
+  auto r = wait_until(ready, seg_.space_event(), wait_, timeout, closed_, [&] { return peer_error(); });
+  if (corrupt) return Errc::corrupt;
+  return r;
+}
+
+Result<void> Writer::write_message(std::span<const std::byte> data, nanoseconds timeout) {
+  if (data.size() <= max_frame_) {
+    auto span = reserve(data.size(), timeout);
+    if (!span) return span.error();
+    if (!data.empty()) std::memcpy(span->data(), data.data(), data.size());
+    commit(data.size());
+    return {};
+  }
+  const uint64_t per_chunk = chunk_size_ - wire::kChunkHeaderSize;
+  const uint64_t count = (data.size() + per_chunk - 1) / per_chunk;
+  if (count > UINT32_MAX) return Errc::message_too_large;
+  uint64_t off = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint64_t len = std::min<uint64_t>(per_chunk, data.size() - off);
+    auto span = reserve(wire::kChunkHeaderSize + len, timeout);
+    if (!span) return span.error();  // the reader drops the partial message when the next one starts
+    wire::ChunkHeader ch{data.size(), i, static_cast<uint32_t>(count)};
+    std::memcpy(span->data(), &ch, sizeof ch);
+    std::memcpy(span->data() + wire::kChunkHeaderSize, data.data() + off, len);
+    uint32_t flags = wire::kFrameChunked | (i == 0 ? wire::kFrameFirst : 0u) | (i + 1 == count ? wire::kFrameLast : 0u);
+    commit_frame(wire::kChunkHeaderSize + len, flags, true);
+    off += len;
+  }
+  return {};
+}
+
+void Writer::close() noexcept {
+  if (closed_.exchange(true)) return;
+  detail::force_wake(seg_.space_event());  // interrupt our own blocked reserve()
+  me_->state.store(wire::kRoleClosed, std::memory_order_seq_cst);
+  detail::force_wake(seg_.data_event());   // let a sleeping reader see peer_closed now
+}
+
+bool Writer::peer_attached() const noexcept { return role_live(*peer_); }
+
+EndpointStats Writer::stats() const noexcept {
+  EndpointStats s;
+  s.frames = me_->count.load(std::memory_order_relaxed);
+  s.messages = me_->messages.load(std::memory_order_relaxed);
+  s.bytes = me_->bytes.load(std::memory_order_relaxed);
+  s.occupancy_bytes = me_->pos.load(std::memory_order_relaxed) - peer_->pos.load(std::memory_order_relaxed);
+  s.capacity_bytes = cap_;
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reader
+
+Reader::Reader(std::string_view name, const ChannelOptions& opts)
+    : seg_(open_or_create(name, opts)),
+      max_message_(opts.max_message_size),
+      wait_(opts.wait),
+      unlink_on_close_(opts.unlink_on_close) {
+  const auto& h = seg_.header();
+  me_ = &seg_.reader_block();
+  peer_ = &seg_.writer_block();
+  ring_ = seg_.ring();
+  cap_ = seg_.ring_capacity();
+  mask_ = cap_ - 1;
+  max_frame_ = h.max_frame_payload;
+  claim_role(*me_, "reader", name);
+  // Resume at the oldest frame the previous reader did not release; frames it released out of
+  // order still carry kFrameReleased and are skipped, the others are delivered again.
+  cursor_ = release_pos_ = me_->pos.load(std::memory_order_acquire);
+  cached_write_pos_ = peer_->pos.load(std::memory_order_acquire);
+  released_frames_ = me_->count.load(std::memory_order_relaxed);
+  messages_ = me_->messages.load(std::memory_order_relaxed);
+  bytes_ = me_->bytes.load(std::memory_order_relaxed);
+  if ((cursor_ % wire::kFrameAlign) != 0 || cursor_ > cached_write_pos_ || cached_write_pos_ - cursor_ > cap_)
+    throw Error(Errc::corrupt, "flatlane: channel '" + std::string(name) + "' has inconsistent ring positions");
+}
+
+Reader::~Reader() {
+  close();
+  detach(seg_, me_, peer_, unlink_on_close_);
+}
+
+Errc Reader::peer_error() const noexcept { return role_error(*peer_); }
+
+Result<void> Reader::wait_for_data(nanoseconds timeout) {
+  auto ready = [&] {
+    cached_write_pos_ = peer_->pos.load(std::memory_order_acquire);
+    return cached_write_pos_ != cursor_;
+  };
+  return wait_until(ready, seg_.data_event(), wait_, timeout, closed_, [&] { return peer_error(); });
+}
+
+Result<Frame> Reader::read(nanoseconds timeout) {
+  for (;;) {
+    if (closed_.load(std::memory_order_relaxed)) return Errc::closed;
+    if (corrupt_) return Errc::corrupt;
+    if (cursor_ == cached_write_pos_) {
+      cached_write_pos_ = peer_->pos.load(std::memory_order_acquire);
+      if (cursor_ == cached_write_pos_) {
+        if (auto r = wait_for_data(timeout); !r) return r.error();
+      }
+    }
+    // Everything below comes from shared memory: validate before use, read each field once.
+    const uint64_t avail = cached_write_pos_ - cursor_;
+    const uint64_t off = cursor_ & mask_;
+    auto* hdr = header_at(cursor_);
+    if (avail > cap_ || avail < wire::kFrameHeaderSize || (cached_write_pos_ % wire::kFrameAlign) != 0) {
+      corrupt_ = true;
+      return Errc::corrupt;
+    }
+    const uint32_t size = hdr->size;
+    const uint32_t flags = hdr->flags;
+    const uint64_t seq = hdr->seq;
+    const uint64_t ext = wire::frame_extent(size);
+    if (ext > avail || ext > cap_ - off) {
+      corrupt_ = true;
+      return Errc::corrupt;
+    }
+    if ((flags & wire::kFramePadding) || (flags & wire::kFrameReleased)) {
+      // Padding, or a frame a previous reader already consumed: skip it.
+      hdr->flags = flags | wire::kFrameReleased;
+      const bool at_front = cursor_ == release_pos_;
+      cursor_ += ext;
+      if (at_front) sweep();
+      continue;
+    }
+    if (size > max_frame_ || ((flags & wire::kFrameChunked) && size < wire::kChunkHeaderSize)) {
+      corrupt_ = true;
+      return Errc::corrupt;
+    }
+    const uint32_t epoch = flags >> wire::kFrameEpochShift;
+    if (!epoch_known_ || epoch != writer_epoch_) {
+      // A new writer took over: resynchronise sequence numbers, drop any half-assembled message.
+      epoch_known_ = true;
+      writer_epoch_ = epoch;
+      expected_seq_ = 0;
+      if (assembling_) {
+        assembling_ = false;
+        ++dropped_partial_;
+      }
+      skipping_ = false;
+    }
+    if (expected_seq_ != 0 && seq != expected_seq_) {
+      corrupt_ = true;
+      return Errc::corrupt;
+    }
+    expected_seq_ = seq + 1;
+    Frame f;
+    f.reader_ = this;
+    f.pos_ = cursor_;
+    f.seq_ = seq;
+    f.flags_ = flags & wire::kFrameFlagMask;
+    const std::byte* payload = ring_ + off + wire::kFrameHeaderSize;
+    if (flags & wire::kFrameChunked) {
+      std::memcpy(&f.chunk_, payload, sizeof f.chunk_);
+      f.data_ = {payload + wire::kChunkHeaderSize, size - wire::kChunkHeaderSize};
+    } else {
+      f.data_ = {payload, size};
+    }
+    cursor_ += ext;
+    ++held_;
+    return f;
+  }
+}
+
+void Reader::release(uint64_t pos) noexcept {
+  auto* hdr = header_at(pos);
+  hdr->flags = hdr->flags | wire::kFrameReleased;
+  --held_;
+  ++released_frames_;
+  if (pos == release_pos_) sweep();
+}
+
+// Advances the shared read position over every released frame at the front, so the writer only
+// ever sees space that no held frame occupies, whatever order frames were released in.
+void Reader::sweep() noexcept {
+  const uint64_t before = release_pos_;
+  while (release_pos_ < cursor_) {
+    auto* hdr = header_at(release_pos_);
+    if (!(hdr->flags & wire::kFrameReleased)) break;
+    const uint64_t ext = wire::frame_extent(hdr->size);
+    if (ext > cursor_ - release_pos_) {  // header changed under us after validation
+      corrupt_ = true;
+      break;
+    }
+    release_pos_ += ext;
+  }
+  if (release_pos_ == before) return;
+  me_->count.store(released_frames_, std::memory_order_relaxed);
+  me_->pos.store(release_pos_, std::memory_order_release);
+  detail::notify(seg_.space_event());
+}
+
+Result<Message> Reader::read_message(nanoseconds timeout) {
+  for (;;) {
+    auto r = read(timeout);
+    if (!r) return r.error();
+    Frame f = std::move(r).value();
+    if (!f.chunked()) {
+      if (assembling_) {  // the writer abandoned a chunked message (e.g. it timed out)
+        assembling_ = false;
+        ++dropped_partial_;
+      }
+      skipping_ = false;
+      Message m;
+      m.data_ = f.data();
+      m.seq_ = f.seq();
+      m.frame_ = std::move(f);
+      ++messages_;
+      bytes_ += m.data_.size();
+      me_->messages.store(messages_, std::memory_order_relaxed);
+      me_->bytes.store(bytes_, std::memory_order_relaxed);
+      return m;
+    }
+    const wire::ChunkHeader c = f.chunk();
+    const auto data = f.data();
+    if (c.index == 0) {
+      if (assembling_) ++dropped_partial_;
+      assembling_ = false;
+      skipping_ = false;
+      if (c.count == 0 || c.message_size == 0) {
+        corrupt_ = true;
+        return Errc::corrupt;
+      }
+      if (c.message_size > max_message_) {
+        skipping_ = c.count > 1;  // drop the rest of this message's chunks
+        return Errc::message_too_large;
+      }
+      if (assembly_.size() < c.message_size) assembly_.resize(c.message_size);
+      assembling_ = true;
+      asm_size_ = c.message_size;
+      asm_count_ = c.count;
+      asm_next_ = 0;
+      asm_off_ = 0;
+      asm_seq_ = f.seq();
+    } else if (skipping_) {
+      if (c.index + 1 >= c.count) skipping_ = false;
+      continue;
+    } else if (!assembling_) {
+      continue;  // tail of a message whose start a previous reader consumed
+    }
+    if (c.index != asm_next_ || c.count != asm_count_ || c.message_size != asm_size_ ||
+        data.size() > asm_size_ - asm_off_) {
+      corrupt_ = true;
+      assembling_ = false;
+      return Errc::corrupt;
+    }
+    std::memcpy(assembly_.data() + asm_off_, data.data(), data.size());
+    asm_off_ += data.size();
+    ++asm_next_;
+    chunks_done_ = asm_next_;
+    if (asm_next_ == asm_count_) {
+      assembling_ = false;
+      if (asm_off_ != asm_size_) {
+        corrupt_ = true;
+        return Errc::corrupt;
+      }
+      Message m;
+      m.data_ = {assembly_.data(), asm_size_};
+      m.seq_ = asm_seq_;
+      ++messages_;
+      bytes_ += asm_size_;
+      me_->messages.store(messages_, std::memory_order_relaxed);
+      me_->bytes.store(bytes_, std::memory_order_relaxed);
+      return m;
+    }
+  }
+}
+
+void Reader::close() noexcept {
+  if (closed_.exchange(true)) return;
+  detail::force_wake(seg_.data_event());  // interrupt our own blocked read()
+  me_->state.store(wire::kRoleClosed, std::memory_order_seq_cst);
+  detail::force_wake(seg_.space_event());  // let a writer blocked on a full ring see peer_closed
+}
+
+bool Reader::peer_attached() const noexcept { return role_live(*peer_); }
+
+EndpointStats Reader::stats() const noexcept {
+  EndpointStats s;
+  s.frames = released_frames_ + held_;
+  s.messages = messages_;
+  s.bytes = bytes_;
+  s.occupancy_bytes = peer_->pos.load(std::memory_order_relaxed) - me_->pos.load(std::memory_order_relaxed);
+  s.capacity_bytes = cap_;
+  return s;
+}
+
+}  // namespace flatlane
