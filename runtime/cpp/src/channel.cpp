@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <sys/mman.h>
 
 #include "flatlane/liveness.hpp"
 
@@ -31,48 +32,69 @@ Segment open_or_create(std::string_view name, const ChannelOptions& o) {
   }
 }
 
-// Claims the writer or reader role. A role held by a live process gives `busy`; one left by a
-// dead or closed owner is taken over and its epoch bumped.
+// Claims the writer or reader role with one CAS on the owner word (pid | state), so two
+// processes racing for a role left by a dead owner cannot both win. A role held by a live
+// process gives `busy`; one left by a dead or closed owner is taken over and its epoch bumped.
 uint32_t claim_role(wire::EndpointBlock& b, const char* role, std::string_view name) {
   ProcessIdentity self = self_identity();
   for (;;) {
-    uint32_t cur = b.pid.load(std::memory_order_acquire);
-    if (cur != 0 && b.state.load(std::memory_order_acquire) == wire::kRoleAttached &&
-        is_alive({cur, b.start_time.load(std::memory_order_relaxed)}))
+    uint64_t cur = b.owner.load(std::memory_order_acquire);
+    const uint32_t st = wire::owner_state(cur);
+    const uint32_t pid = wire::owner_pid(cur);
+    // A claimer has not written its start time yet: judge it by pid alone.
+    const uint64_t start = st == wire::kRoleClaiming ? 0 : b.start_time.load(std::memory_order_relaxed);
+    if ((st == wire::kRoleAttached || st == wire::kRoleClaiming) && is_alive({pid, start}))
       throw Error(Errc::busy, "flatlane: channel '" + std::string(name) + "' already has a live " + role + " (pid " +
-                                  std::to_string(cur) + ")");
-    if (b.pid.compare_exchange_strong(cur, self.pid, std::memory_order_acq_rel)) break;
+                                  std::to_string(pid) + ")");
+    if (b.owner.compare_exchange_strong(cur, wire::make_owner(self.pid, wire::kRoleClaiming),
+                                        std::memory_order_acq_rel))
+      break;
   }
   b.start_time.store(self.start_time, std::memory_order_relaxed);
   uint32_t epoch = b.epoch.fetch_add(1, std::memory_order_relaxed) + 1;
-  b.state.store(wire::kRoleAttached, std::memory_order_release);
+  b.owner.store(wire::make_owner(self.pid, wire::kRoleAttached), std::memory_order_release);
   return epoch;
+}
+
+void set_role_state(wire::EndpointBlock& b, uint32_t state) noexcept {
+  const uint64_t cur = b.owner.load(std::memory_order_relaxed);
+  b.owner.store(wire::make_owner(wire::owner_pid(cur), state), std::memory_order_seq_cst);
 }
 
 // What a waiter reports about its peer: ok while it is alive or has never attached.
 Errc role_error(const wire::EndpointBlock& b) noexcept {
-  switch (b.state.load(std::memory_order_acquire)) {
+  const uint64_t o = b.owner.load(std::memory_order_acquire);
+  switch (wire::owner_state(o)) {
     case wire::kRoleAttached:
-      return is_alive({b.pid.load(std::memory_order_relaxed), b.start_time.load(std::memory_order_relaxed)})
-                 ? Errc::ok
-                 : Errc::peer_dead;
+      return is_alive({wire::owner_pid(o), b.start_time.load(std::memory_order_relaxed)}) ? Errc::ok : Errc::peer_dead;
     case wire::kRoleClosed: return Errc::peer_closed;
-    default: return Errc::ok;
+    default: return Errc::ok;  // never attached, or a new peer is claiming the role right now
   }
 }
 
+// The cheap part of role_error (no /proc read): used where a syscall would cost too much.
+Errc role_closed(const wire::EndpointBlock& b) noexcept {
+  return wire::owner_state(b.owner.load(std::memory_order_acquire)) == wire::kRoleClosed ? Errc::peer_closed
+                                                                                          : Errc::ok;
+}
+
 bool role_live(const wire::EndpointBlock& b) noexcept {
-  return b.state.load(std::memory_order_acquire) == wire::kRoleAttached && role_error(b) == Errc::ok;
+  return wire::owner_state(b.owner.load(std::memory_order_acquire)) == wire::kRoleAttached &&
+         role_error(b) == Errc::ok;
 }
 
 // Spin (per strategy), then sleep on the eventcount in slices of liveness_interval, re-checking
 // the peer after each slice so a dead peer is reported within one interval.
-template <class Ready, class PeerError>
+template <class Ready, class PeerClosed, class PeerError>
 Result<void> wait_until(Ready&& ready, wire::EventCount& ev, const WaitOptions& w, nanoseconds timeout,
-                        const std::atomic<bool>& closed, PeerError&& peer_error) {
+                        const std::atomic<bool>& closed, PeerClosed&& peer_closed, PeerError&& peer_error) {
+  if (ready()) return {};
   if (timeout.count() == 0) return Errc::timeout;
+  // A peer that already closed cleanly is reported at once (a shared-memory load, no syscall).
+  if (Errc e = peer_closed(); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
   const auto start = Clock::now();
-  const auto deadline = timeout.count() < 0 ? Clock::time_point::max() : start + timeout;
+  constexpr nanoseconds kForever = std::chrono::hours(24 * 365 * 100);
+  const auto deadline = timeout.count() < 0 || timeout >= kForever ? Clock::time_point::max() : start + timeout;
   auto next_check = start + w.liveness_interval;
   const auto spin_end = w.strategy == WaitStrategy::busy_spin  ? Clock::time_point::max()
                         : w.strategy == WaitStrategy::blocking ? start
@@ -118,9 +140,9 @@ Result<void> wait_until(Ready&& ready, wire::EventCount& ev, const WaitOptions& 
 // Marks our role closed and removes the name when the peer has come and gone: a segment whose
 // peer never attached is kept so queued messages reach a late reader (reclaimed later when stale).
 void detach(Segment& seg, wire::EndpointBlock* me, wire::EndpointBlock* peer, bool unlink) {
-  me->state.store(wire::kRoleClosed, std::memory_order_seq_cst);
+  set_role_state(*me, wire::kRoleClosed);
   if (!unlink) return;
-  uint32_t ps = peer->state.load(std::memory_order_seq_cst);
+  const uint32_t ps = wire::owner_state(peer->owner.load(std::memory_order_seq_cst));
   if (ps == wire::kRoleClosed || (ps == wire::kRoleAttached && !role_live(*peer))) seg.unlink_if_same();
 }
 
@@ -160,12 +182,17 @@ Writer::Writer(std::string_view name, const ChannelOptions& opts)
   max_frame_ = h.max_frame_payload;
   chunk_size_ = h.chunk_size;
   epoch_ = claim_role(*me_, "writer", name);
+  // Only the writer sleeps on the space event: a count left by a writer that died asleep is stale.
+  seg_.space_event().waiters.store(0, std::memory_order_relaxed);
   // Continue where the previous writer (if any) stopped; its unpublished work is simply gone.
   write_pos_ = published_pos_ = me_->pos.load(std::memory_order_acquire);
   seq_ = me_->count.load(std::memory_order_relaxed);
   cached_read_pos_ = peer_->pos.load(std::memory_order_acquire);
-  if ((write_pos_ % wire::kFrameAlign) != 0 || cached_read_pos_ > write_pos_ || write_pos_ - cached_read_pos_ > cap_)
+  if ((write_pos_ % wire::kFrameAlign) != 0 || cached_read_pos_ > write_pos_ ||
+      write_pos_ - cached_read_pos_ > cap_) {
+    set_role_state(*me_, wire::kRoleClosed);  // leave the role free for a later attempt
     throw Error(Errc::corrupt, "flatlane: channel '" + std::string(name) + "' has inconsistent ring positions");
+  }
 }
 
 Writer::~Writer() {
@@ -240,7 +267,8 @@ Result<void> Writer::wait_for_space(uint64_t needed, nanoseconds timeout) {
     cached_read_pos_ = rp;
     return write_pos_ + needed - rp <= cap_;
   };
-  auto r = wait_until(ready, seg_.space_event(), wait_, timeout, closed_, [&] { return peer_error(); });
+  auto r = wait_until(ready, seg_.space_event(), wait_, timeout, closed_, [&] { return role_closed(*peer_); },
+                      [&] { return peer_error(); });
   if (corrupt) return Errc::corrupt;
   return r;
 }
@@ -274,7 +302,7 @@ Result<void> Writer::write_message(std::span<const std::byte> data, nanoseconds 
 void Writer::close() noexcept {
   if (closed_.exchange(true)) return;
   detail::force_wake(seg_.space_event());  // interrupt our own blocked reserve()
-  me_->state.store(wire::kRoleClosed, std::memory_order_seq_cst);
+  set_role_state(*me_, wire::kRoleClosed);
   detail::force_wake(seg_.data_event());   // let a sleeping reader see peer_closed now
 }
 
@@ -306,6 +334,7 @@ Reader::Reader(std::string_view name, const ChannelOptions& opts)
   mask_ = cap_ - 1;
   max_frame_ = h.max_frame_payload;
   claim_role(*me_, "reader", name);
+  seg_.data_event().waiters.store(0, std::memory_order_relaxed);  // see Writer::Writer
   // Resume at the oldest frame the previous reader did not release; frames it released out of
   // order still carry kFrameReleased and are skipped, the others are delivered again.
   cursor_ = release_pos_ = me_->pos.load(std::memory_order_acquire);
@@ -313,11 +342,14 @@ Reader::Reader(std::string_view name, const ChannelOptions& opts)
   released_frames_ = me_->count.load(std::memory_order_relaxed);
   messages_ = me_->messages.load(std::memory_order_relaxed);
   bytes_ = me_->bytes.load(std::memory_order_relaxed);
-  if ((cursor_ % wire::kFrameAlign) != 0 || cursor_ > cached_write_pos_ || cached_write_pos_ - cursor_ > cap_)
+  if ((cursor_ % wire::kFrameAlign) != 0 || cursor_ > cached_write_pos_ || cached_write_pos_ - cursor_ > cap_) {
+    set_role_state(*me_, wire::kRoleClosed);
     throw Error(Errc::corrupt, "flatlane: channel '" + std::string(name) + "' has inconsistent ring positions");
+  }
 }
 
 Reader::~Reader() {
+  if (assembly_) ::munmap(assembly_, assembly_cap_);
   close();
   detach(seg_, me_, peer_, unlink_on_close_);
 }
@@ -329,7 +361,8 @@ Result<void> Reader::wait_for_data(nanoseconds timeout) {
     cached_write_pos_ = peer_->pos.load(std::memory_order_acquire);
     return cached_write_pos_ != cursor_;
   };
-  return wait_until(ready, seg_.data_event(), wait_, timeout, closed_, [&] { return peer_error(); });
+  return wait_until(ready, seg_.data_event(), wait_, timeout, closed_, [&] { return role_closed(*peer_); },
+                    [&] { return peer_error(); });
 }
 
 Result<Frame> Reader::read(nanoseconds timeout) {
@@ -358,8 +391,7 @@ Result<Frame> Reader::read(nanoseconds timeout) {
       corrupt_ = true;
       return Errc::corrupt;
     }
-    if ((flags & wire::kFramePadding) || (flags & wire::kFrameReleased)) {
-      // Padding, or a frame a previous reader already consumed: skip it.
+    if (flags & wire::kFramePadding) {
       hdr->flags = flags | wire::kFrameReleased;
       const bool at_front = cursor_ == release_pos_;
       cursor_ += ext;
@@ -387,6 +419,13 @@ Result<Frame> Reader::read(nanoseconds timeout) {
       return Errc::corrupt;
     }
     expected_seq_ = seq + 1;
+    if (flags & wire::kFrameReleased) {
+      // A previous reader consumed this frame (out of order) before it died: skip it.
+      const bool at_front = cursor_ == release_pos_;
+      cursor_ += ext;
+      if (at_front) sweep();
+      continue;
+    }
     Frame f;
     f.reader_ = this;
     f.pos_ = cursor_;
@@ -468,7 +507,19 @@ Result<Message> Reader::read_message(nanoseconds timeout) {
         skipping_ = c.count > 1;  // drop the rest of this message's chunks
         return Errc::message_too_large;
       }
-      if (assembly_.size() < c.message_size) assembly_.resize(c.message_size);
+      if (assembly_cap_ < c.message_size) {
+        if (assembly_) ::munmap(assembly_, assembly_cap_);
+        assembly_cap_ = 0;
+        void* m = ::mmap(nullptr, c.message_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                         -1, 0);
+        if (m == MAP_FAILED) {
+          assembly_ = nullptr;
+          skipping_ = c.count > 1;
+          return Errc::message_too_large;
+        }
+        assembly_ = static_cast<std::byte*>(m);
+        assembly_cap_ = c.message_size;
+      }
       assembling_ = true;
       asm_size_ = c.message_size;
       asm_count_ = c.count;
@@ -487,7 +538,7 @@ Result<Message> Reader::read_message(nanoseconds timeout) {
       assembling_ = false;
       return Errc::corrupt;
     }
-    std::memcpy(assembly_.data() + asm_off_, data.data(), data.size());
+    std::memcpy(assembly_ + asm_off_, data.data(), data.size());
     asm_off_ += data.size();
     ++asm_next_;
     chunks_done_ = asm_next_;
@@ -498,7 +549,7 @@ Result<Message> Reader::read_message(nanoseconds timeout) {
         return Errc::corrupt;
       }
       Message m;
-      m.data_ = {assembly_.data(), asm_size_};
+      m.data_ = {assembly_, asm_size_};
       m.seq_ = asm_seq_;
       ++messages_;
       bytes_ += asm_size_;
@@ -512,7 +563,7 @@ Result<Message> Reader::read_message(nanoseconds timeout) {
 void Reader::close() noexcept {
   if (closed_.exchange(true)) return;
   detail::force_wake(seg_.data_event());  // interrupt our own blocked read()
-  me_->state.store(wire::kRoleClosed, std::memory_order_seq_cst);
+  set_role_state(*me_, wire::kRoleClosed);
   detail::force_wake(seg_.space_event());  // let a writer blocked on a full ring see peer_closed
 }
 

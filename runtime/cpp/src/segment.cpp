@@ -40,8 +40,10 @@ uint64_t next_pow2(uint64_t v) {
 }
 
 bool role_alive(const wire::EndpointBlock& b) {
-  if (b.state.load(std::memory_order_acquire) != wire::kRoleAttached) return false;
-  return is_alive({b.pid.load(std::memory_order_relaxed), b.start_time.load(std::memory_order_relaxed)});
+  const uint64_t o = b.owner.load(std::memory_order_acquire);
+  if (wire::owner_state(o) == wire::kRoleClaiming) return is_alive({wire::owner_pid(o), 0});
+  if (wire::owner_state(o) != wire::kRoleAttached) return false;
+  return is_alive({wire::owner_pid(o), b.start_time.load(std::memory_order_relaxed)});
 }
 
 // Touch every page once so the first messages do not pay ~12 us per page fault. Writing is only
@@ -65,18 +67,23 @@ Stale classify_existing(const std::string& shm, std::string* who) {
   if (f.fd < 0) return errno == ENOENT ? Stale::missing : Stale::foreign;
   struct stat st{};
   if (::fstat(f.fd, &st) != 0) return Stale::foreign;
-  if (static_cast<uint64_t>(st.st_size) < wire::kHeaderRegionSize) {
-    // A creator died between shm_open and fallocate. Leave a young one alone: it may be mid-create.
+  // A creator that died between shm_open and writing the header leaves a short or all-zero
+  // object. Leave a young one alone: its creator may still be working on it.
+  auto by_age = [&] {
     auto age = std::chrono::system_clock::now() - std::chrono::system_clock::from_time_t(st.st_ctime);
+    *who = "being created right now";
     return age > std::chrono::seconds(2) ? Stale::stale : Stale::live;
-  }
+  };
+  if (static_cast<uint64_t>(st.st_size) < wire::kHeaderRegionSize) return by_age();
   void* m = ::mmap(nullptr, wire::kHeaderRegionSize, PROT_READ, MAP_SHARED, f.fd, 0);
   if (m == MAP_FAILED) return Stale::foreign;
   auto* base = static_cast<std::byte*>(m);
   auto& h = *reinterpret_cast<wire::SegmentHeader*>(base);
   Stale result = Stale::stale;
-  if (h.magic != wire::kMagic) {
-    result = Stale::foreign;
+  if (h.magic == 0) {
+    result = by_age();
+  } else if (h.magic != wire::kMagic || h.protocol_version != wire::kProtocolVersion || h.layout_hash != wire::kLayoutHash) {
+    result = Stale::foreign;  // not ours, or another version's: its role blocks cannot be read safely
   } else if (is_alive({h.creator_pid, h.creator_start_time}) &&
              h.state.load(std::memory_order_acquire) != wire::kStateReady) {
     result = Stale::live;
@@ -86,11 +93,12 @@ Stale classify_existing(const std::string& shm, std::string* who) {
     auto& r = *reinterpret_cast<wire::EndpointBlock*>(base + wire::kReaderBlockOffset);
     if (role_alive(w)) {
       result = Stale::live;
-      *who = "writer pid " + std::to_string(w.pid.load());
+      *who = "writer pid " + std::to_string(wire::owner_pid(w.owner.load()));
     } else if (role_alive(r)) {
       result = Stale::live;
-      *who = "reader pid " + std::to_string(r.pid.load());
-    } else if (w.state.load() == wire::kRoleNever && r.state.load() == wire::kRoleNever &&
+      *who = "reader pid " + std::to_string(wire::owner_pid(r.owner.load()));
+    } else if (wire::owner_state(w.owner.load()) == wire::kRoleNever &&
+               wire::owner_state(r.owner.load()) == wire::kRoleNever &&
                is_alive({h.creator_pid, h.creator_start_time})) {
       result = Stale::live;  // created, nobody attached yet, creator still running
       *who = "creator pid " + std::to_string(h.creator_pid);
@@ -182,7 +190,8 @@ Segment Segment::create(std::string_view name, const SegmentConfig& cfg) {
       ::shm_unlink(shm.c_str());  // every process recorded in it is dead
       continue;
     }
-    if (s == Stale::foreign) fail(Errc::already_exists, shm + " exists and is not a Flatlane segment; not touching it");
+    if (s == Stale::foreign) fail(Errc::already_exists,
+                                  shm + " exists and is not a Flatlane segment of this protocol version; not touching it");
     fail(Errc::already_exists, "channel '" + std::string(name) + "' is in use (" + who + ")");
   }
   auto cleanup = [&] { ::shm_unlink(shm.c_str()); };
@@ -246,7 +255,21 @@ Segment Segment::open(std::string_view name, const TypeId& expected) {
     fail(Errc::system, "shm_open(" + shm + "): " + errno_text(e));
   }
   struct stat st{};
-  if (::fstat(f.fd, &st) != 0) fail(Errc::system, "fstat: " + errno_text(errno));
+  // A creator publishes size, then header, then `state`; give one that is mid-setup up to 1 s.
+  for (int i = 0;; ++i) {
+    if (::fstat(f.fd, &st) != 0) fail(Errc::system, "fstat: " + errno_text(errno));
+    if (static_cast<uint64_t>(st.st_size) >= wire::kHeaderRegionSize) {
+      void* hm = ::mmap(nullptr, wire::kHeaderRegionSize, PROT_READ, MAP_SHARED, f.fd, 0);
+      if (hm == MAP_FAILED) fail(Errc::system, "mmap: " + errno_text(errno));
+      const auto* hh = static_cast<const wire::SegmentHeader*>(hm);
+      const bool settled = hh->magic != 0 && (hh->magic != wire::kMagic ||
+                                              hh->state.load(std::memory_order_acquire) == wire::kStateReady);
+      ::munmap(hm, wire::kHeaderRegionSize);
+      if (settled) break;
+    }
+    if (i >= 1000) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   uint64_t file_size = static_cast<uint64_t>(st.st_size);
   if (file_size < sizeof(wire::SegmentHeader)) {
     fail(Errc::truncated, shm + " is " + std::to_string(file_size) + " bytes, smaller than a Flatlane header");
@@ -260,9 +283,6 @@ Segment Segment::open(std::string_view name, const TypeId& expected) {
   s.name_ = std::string(name);
   auto& h = s.header();
   if (h.magic != wire::kMagic) fail(Errc::not_flatlane, shm + " is not a Flatlane segment (bad magic)");
-  // The creator publishes `state` last; give a creator that is mid-setup a moment.
-  for (int i = 0; i < 1000 && h.state.load(std::memory_order_acquire) != wire::kStateReady; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   if (h.state.load(std::memory_order_acquire) != wire::kStateReady)
     fail(Errc::corrupt, "channel '" + std::string(name) + "' was never fully initialized by its creator (pid " +
                             std::to_string(h.creator_pid) + ")");

@@ -12,7 +12,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "flatlane/error.hpp"
 #include "flatlane/segment.hpp"
@@ -204,8 +203,10 @@ class Reader {
   uint64_t messages_ = 0;
   uint64_t bytes_ = 0;
   bool corrupt_ = false;           // sticky: the writer violated the protocol
-  // Chunk reassembly, reused across messages.
-  std::vector<std::byte> assembly_;
+  // Chunk reassembly, reused across messages. Address space is reserved with MAP_NORESERVE and
+  // pages are committed only as chunks arrive, so a lying message_size costs no memory.
+  std::byte* assembly_ = nullptr;
+  uint64_t assembly_cap_ = 0;
   bool assembling_ = false;
   bool skipping_ = false;
   uint64_t asm_size_ = 0;

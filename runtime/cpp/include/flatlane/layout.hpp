@@ -23,8 +23,8 @@ inline constexpr size_t kTypeNameSize = 128;
 enum SegmentState : uint32_t { kStateInitializing = 0, kStateReady = 1 };
 enum ChannelKind : uint32_t { kKindSpsc = 1 };
 
-// Role state in an endpoint block.
-enum RoleState : uint32_t { kRoleNever = 0, kRoleAttached = 1, kRoleClosed = 2 };
+// Role state in an endpoint block (high half of the owner word).
+enum RoleState : uint32_t { kRoleNever = 0, kRoleAttached = 1, kRoleClosed = 2, kRoleClaiming = 3 };
 
 // Frame flags (low 16 bits); the high 16 bits carry the writer epoch (mod 2^16).
 enum FrameFlags : uint32_t {
@@ -64,8 +64,7 @@ static_assert(sizeof(SegmentHeader) == 256);
 struct alignas(64) EndpointBlock {
   std::atomic<uint64_t> pos;         // +0  writer: bytes committed; reader: bytes released
   std::atomic<uint64_t> count;       // +8  writer: frames committed (last seq); reader: frames released
-  std::atomic<uint32_t> pid;         // +16 owner pid, claimed by CAS
-  std::atomic<uint32_t> state;       // +20 RoleState
+  std::atomic<uint64_t> owner;       // +16 pid (bits 0-31) | RoleState (bits 32-63), claimed by CAS
   std::atomic<uint64_t> start_time;  // +24 owner's process start time
   std::atomic<uint32_t> epoch;       // +32 incremented on every attach
   uint32_t reserved0;                // +36
@@ -74,6 +73,10 @@ struct alignas(64) EndpointBlock {
   uint64_t reserved1;                // +56
 };
 static_assert(sizeof(EndpointBlock) == 64);
+
+constexpr uint64_t make_owner(uint32_t pid, uint32_t state) { return pid | (uint64_t{state} << 32); }
+constexpr uint32_t owner_pid(uint64_t owner) { return static_cast<uint32_t>(owner); }
+constexpr uint32_t owner_state(uint64_t owner) { return static_cast<uint32_t>(owner >> 32); }
 
 // An eventcount: waiters announce themselves, notifiers bump `seq` and FUTEX_WAKE only if
 // `waiters` is non-zero, so the hot path makes no syscall while the peer is awake.
@@ -114,9 +117,20 @@ constexpr uint64_t fnv1a(const char* s, uint64_t h = 0xcbf29ce484222325ull) {
   return *s ? fnv1a(s + 1, (h ^ static_cast<uint8_t>(*s)) * 0x100000001b3ull) : h;
 }
 inline constexpr const char* kLayoutDescription =
-    "flatlane-spsc-v1;hdr=256;oieb=w256,r384,de512,se640;ep=pos0,count8,pid16,state20,start24,epoch32,"
+    "flatlane-spsc-v1;hdr=256;oieb=w256,r384,de512,se640;ep=pos0,count8,owner16:pid|state<<32,start24,epoch32,"
     "msgs40,bytes48;ev=seq0,waiters4;ring=4096;frame=size0:u32,flags4:u32,seq8:u64;align=16;"
     "chunk=msize0:u64,index8:u32,count12:u32";
 inline constexpr uint64_t kLayoutHash = fnv1a(kLayoutDescription);
+
+static_assert(offsetof(SegmentHeader, protocol_version) == 8 && offsetof(SegmentHeader, layout_hash) == 16 &&
+              offsetof(SegmentHeader, ring_capacity) == 40 && offsetof(SegmentHeader, state) == 60 &&
+              offsetof(SegmentHeader, creator_start_time) == 72 && offsetof(SegmentHeader, type_hash) == 88 &&
+              offsetof(SegmentHeader, type_name) == 96);
+static_assert(offsetof(EndpointBlock, count) == 8 && offsetof(EndpointBlock, owner) == 16 &&
+              offsetof(EndpointBlock, start_time) == 24 && offsetof(EndpointBlock, epoch) == 32 &&
+              offsetof(EndpointBlock, messages) == 40 && offsetof(EndpointBlock, bytes) == 48);
+static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<uint32_t>::is_always_lock_free,
+              "shared-memory atomics must be lock-free");
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the wire format is little-endian");
 
 }  // namespace flatlane::wire

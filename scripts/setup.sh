@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every system dependency (Debian packages) and builds Flatlane. Idempotent: packages
+# already present are not reinstalled, and the build is incremental.
+#
+#   scripts/setup.sh [--no-build] [BUILD_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  libgtest-dev libgmock-dev
+  libzmq3-dev
+  flatbuffers-compiler libflatbuffers-dev
+  python3 python3-jinja2 python3-flatbuffers python3-pytest python3-numpy python3-zmq pybind11-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+build=1
+if [ "${1:-}" = "--no-build" ]; then build=0; shift; fi
+BUILD_DIR="${1:-build}"
+if [ $build -eq 1 ]; then
+  extra=()
+  [ "${CI:-}" = "true" ] && extra+=(-DFLATLANE_WERROR=ON)
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release "${extra[@]}" >/dev/null
+  cmake --build "$BUILD_DIR" -j "$(nproc)"
+fi

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Sets everything up, then runs all tests: the Release build with -Werror, then the same C++
+# tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+#
+#   scripts/test.sh            all of it
+#   scripts/test.sh --quick    Release tests only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+scripts/setup.sh --no-build
+jobs="$(nproc)"
+
+echo "== Release build (-Werror) =="
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLATLANE_WERROR=ON >/dev/null
+cmake --build build -j "$jobs"
+(cd build && ctest --output-on-failure -j "$jobs" --timeout 600)
+
+if [ $quick -eq 0 ]; then
+  echo "== ASan + UBSan build =="
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLATLANE_WERROR=ON -DFLATLANE_ASAN=ON \
+    -DFLATLANE_BUILD_BENCH=OFF >/dev/null
+  cmake --build build-asan -j "$jobs"
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$jobs" --timeout 900)
+fi
