@@ -2,13 +2,14 @@
 // shared memory. Flatlane cannot beat these; its overhead is the distance
 // to them.
 //
-//   floor/cacheline   one line per direction, busy spin (latency floor)
-//   floor/futex       same, but the waiter sleeps in FUTEX_WAIT at once
-//                     (blocking-mode floor: two wake-ups per round trip)
-//   floor/shm-spin    cacheline protocol + N-byte payload written and read
-//   floor/shm-futex   futex protocol + N-byte payload written and read
-//   floor/ring        bare SPSC ring, producer -> consumer throughput
-#include <bit>
+//   floor/cacheline       one line per direction, busy spin: the latency
+//                         floor for 64 B
+//   floor/futex           same, but the waiter sleeps in FUTEX_WAIT at once:
+//                         the blocking floor (two wake-ups per round trip)
+//   floor/ring-pp-busy    ping-pong over two bare SPSC rings with N-byte
+//   floor/ring-pp-block   payloads, spinning / sleeping on a futex: the
+//                         floor for sizes where moving the payload dominates
+//   floor/ring            bare SPSC ring, producer -> consumer throughput
 #include <new>
 
 #include "bench.hpp"
@@ -20,8 +21,6 @@ namespace flbench {
 namespace {
 
 constexpr std::size_t kPage = 4096;
-
-std::size_t page_round(std::size_t n) { return (n + kPage - 1) / kPage * kPage; }
 
 enum class Wait { Spin, Futex };
 
@@ -49,30 +48,100 @@ struct PingPongControl {
   SyncLine pong;
 };
 
-// Ping-pong with `payload` bytes each way (0 = the bare cache-line case).
-// Parent: fill A, publish seq on ping, wait for seq on pong, check B.
-// Child:  wait for seq on ping, check A, fill B, publish seq on pong.
-Result shm_pingpong(const Plan& plan, std::size_t payload, Wait wait) {
-  const std::size_t buf = page_round(payload);
-  SharedRegion region(kPage + 2 * buf);
+// The bare cache-line ping-pong: parent publishes seq on ping and waits for
+// seq on pong; the child mirrors it. No payload: one line moves each way.
+Result line_pingpong(const Plan& plan, Wait wait) {
+  SharedRegion region(sizeof(PingPongControl));
   auto* ctl = new (region.data()) PingPongControl;
-  std::byte* a = region.data() + kPage;  // parent -> child
-  std::byte* b = a + buf;                // child -> parent
-  const std::uint64_t iters = plan.latency_iters(payload);
+  const std::uint64_t iters = plan.latency_iters(64);
   const std::uint64_t warmup = plan.warmup_iters(iters);
 
   Result res;
   auto parent = [&]() -> std::string {
     spin_until_equal(ctl->sync.child_ready.value, 1u);
-    bool bad = false;
     measure_round_trips(
         warmup, iters,
         [&](std::uint64_t seq) {
           const auto s = static_cast<std::uint32_t>(seq);
-          if (payload != 0) fill_payload(a, payload, seq);
           signal_word(wait, ctl->ping.value, s);
           wait_word(wait, ctl->pong.value, s);
-          if (payload != 0 && !payload_ok(b, payload, seq)) bad = true;
+          return true;
+        },
+        res.rtt_ns);
+    return {};
+  };
+  auto child = [&]() -> int {
+    prefault(region.data(), region.size());
+    std::atomic_ref<std::uint32_t>(ctl->sync.child_ready.value).store(1, std::memory_order_release);
+    for (std::uint64_t seq = 1; seq <= warmup + iters; ++seq) {
+      const auto s = static_cast<std::uint32_t>(seq);
+      wait_word(wait, ctl->ping.value, s);
+      signal_word(wait, ctl->pong.value, s);
+    }
+    return 0;
+  };
+  res.error = run_pair(parent, child, plan.watchdog_s);
+  res.ok = res.error.empty();
+  return res;
+}
+
+// Control page of the ring ping-pong: one futex "event" word per
+// direction, bumped by the producer after every commit in blocking mode.
+struct RingPingPongControl {
+  PairSync sync;
+  SyncLine fwd_event;
+  SyncLine back_event;
+};
+
+void ring_notify(Wait wait, std::uint32_t& event) {
+  if (wait == Wait::Futex) {
+    std::atomic_ref<std::uint32_t>(event).fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(&event);
+  }
+}
+
+// Next message of `ring`, busy-spinning or sleeping on `event` right away.
+// Reading the event before the re-check closes the lost-wake-up window:
+// FUTEX_WAIT returns at once if the producer bumped it in between.
+const std::byte* ring_wait_read(Wait wait, SpscRing& ring, std::uint32_t& event, std::size_t& len) {
+  if (wait == Wait::Spin) return ring.read_spin(len);
+  for (;;) {
+    const std::uint32_t e = std::atomic_ref<std::uint32_t>(event).load(std::memory_order_seq_cst);
+    if (const std::byte* p = ring.try_read(len)) return p;
+    futex_wait(&event, e);
+  }
+}
+
+// Ping-pong over two bare rings, structured exactly like a Flatlane
+// ping-pong (reserve/fill/commit one way, read in place/check/release, then
+// the same back), so it is the floor for every payload size: what moving
+// the bytes through a ring costs with no protocol on top.
+Result ring_pingpong(const Plan& plan, std::size_t size, Wait wait) {
+  const std::size_t cap = ring_capacity_for(size);
+  const std::size_t ring_bytes = SpscRing::region_bytes(cap);
+  SharedRegion region(kPage + 2 * ring_bytes);
+  auto* ctl = new (region.data()) RingPingPongControl;
+  std::byte* fwd_mem = region.data() + kPage;  // parent -> child
+  std::byte* back_mem = fwd_mem + ring_bytes;  // child -> parent
+  const std::uint64_t iters = plan.latency_iters(size);
+  const std::uint64_t warmup = plan.warmup_iters(iters);
+
+  Result res;
+  auto parent = [&]() -> std::string {
+    SpscRing fwd(fwd_mem, cap);
+    SpscRing back(back_mem, cap);
+    spin_until_equal(ctl->sync.child_ready.value, 1u);
+    bool bad = false;
+    measure_round_trips(
+        warmup, iters,
+        [&](std::uint64_t seq) {
+          fill_payload(fwd.reserve(size), size, seq);
+          fwd.commit();
+          ring_notify(wait, ctl->fwd_event.value);
+          std::size_t len = 0;
+          const std::byte* p = ring_wait_read(wait, back, ctl->back_event.value, len);
+          if (len != size || !payload_ok(p, len, seq)) bad = true;
+          back.release();
           return true;
         },
         res.rtt_ns);
@@ -81,16 +150,18 @@ Result shm_pingpong(const Plan& plan, std::size_t payload, Wait wait) {
   };
   auto child = [&]() -> int {
     prefault(region.data(), region.size());
+    SpscRing fwd(fwd_mem, cap);
+    SpscRing back(back_mem, cap);
     std::atomic_ref<std::uint32_t>(ctl->sync.child_ready.value).store(1, std::memory_order_release);
     int rc = 0;
     for (std::uint64_t seq = 1; seq <= warmup + iters; ++seq) {
-      const auto s = static_cast<std::uint32_t>(seq);
-      wait_word(wait, ctl->ping.value, s);
-      if (payload != 0) {
-        if (!payload_ok(a, payload, seq)) rc = 2;  // keep going so the parent finishes
-        fill_payload(b, payload, seq);
-      }
-      signal_word(wait, ctl->pong.value, s);
+      std::size_t len = 0;
+      const std::byte* p = ring_wait_read(wait, fwd, ctl->fwd_event.value, len);
+      if (len != size || !payload_ok(p, len, seq)) rc = 2;  // keep going so the parent finishes
+      fwd.release();
+      fill_payload(back.reserve(size), size, seq);
+      back.commit();
+      ring_notify(wait, ctl->back_event.value);
     }
     return rc;
   };
@@ -104,9 +175,7 @@ Result shm_pingpong(const Plan& plan, std::size_t payload, Wait wait) {
 // parent consumes them and sums every word in place. Only the n messages
 // after the parent's "go" are timed.
 Result ring_trial(const Plan& plan, std::size_t size) {
-  // Room for at least 4 records in flight, and never tiny.
-  const std::size_t cap =
-      std::max<std::size_t>(256 * kKiB, std::bit_ceil(4 * SpscRing::record_bytes(size)));
+  const std::size_t cap = ring_capacity_for(size);
   SharedRegion region(kPage + SpscRing::region_bytes(cap));
   auto* sync = new (region.data()) PairSync;
   std::byte* ring_mem = region.data() + kPage;
@@ -159,19 +228,19 @@ Result ring_trial(const Plan& plan, std::size_t size) {
 }  // namespace
 
 void add_baseline_cases(std::vector<Case>& out) {
+  // Registration order matters: for 64 B the first matching floor, the
+  // cache-line / futex one, is the reference of the "vs floor" column.
   out.push_back({"floor/cacheline", "cache-line floor", 64, "busy", Kind::Latency, false,
-                 [](const Plan& p) { return shm_pingpong(p, 0, Wait::Spin); }});
+                 [](const Plan& p) { return line_pingpong(p, Wait::Spin); }});
   out.push_back({"floor/futex", "futex floor", 64, "block", Kind::Latency, false,
-                 [](const Plan& p) { return shm_pingpong(p, 0, Wait::Futex); }});
-  for (std::size_t size : kLatencySizes) {
-    if (size <= 64) continue;  // the 64 B floors are the two cases above
-    out.push_back({"floor/shm-spin", "shm+payload floor", size, "busy", Kind::Latency, false,
-                   [size](const Plan& p) { return shm_pingpong(p, size, Wait::Spin); }});
-  }
-  for (std::size_t size : kLatencySizes) {
-    if (size <= 64) continue;
-    out.push_back({"floor/shm-futex", "shm+payload floor", size, "block", Kind::Latency, false,
-                   [size](const Plan& p) { return shm_pingpong(p, size, Wait::Futex); }});
+                 [](const Plan& p) { return line_pingpong(p, Wait::Futex); }});
+  for (Wait wait : {Wait::Spin, Wait::Futex}) {
+    for (std::size_t size : kLatencySizes) {
+      out.push_back({wait == Wait::Spin ? "floor/ring-pp-busy" : "floor/ring-pp-block",
+                     "bare ring ping-pong", size, wait == Wait::Spin ? "busy" : "block",
+                     Kind::Latency, false,
+                     [size, wait](const Plan& p) { return ring_pingpong(p, size, wait); }});
+    }
   }
   for (std::size_t size : kTputSizes) {
     out.push_back({"floor/ring", "bare SPSC ring", size, "busy", Kind::Throughput, false,

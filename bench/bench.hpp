@@ -3,10 +3,13 @@
 // flatlane_cases.cpp fill in.
 #pragma once
 
+#include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace flbench {
@@ -15,7 +18,7 @@ struct Options {
   bool quick = false;
   bool zmq = true;
   std::uint64_t iters = 0;  // base iteration count; 0 = pick a default
-  std::string only;         // run only cases whose name contains this
+  std::string only;         // run only cases whose id contains this
   std::string json_path = "bench-results.json";
 };
 
@@ -26,7 +29,8 @@ enum class Kind { Latency, Throughput };
 // messages/bytes/seconds (median trial) plus the spread of all trials.
 struct Result {
   bool ok = false;
-  std::string error;  // set when !ok
+  bool skipped = false;  // not run on this machine (error says why); not a failure
+  std::string error;     // set when !ok
 
   std::vector<std::uint64_t> rtt_ns;
 
@@ -36,11 +40,18 @@ struct Result {
   std::vector<double> trial_msgs_per_s;  // every throughput trial, in run order
 };
 
+inline Result skipped_result(std::string why) {
+  Result r;
+  r.skipped = true;
+  r.error = std::move(why);
+  return r;
+}
+
 // Per-run sizing derived from Options (see main.cpp for the defaults).
 struct Plan {
   std::uint64_t base_iters = 0;
   int tput_trials = 3;
-  unsigned watchdog_s = 120;
+  unsigned watchdog_s = 120;  // a case running longer than this is taken as hung
 
   // Round trips for a latency case whose payload is `size` bytes. Larger
   // payloads take proportionally longer per round trip, so they get fewer.
@@ -51,10 +62,10 @@ struct Plan {
 };
 
 struct Case {
-  std::string name;   // unique, e.g. "floor/cacheline" or "flatlane/lat-busy"
+  std::string name;   // e.g. "floor/cacheline"; unique together with size
   std::string label;  // short text for the table's "case" column
   std::size_t size = 0;
-  std::string mode;   // "busy", "block" or "stream"
+  std::string mode;   // "busy" (spinning waits) or "block" (sleeping waits)
   Kind kind = Kind::Latency;
   bool is_flatlane = false;
   std::function<Result(const Plan&)> run;
@@ -75,6 +86,13 @@ inline constexpr std::size_t kKiB = 1024;
 inline constexpr std::size_t kMiB = 1024 * 1024;
 inline constexpr std::size_t kLatencySizes[] = {64, 4 * kKiB, 64 * kKiB, kMiB};
 inline constexpr std::size_t kTputSizes[] = {64, kMiB};
+
+// Data bytes of the ring used for `size`-byte messages, by the bare ring
+// and by Flatlane channels alike so both get the same buffering: room for
+// at least 4 messages in flight, never below 256 KiB.
+inline std::size_t ring_capacity_for(std::size_t size) {
+  return std::max<std::size_t>(256 * kKiB, std::bit_ceil(4 * (size + 64)));
+}
 
 std::string size_text(std::size_t size);  // "64 B", "4 KiB", "1 MiB"
 // Unique case id used by --only and in the JSON: name + "/" + "64B"|"4K"|"1M".

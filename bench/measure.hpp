@@ -50,32 +50,38 @@ inline bool payload_ok(const std::byte* p, std::size_t size, std::uint64_t seq) 
 template <class RoundTrip>
 bool measure_round_trips(std::uint64_t warmup, std::uint64_t iters, RoundTrip&& round_trip,
                          std::vector<std::uint64_t>& rtt_ns) {
-  rtt_ns.clear();
-  rtt_ns.reserve(iters);
+  // assign() writes every element now, so the sample buffer's page faults
+  // happen here and not inside the timed loop.
+  rtt_ns.assign(iters, 0);
   std::uint64_t seq = 1;
   for (std::uint64_t i = 0; i < warmup; ++i) {
-    if (!round_trip(seq++)) return false;
+    if (!round_trip(seq++)) {
+      rtt_ns.clear();
+      return false;
+    }
   }
   std::uint64_t t0 = now_ns();
   for (std::uint64_t i = 0; i < iters; ++i) {
-    if (!round_trip(seq++)) return false;
+    if (!round_trip(seq++)) {
+      rtt_ns.resize(i);  // keep only real samples
+      return false;
+    }
     const std::uint64_t t1 = now_ns();
-    rtt_ns.push_back(t1 - t0);
+    rtt_ns[i] = t1 - t0;
     t0 = t1;
   }
   return true;
 }
 
-// Cache-line sized, separately aligned control words that throughput cases
-// use to line up the two processes before the timed part starts.
+// Cache-line sized, separately aligned control words the cases use to line
+// up the two processes before the timed part starts (and as ping/pong words).
 struct alignas(64) SyncLine {
   std::uint32_t value = 0;
 };
 
 struct PairSync {
-  SyncLine child_ready;  // child has prefaulted and finished warm-up
-  SyncLine go;           // parent took t0; child may start the timed part
-  SyncLine child_error;  // child saw bad data / transport failure
+  SyncLine child_ready;  // child has prefaulted/attached (and finished warm-up)
+  SyncLine go;           // parent's signal to the child; meaning is per case
 };
 
 }  // namespace flbench

@@ -133,7 +133,10 @@ void write_stderr(const char* s) {
 
 void on_fatal_signal(int sig) {
   const pid_t child = g_child_pid;
-  if (child > 0) kill(child, SIGKILL);
+  if (child > 0) {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);  // reap it: no zombie left for init
+  }
   unlink_registered_paths();
   if (sig == SIGALRM) {
     write_stderr("flatlane_bench: watchdog expired (a case hung); aborting\n");

@@ -87,11 +87,21 @@ bool role_live(const wire::EndpointBlock& b) noexcept {
 // the peer after each slice so a dead peer is reported within one interval.
 template <class Ready, class PeerClosed, class PeerError>
 Result<void> wait_until(Ready&& ready, wire::EventCount& ev, const WaitOptions& w, nanoseconds timeout,
-                        const std::atomic<bool>& closed, PeerClosed&& peer_closed, PeerError&& peer_error) {
+                        const std::atomic<bool>& closed, Clock::time_point& next_poll_check,
+                        PeerClosed&& peer_closed, PeerError&& peer_error) {
   if (ready()) return {};
-  if (timeout.count() == 0) return Errc::timeout;
+  if (closed.load(std::memory_order_relaxed)) return Errc::closed;
   // A peer that already closed cleanly is reported at once (a shared-memory load, no syscall).
   if (Errc e = peer_closed(); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
+  if (timeout.count() == 0) {
+    // Non-blocking polls still learn that the peer died, at a rate-limited syscall cost.
+    const auto now = Clock::now();
+    if (now >= next_poll_check) {
+      next_poll_check = now + w.liveness_interval;
+      if (Errc e = peer_error(); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
+    }
+    return Errc::timeout;
+  }
   const auto start = Clock::now();
   constexpr nanoseconds kForever = std::chrono::hours(24 * 365 * 100);
   const auto deadline = timeout.count() < 0 || timeout >= kForever ? Clock::time_point::max() : start + timeout;
@@ -156,6 +166,7 @@ Frame& Frame::operator=(Frame&& o) noexcept {
     release();
     reader_ = std::exchange(o.reader_, nullptr);
     pos_ = o.pos_;
+    extent_ = o.extent_;
     data_ = o.data_;
     seq_ = o.seq_;
     flags_ = o.flags_;
@@ -165,7 +176,7 @@ Frame& Frame::operator=(Frame&& o) noexcept {
 }
 
 void Frame::release() noexcept {
-  if (reader_) std::exchange(reader_, nullptr)->release(pos_);
+  if (reader_) std::exchange(reader_, nullptr)->release(pos_, extent_);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -173,14 +184,13 @@ void Frame::release() noexcept {
 
 Writer::Writer(std::string_view name, const ChannelOptions& opts)
     : seg_(open_or_create(name, opts)), wait_(opts.wait), unlink_on_close_(opts.unlink_on_close) {
-  const auto& h = seg_.header();
   me_ = &seg_.writer_block();
   peer_ = &seg_.reader_block();
   ring_ = seg_.ring();
   cap_ = seg_.ring_capacity();
   mask_ = cap_ - 1;
-  max_frame_ = h.max_frame_payload;
-  chunk_size_ = h.chunk_size;
+  max_frame_ = seg_.max_frame_payload();
+  chunk_size_ = seg_.chunk_size();
   epoch_ = claim_role(*me_, "writer", name);
   // Only the writer sleeps on the space event: a count left by a writer that died asleep is stale.
   seg_.space_event().waiters.store(0, std::memory_order_relaxed);
@@ -267,7 +277,8 @@ Result<void> Writer::wait_for_space(uint64_t needed, nanoseconds timeout) {
     cached_read_pos_ = rp;
     return write_pos_ + needed - rp <= cap_;
   };
-  auto r = wait_until(ready, seg_.space_event(), wait_, timeout, closed_, [&] { return role_closed(*peer_); },
+  auto r = wait_until(ready, seg_.space_event(), wait_, timeout, closed_, next_poll_check_,
+                      [&] { return role_closed(*peer_); },
                       [&] { return peer_error(); });
   if (corrupt) return Errc::corrupt;
   return r;
@@ -326,13 +337,12 @@ Reader::Reader(std::string_view name, const ChannelOptions& opts)
       max_message_(opts.max_message_size),
       wait_(opts.wait),
       unlink_on_close_(opts.unlink_on_close) {
-  const auto& h = seg_.header();
   me_ = &seg_.reader_block();
   peer_ = &seg_.writer_block();
   ring_ = seg_.ring();
   cap_ = seg_.ring_capacity();
   mask_ = cap_ - 1;
-  max_frame_ = h.max_frame_payload;
+  max_frame_ = seg_.max_frame_payload();
   claim_role(*me_, "reader", name);
   seg_.data_event().waiters.store(0, std::memory_order_relaxed);  // see Writer::Writer
   // Resume at the oldest frame the previous reader did not release; frames it released out of
@@ -361,7 +371,8 @@ Result<void> Reader::wait_for_data(nanoseconds timeout) {
     cached_write_pos_ = peer_->pos.load(std::memory_order_acquire);
     return cached_write_pos_ != cursor_;
   };
-  return wait_until(ready, seg_.data_event(), wait_, timeout, closed_, [&] { return role_closed(*peer_); },
+  return wait_until(ready, seg_.data_event(), wait_, timeout, closed_, next_poll_check_,
+                    [&] { return role_closed(*peer_); },
                     [&] { return peer_error(); });
 }
 
@@ -392,10 +403,7 @@ Result<Frame> Reader::read(nanoseconds timeout) {
       return Errc::corrupt;
     }
     if (flags & wire::kFramePadding) {
-      hdr->flags = flags | wire::kFrameReleased;
-      const bool at_front = cursor_ == release_pos_;
-      cursor_ += ext;
-      if (at_front) sweep();
+      skip(ext);
       continue;
     }
     if (size > max_frame_ || ((flags & wire::kFrameChunked) && size < wire::kChunkHeaderSize)) {
@@ -420,15 +428,13 @@ Result<Frame> Reader::read(nanoseconds timeout) {
     }
     expected_seq_ = seq + 1;
     if (flags & wire::kFrameReleased) {
-      // A previous reader consumed this frame (out of order) before it died: skip it.
-      const bool at_front = cursor_ == release_pos_;
-      cursor_ += ext;
-      if (at_front) sweep();
+      skip(ext);  // a previous reader consumed this frame (out of order) before it died
       continue;
     }
     Frame f;
     f.reader_ = this;
     f.pos_ = cursor_;
+    f.extent_ = ext;
     f.seq_ = seq;
     f.flags_ = flags & wire::kFrameFlagMask;
     const std::byte* payload = ring_ + off + wire::kFrameHeaderSize;
@@ -444,21 +450,38 @@ Result<Frame> Reader::read(nanoseconds timeout) {
   }
 }
 
-void Reader::release(uint64_t pos) noexcept {
-  auto* hdr = header_at(pos);
-  hdr->flags = hdr->flags | wire::kFrameReleased;
-  --held_;
-  ++released_frames_;
-  if (pos == release_pos_) sweep();
+// Consumes a record nobody will hold: padding, or a frame a previous reader already released.
+// Both already satisfy the sweep's test, so only a record at the front needs any work.
+void Reader::skip(uint64_t extent) noexcept {
+  const uint64_t pos = cursor_;
+  cursor_ += extent;
+  if (pos == release_pos_) {
+    release_pos_ += extent;
+    sweep();
+  }
 }
 
-// Advances the shared read position over every released frame at the front, so the writer only
-// ever sees space that no held frame occupies, whatever order frames were released in.
+void Reader::release(uint64_t pos, uint64_t extent) noexcept {
+  --held_;
+  ++released_frames_;
+  if (pos == release_pos_) {
+    // In-order release (the common case) touches no ring memory: only our own position moves.
+    release_pos_ += extent;
+    sweep();
+  } else {
+    // Out of order: mark it; the sweep passes over it once every frame before it is released.
+    auto* hdr = header_at(pos);
+    hdr->flags = hdr->flags | wire::kFrameReleased;
+  }
+}
+
+// Advances the release position over frames already marked released, then publishes it, so the
+// writer only ever sees space that no held frame occupies, whatever order frames were released in.
 void Reader::sweep() noexcept {
-  const uint64_t before = release_pos_;
   while (release_pos_ < cursor_) {
     auto* hdr = header_at(release_pos_);
-    if (!(hdr->flags & wire::kFrameReleased)) break;
+    const uint32_t flags = hdr->flags;
+    if (!(flags & (wire::kFrameReleased | wire::kFramePadding))) break;
     const uint64_t ext = wire::frame_extent(hdr->size);
     if (ext > cursor_ - release_pos_) {  // header changed under us after validation
       corrupt_ = true;
@@ -466,7 +489,7 @@ void Reader::sweep() noexcept {
     }
     release_pos_ += ext;
   }
-  if (release_pos_ == before) return;
+  if (release_pos_ == me_->pos.load(std::memory_order_relaxed)) return;
   me_->count.store(released_frames_, std::memory_order_relaxed);
   me_->pos.store(release_pos_, std::memory_order_release);
   detail::notify(seg_.space_event());

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -60,13 +61,28 @@ void prefault(std::byte* base, uint64_t size, bool may_write) {
 enum class Stale { missing, live, foreign, stale };
 
 // Decides whether an existing "flatlane.<name>" object may be reclaimed: only a Flatlane segment
-// whose creator, writer and reader are all dead (or never attached) is.
-Stale classify_existing(const std::string& shm, std::string* who) {
+// whose creator, writer and reader are all dead (or never attached) is, or the empty/all-zero
+// leftover of a creator that died before writing its header.
+Stale classify_open(int fd, const struct stat& st, std::string* who);
+
+// Reclaims a stale object under an exclusive flock on it, so that of several processes creating
+// the same name at once only one unlinks it, and none unlinks the fresh segment another has just
+// created in its place (the name must still point at the locked inode).
+Stale reclaim_if_stale(const std::string& shm, std::string* who) {
   Fd f;
   f.fd = ::shm_open(shm.c_str(), O_RDONLY | O_CLOEXEC, 0);
   if (f.fd < 0) return errno == ENOENT ? Stale::missing : Stale::foreign;
-  struct stat st{};
+  if (::flock(f.fd, LOCK_EX) != 0) return Stale::foreign;
+  struct stat st{}, now{};
   if (::fstat(f.fd, &st) != 0) return Stale::foreign;
+  const std::string path = std::string(kShmDir) + shm;
+  if (::stat(path.c_str(), &now) != 0 || now.st_ino != st.st_ino) return Stale::missing;  // already replaced
+  Stale s = classify_open(f.fd, st, who);
+  if (s == Stale::stale) ::shm_unlink(shm.c_str());  // every process recorded in it is dead
+  return s;
+}
+
+Stale classify_open(int fd, const struct stat& st, std::string* who) {
   // A creator that died between shm_open and writing the header leaves a short or all-zero
   // object. Leave a young one alone: its creator may still be working on it.
   auto by_age = [&] {
@@ -74,13 +90,15 @@ Stale classify_existing(const std::string& shm, std::string* who) {
     *who = "being created right now";
     return age > std::chrono::seconds(2) ? Stale::stale : Stale::live;
   };
-  if (static_cast<uint64_t>(st.st_size) < wire::kHeaderRegionSize) return by_age();
-  void* m = ::mmap(nullptr, wire::kHeaderRegionSize, PROT_READ, MAP_SHARED, f.fd, 0);
+  if (st.st_size == 0) return by_age();
+  if (static_cast<uint64_t>(st.st_size) < wire::kHeaderRegionSize) return Stale::foreign;  // not ours: keep it
+  void* m = ::mmap(nullptr, wire::kHeaderRegionSize, PROT_READ, MAP_SHARED, fd, 0);
   if (m == MAP_FAILED) return Stale::foreign;
   auto* base = static_cast<std::byte*>(m);
   auto& h = *reinterpret_cast<wire::SegmentHeader*>(base);
   Stale result = Stale::stale;
-  if (h.magic == 0) {
+  const bool all_zero = std::all_of(base, base + sizeof(wire::SegmentHeader), [](std::byte b) { return b == std::byte{0}; });
+  if (all_zero) {
     result = by_age();
   } else if (h.magic != wire::kMagic || h.protocol_version != wire::kProtocolVersion || h.layout_hash != wire::kLayoutHash) {
     result = Stale::foreign;  // not ours, or another version's: its role blocks cannot be read safely
@@ -121,32 +139,44 @@ std::string Segment::shm_name(std::string_view name) {
   return "/flatlane." + std::string(name);
 }
 
-Errc validate_header(const wire::SegmentHeader& h, uint64_t file_size, std::string* why) {
+Errc validate_header(const wire::SegmentHeader& hdr, uint64_t file_size, std::string* why, SegmentGeometry* geo) {
   auto bad = [&](Errc e, std::string m) {
     if (why) *why = std::move(m);
     return e;
   };
-  if (h.magic != wire::kMagic) return bad(Errc::not_flatlane, "bad magic");
-  if (h.protocol_version != wire::kProtocolVersion)
-    return bad(Errc::incompatible_version, "protocol version " + std::to_string(h.protocol_version) +
+  // Snapshot first: a hostile peer may rewrite the header while we look at it.
+  const volatile wire::SegmentHeader& h = hdr;
+  const uint64_t magic = h.magic;
+  const uint32_t version = h.protocol_version;
+  const uint64_t layout = h.layout_hash;
+  const uint32_t header_size = h.header_size;
+  const uint64_t ring_offset = h.ring_offset;
+  const uint64_t cap = h.ring_capacity;
+  const uint64_t seg_size = h.segment_size;
+  const uint32_t max_frame = h.max_frame_payload;
+  const uint32_t chunk = h.chunk_size;
+  const uint32_t kind = h.kind;
+  if (magic != wire::kMagic) return bad(Errc::not_flatlane, "bad magic");
+  if (version != wire::kProtocolVersion)
+    return bad(Errc::incompatible_version, "protocol version " + std::to_string(version) +
                                                ", this library speaks " + std::to_string(wire::kProtocolVersion));
-  if (h.layout_hash != wire::kLayoutHash) return bad(Errc::layout_mismatch, "layout hash differs from this build's");
-  if (h.header_size != wire::kHeaderRegionSize || h.ring_offset != wire::kHeaderRegionSize)
+  if (layout != wire::kLayoutHash) return bad(Errc::layout_mismatch, "layout hash differs from this build's");
+  if (header_size != wire::kHeaderRegionSize || ring_offset != wire::kHeaderRegionSize)
     return bad(Errc::corrupt, "header size / ring offset is not 4096");
-  uint64_t cap = h.ring_capacity;
   if (cap < wire::kMinRingCapacity || cap > wire::kMaxRingCapacity || (cap & (cap - 1)) != 0)
     return bad(Errc::corrupt, "ring capacity " + std::to_string(cap) + " is not a power of two in range");
-  if (h.segment_size != wire::kHeaderRegionSize + cap)
-    return bad(Errc::corrupt, "segment size " + std::to_string(h.segment_size) + " does not match ring capacity");
-  if (file_size < h.segment_size)
+  if (seg_size != wire::kHeaderRegionSize + cap)
+    return bad(Errc::corrupt, "segment size " + std::to_string(seg_size) + " does not match ring capacity");
+  if (file_size < seg_size)
     return bad(Errc::truncated, "file is " + std::to_string(file_size) + " bytes, header says " +
-                                    std::to_string(h.segment_size));
-  if (h.max_frame_payload < wire::kChunkHeaderSize + 16 || h.max_frame_payload > cap / 2 - wire::kFrameHeaderSize)
-    return bad(Errc::corrupt, "max frame payload " + std::to_string(h.max_frame_payload) + " out of range");
-  if (h.chunk_size <= wire::kChunkHeaderSize || h.chunk_size > h.max_frame_payload)
-    return bad(Errc::corrupt, "chunk size " + std::to_string(h.chunk_size) + " out of range");
-  if (h.kind != wire::kKindSpsc) return bad(Errc::corrupt, "unknown channel kind " + std::to_string(h.kind));
-  if (std::memchr(h.type_name, 0, wire::kTypeNameSize) == nullptr) return bad(Errc::corrupt, "type name not terminated");
+                                    std::to_string(seg_size));
+  if (max_frame < wire::kChunkHeaderSize + 16 || max_frame > cap / 2 - wire::kFrameHeaderSize)
+    return bad(Errc::corrupt, "max frame payload " + std::to_string(max_frame) + " out of range");
+  if (chunk <= wire::kChunkHeaderSize || chunk > max_frame)
+    return bad(Errc::corrupt, "chunk size " + std::to_string(chunk) + " out of range");
+  if (kind != wire::kKindSpsc) return bad(Errc::corrupt, "unknown channel kind " + std::to_string(kind));
+  if (std::memchr(hdr.type_name, 0, wire::kTypeNameSize) == nullptr) return bad(Errc::corrupt, "type name not terminated");
+  if (geo) *geo = SegmentGeometry{seg_size, cap, max_frame, chunk};
   return Errc::ok;
 }
 
@@ -184,12 +214,8 @@ Segment Segment::create(std::string_view name, const SegmentConfig& cfg) {
     if (e == EACCES) fail(Errc::permission_denied, "cannot create " + shm + ": " + errno_text(e));
     if (e != EEXIST) fail(Errc::system, "shm_open(" + shm + "): " + errno_text(e));
     std::string who;
-    Stale s = classify_existing(shm, &who);
-    if (s == Stale::missing && attempt < 3) continue;
-    if (s == Stale::stale && attempt < 3) {
-      ::shm_unlink(shm.c_str());  // every process recorded in it is dead
-      continue;
-    }
+    Stale s = reclaim_if_stale(shm, &who);
+    if ((s == Stale::missing || s == Stale::stale) && attempt < 3) continue;
     if (s == Stale::foreign) fail(Errc::already_exists,
                                   shm + " exists and is not a Flatlane segment of this protocol version; not touching it");
     fail(Errc::already_exists, "channel '" + std::string(name) + "' is in use (" + who + ")");
@@ -214,7 +240,7 @@ Segment Segment::create(std::string_view name, const SegmentConfig& cfg) {
   Segment s;
   s.base_ = static_cast<std::byte*>(m);
   s.size_ = total;
-  s.ring_capacity_ = cap;
+  s.geo_ = SegmentGeometry{total, cap, static_cast<uint32_t>(max_frame), static_cast<uint32_t>(chunk)};
   s.inode_ = st.st_ino;
   s.name_ = std::string(name);
   prefault(s.base_, total, true);
@@ -289,18 +315,22 @@ Segment Segment::open(std::string_view name, const TypeId& expected) {
   if (file_size < wire::kHeaderRegionSize)
     fail(Errc::truncated, shm + " is " + std::to_string(file_size) + " bytes, smaller than its header region");
   std::string why;
-  if (Errc e = validate_header(h, file_size, &why); e != Errc::ok)
+  if (Errc e = validate_header(h, file_size, &why, &s.geo_); e != Errc::ok)
     fail(e, "channel '" + std::string(name) + "': " + std::string(to_string(e)) + ": " + why);
-  if (!expected.name.empty() && (expected.name != h.type_name || expected.hash != h.type_hash)) {
+  // Copy the type identity out before comparing: a peer may rewrite it concurrently.
+  char type_name[wire::kTypeNameSize];
+  std::memcpy(type_name, h.type_name, sizeof type_name);
+  type_name[sizeof type_name - 1] = '\0';
+  const uint64_t type_hash = h.type_hash;
+  if (!expected.name.empty() && (expected.name != type_name || expected.hash != type_hash)) {
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h.type_hash));
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(type_hash));
     char mine[64];
     std::snprintf(mine, sizeof mine, "%016llx", static_cast<unsigned long long>(expected.hash));
-    fail(Errc::type_mismatch, "channel '" + std::string(name) + "' carries '" + h.type_name + "' (hash " + buf +
+    fail(Errc::type_mismatch, "channel '" + std::string(name) + "' carries '" + type_name + "' (hash " + buf +
                                   "), this endpoint expects '" + expected.name + "' (hash " + mine + ")");
   }
-  s.ring_capacity_ = h.ring_capacity;
-  prefault(s.base_, h.segment_size, false);
+  prefault(s.base_, s.geo_.segment_size, false);
   return s;
 }
 
@@ -321,7 +351,7 @@ Segment& Segment::operator=(Segment&& o) noexcept {
     release();
     base_ = std::exchange(o.base_, nullptr);
     size_ = std::exchange(o.size_, 0);
-    ring_capacity_ = std::exchange(o.ring_capacity_, 0);
+    geo_ = std::exchange(o.geo_, SegmentGeometry{});
     inode_ = std::exchange(o.inode_, 0);
     name_ = std::move(o.name_);
   }

@@ -61,6 +61,7 @@ class Frame {
   friend class Reader;
   Reader* reader_ = nullptr;
   uint64_t pos_ = 0;
+  uint64_t extent_ = 0;  // validated frame extent, so release never re-reads shared memory
   std::span<const std::byte> data_;
   uint64_t seq_ = 0;
   uint32_t flags_ = 0;
@@ -145,6 +146,7 @@ class Writer {
   uint64_t frame_pos_ = 0;  // where the reserved frame's header goes (after any padding)
   size_t reserved_n_ = 0;
   bool reserved_ = false;
+  Clock::time_point next_poll_check_{};  // rate limit for liveness checks by zero-timeout polls
   std::atomic<bool> closed_{false};
 };
 
@@ -173,8 +175,9 @@ class Reader {
 
  private:
   friend class Frame;
-  void release(uint64_t pos) noexcept;
+  void release(uint64_t pos, uint64_t extent) noexcept;
   void sweep() noexcept;
+  void skip(uint64_t extent) noexcept;
   Result<void> wait_for_data(std::chrono::nanoseconds timeout);
   Errc peer_error() const noexcept;
   wire::FrameHeader* header_at(uint64_t pos) const noexcept {
@@ -216,6 +219,7 @@ class Reader {
   uint32_t asm_next_ = 0;
   uint32_t chunks_done_ = 0;
   uint64_t dropped_partial_ = 0;
+  Clock::time_point next_poll_check_{};
   std::atomic<bool> closed_{false};
 };
 

@@ -27,6 +27,15 @@ struct SegmentConfig {
   TypeId type;
 };
 
+// The header values a Segment uses, copied out of shared memory once and validated, so a peer
+// rewriting the header later cannot change them under us.
+struct SegmentGeometry {
+  uint64_t segment_size = 0;
+  uint64_t ring_capacity = 0;
+  uint32_t max_frame_payload = 0;
+  uint32_t chunk_size = 0;
+};
+
 // RAII owner of one mapping of a segment. Moving transfers the mapping.
 class Segment {
  public:
@@ -57,7 +66,9 @@ class Segment {
   wire::EventCount& data_event() const noexcept { return at<wire::EventCount>(wire::kDataEventOffset); }
   wire::EventCount& space_event() const noexcept { return at<wire::EventCount>(wire::kSpaceEventOffset); }
   std::byte* ring() const noexcept { return base_ + wire::kHeaderRegionSize; }
-  uint64_t ring_capacity() const noexcept { return ring_capacity_; }
+  uint64_t ring_capacity() const noexcept { return geo_.ring_capacity; }
+  uint32_t max_frame_payload() const noexcept { return geo_.max_frame_payload; }
+  uint32_t chunk_size() const noexcept { return geo_.chunk_size; }
 
   // Unlinks the name only if it still refers to this very segment (same inode).
   bool unlink_if_same() const;
@@ -69,12 +80,14 @@ class Segment {
 
   std::byte* base_ = nullptr;
   uint64_t size_ = 0;
-  uint64_t ring_capacity_ = 0;  // validated copy: never re-read from shared memory
+  SegmentGeometry geo_;  // validated copy: never re-read from shared memory
   uint64_t inode_ = 0;
   std::string name_;
 };
 
-// Validates a mapped header against the file size; returns ok or the specific error with a message.
-Errc validate_header(const wire::SegmentHeader& h, uint64_t file_size, std::string* why);
+// Validates a mapped header against the file size; returns ok or the specific error with a
+// message. Every field is read exactly once; `geo` receives the validated values.
+Errc validate_header(const wire::SegmentHeader& h, uint64_t file_size, std::string* why,
+                     SegmentGeometry* geo = nullptr);
 
 }  // namespace flatlane
