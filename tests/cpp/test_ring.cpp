@@ -37,7 +37,9 @@ TEST(Layout, OffsetsAndConstants) {
   EXPECT_EQ(offsetof(wire::SegmentHeader, state), 60u);
   EXPECT_EQ(offsetof(wire::SegmentHeader, type_name), 96u);
   EXPECT_EQ(offsetof(wire::EndpointBlock, pos), 0u);
-  EXPECT_EQ(offsetof(wire::EndpointBlock, epoch), 32u);
+  EXPECT_EQ(offsetof(wire::EndpointBlock, epoch), 24u);
+  EXPECT_EQ(offsetof(wire::EndpointBlock, count), 64u);
+  EXPECT_EQ(sizeof(wire::EndpointBlock), 128u);
   EXPECT_EQ(wire::kReaderBlockOffset - wire::kWriterBlockOffset, 128u);
   EXPECT_EQ(wire::kHeaderRegionSize % 4096, 0u);
   EXPECT_EQ(wire::frame_extent(0), 16u);

@@ -197,6 +197,8 @@ Writer::Writer(std::string_view name, const ChannelOptions& opts)
   // Continue where the previous writer (if any) stopped; its unpublished work is simply gone.
   write_pos_ = published_pos_ = me_->pos.load(std::memory_order_acquire);
   seq_ = me_->count.load(std::memory_order_relaxed);
+  messages_ = me_->messages.load(std::memory_order_relaxed);
+  bytes_ = me_->bytes.load(std::memory_order_relaxed);
   cached_read_pos_ = peer_->pos.load(std::memory_order_acquire);
   if ((write_pos_ % wire::kFrameAlign) != 0 || cached_read_pos_ > write_pos_ ||
       write_pos_ - cached_read_pos_ > cap_) {
@@ -245,15 +247,18 @@ void Writer::commit_frame(size_t used, uint32_t flags, bool publish) noexcept {
   hdr->seq = ++seq_;
   write_pos_ = frame_pos_ + wire::frame_extent(used);
   reserved_ = false;
-  me_->count.store(seq_, std::memory_order_relaxed);
-  me_->bytes.store(me_->bytes.load(std::memory_order_relaxed) + used, std::memory_order_relaxed);
-  if (flags & wire::kFrameLast)
-    me_->messages.store(me_->messages.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (publish) {
     me_->pos.store(write_pos_, std::memory_order_release);
     published_pos_ = write_pos_;
     detail::notify(seg_.data_event());
   }
+  // Counters live on the block's second line; they are written after publication so the reader
+  // is not kept waiting for them.
+  bytes_ += used;
+  if (flags & wire::kFrameLast) ++messages_;
+  me_->count.store(seq_, std::memory_order_relaxed);
+  me_->bytes.store(bytes_, std::memory_order_relaxed);
+  me_->messages.store(messages_, std::memory_order_relaxed);
 }
 
 void Writer::flush() noexcept {

@@ -143,6 +143,8 @@ class Writer {
   uint64_t published_pos_ = 0;
   uint64_t cached_read_pos_ = 0;
   uint64_t seq_ = 0;
+  uint64_t messages_ = 0;
+  uint64_t bytes_ = 0;
   uint64_t frame_pos_ = 0;  // where the reserved frame's header goes (after any padding)
   size_t reserved_n_ = 0;
   bool reserved_ = false;

@@ -60,19 +60,22 @@ struct SegmentHeader {
 };
 static_assert(sizeof(SegmentHeader) == 256);
 
-// One per role (writer, reader). `pos` and `count` are the hot fields, written only by the owner.
+// One per role (writer, reader), two cache lines. The first holds what the peer polls (`pos`)
+// and what changes only on attach/close; the second holds counters the owner bumps per message,
+// so those stores never steal the polled line from the peer.
 struct alignas(64) EndpointBlock {
   std::atomic<uint64_t> pos;         // +0  writer: bytes committed; reader: bytes released
-  std::atomic<uint64_t> count;       // +8  writer: frames committed (last seq); reader: frames released
-  std::atomic<uint64_t> owner;       // +16 pid (bits 0-31) | RoleState (bits 32-63), claimed by CAS
-  std::atomic<uint64_t> start_time;  // +24 owner's process start time
-  std::atomic<uint32_t> epoch;       // +32 incremented on every attach
-  uint32_t reserved0;                // +36
-  std::atomic<uint64_t> messages;    // +40 whole messages sent / received (stats)
-  std::atomic<uint64_t> bytes;       // +48 payload bytes sent / received (stats)
-  uint64_t reserved1;                // +56
+  std::atomic<uint64_t> owner;       // +8  pid (bits 0-31) | RoleState (bits 32-63), claimed by CAS
+  std::atomic<uint64_t> start_time;  // +16 owner's process start time
+  std::atomic<uint32_t> epoch;       // +24 incremented on every attach
+  uint32_t reserved0;                // +28
+  uint8_t reserved1[32];             // +32
+  std::atomic<uint64_t> count;       // +64 writer: frames committed (= last seq); reader: frames released
+  std::atomic<uint64_t> messages;    // +72 whole messages sent / received (stats)
+  std::atomic<uint64_t> bytes;       // +80 payload bytes sent / received (stats)
+  uint8_t reserved2[40];             // +88
 };
-static_assert(sizeof(EndpointBlock) == 64);
+static_assert(sizeof(EndpointBlock) == 128);
 
 constexpr uint64_t make_owner(uint32_t pid, uint32_t state) { return pid | (uint64_t{state} << 32); }
 constexpr uint32_t owner_pid(uint64_t owner) { return static_cast<uint32_t>(owner); }
@@ -87,8 +90,8 @@ struct alignas(64) EventCount {
 };
 static_assert(sizeof(EventCount) == 64);
 
-// OIEB (operation info exchange block). Each member sits 128 bytes apart so the adjacent-line
-// prefetcher never couples producer and consumer lines.
+// OIEB (operation info exchange block). Producer and consumer blocks and the two eventcounts
+// sit on separate lines, 128 bytes apart, so the adjacent-line prefetcher never couples them.
 inline constexpr uint64_t kWriterBlockOffset = 256;
 inline constexpr uint64_t kReaderBlockOffset = 384;
 inline constexpr uint64_t kDataEventOffset = 512;   // writer notifies, reader waits
@@ -117,8 +120,8 @@ constexpr uint64_t fnv1a(const char* s, uint64_t h = 0xcbf29ce484222325ull) {
   return *s ? fnv1a(s + 1, (h ^ static_cast<uint8_t>(*s)) * 0x100000001b3ull) : h;
 }
 inline constexpr const char* kLayoutDescription =
-    "flatlane-spsc-v1;hdr=256;oieb=w256,r384,de512,se640;ep=pos0,count8,owner16:pid|state<<32,start24,epoch32,"
-    "msgs40,bytes48;ev=seq0,waiters4;ring=4096;frame=size0:u32,flags4:u32,seq8:u64;align=16;"
+    "flatlane-spsc-v1;hdr=256;oieb=w256,r384,de512,se640;ep=pos0,owner8:pid|state<<32,start16,epoch24,"
+    "count64,msgs72,bytes80;ev=seq0,waiters4;ring=4096;frame=size0:u32,flags4:u32,seq8:u64;align=16;"
     "chunk=msize0:u64,index8:u32,count12:u32";
 inline constexpr uint64_t kLayoutHash = fnv1a(kLayoutDescription);
 
@@ -126,9 +129,9 @@ static_assert(offsetof(SegmentHeader, protocol_version) == 8 && offsetof(Segment
               offsetof(SegmentHeader, ring_capacity) == 40 && offsetof(SegmentHeader, state) == 60 &&
               offsetof(SegmentHeader, creator_start_time) == 72 && offsetof(SegmentHeader, type_hash) == 88 &&
               offsetof(SegmentHeader, type_name) == 96);
-static_assert(offsetof(EndpointBlock, count) == 8 && offsetof(EndpointBlock, owner) == 16 &&
-              offsetof(EndpointBlock, start_time) == 24 && offsetof(EndpointBlock, epoch) == 32 &&
-              offsetof(EndpointBlock, messages) == 40 && offsetof(EndpointBlock, bytes) == 48);
+static_assert(offsetof(EndpointBlock, owner) == 8 && offsetof(EndpointBlock, start_time) == 16 &&
+              offsetof(EndpointBlock, epoch) == 24 && offsetof(EndpointBlock, count) == 64 &&
+              offsetof(EndpointBlock, messages) == 72 && offsetof(EndpointBlock, bytes) == 80);
 static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<uint32_t>::is_always_lock_free,
               "shared-memory atomics must be lock-free");
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the wire format is little-endian");
