@@ -88,13 +88,22 @@ bool role_live(const wire::EndpointBlock& b) noexcept {
 template <class Ready, class PeerClosed, class PeerError>
 Result<void> wait_until(Ready&& ready, wire::EventCount& ev, const WaitOptions& w, nanoseconds timeout,
                         const std::atomic<bool>& closed, Clock::time_point& next_poll_check,
-                        PeerClosed&& peer_closed, PeerError&& peer_error) {
+                        std::atomic<uint32_t>* demand, PeerClosed&& peer_closed, PeerError&& peer_error) {
+  // Tells the peer that we are short of what it may be holding back (batched publication).
+  auto raise_demand = [demand] {
+    if (demand && demand->load(std::memory_order_relaxed) == 0) {
+      demand->store(1, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+    }
+  };
   if (ready()) return {};
   if (closed.load(std::memory_order_relaxed)) return Errc::closed;
   // A peer that already closed cleanly is reported at once (a shared-memory load, no syscall).
   if (Errc e = peer_closed(); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
   if (timeout.count() == 0) {
     // Non-blocking polls still learn that the peer died, at a rate-limited syscall cost.
+    raise_demand();
+    if (ready()) return {};
     const auto now = Clock::now();
     if (now >= next_poll_check) {
       next_poll_check = now + w.liveness_interval;
@@ -106,6 +115,7 @@ Result<void> wait_until(Ready&& ready, wire::EventCount& ev, const WaitOptions& 
   constexpr nanoseconds kForever = std::chrono::hours(24 * 365 * 100);
   const auto deadline = timeout.count() < 0 || timeout >= kForever ? Clock::time_point::max() : start + timeout;
   auto next_check = start + w.liveness_interval;
+  const auto demand_at = start + std::chrono::microseconds(20);
   const auto spin_end = w.strategy == WaitStrategy::busy_spin  ? Clock::time_point::max()
                         : w.strategy == WaitStrategy::blocking ? start
                                                                : start + w.spin_budget;
@@ -114,6 +124,7 @@ Result<void> wait_until(Ready&& ready, wire::EventCount& ev, const WaitOptions& 
     if (closed.load(std::memory_order_relaxed)) return Errc::closed;
     if ((i & 63) == 0) {
       const auto now = Clock::now();
+      if (now >= demand_at) raise_demand();
       if (now >= deadline) return Errc::timeout;
       if (now >= next_check) {
         if (Errc e = peer_error(); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
@@ -123,6 +134,7 @@ Result<void> wait_until(Ready&& ready, wire::EventCount& ev, const WaitOptions& 
     }
     detail::cpu_relax();
   }
+  raise_demand();
   for (;;) {
     ev.waiters.fetch_add(1, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with detail::notify()
@@ -194,6 +206,7 @@ Writer::Writer(std::string_view name, const ChannelOptions& opts)
   epoch_ = claim_role(*me_, "writer", name);
   // Only the writer sleeps on the space event: a count left by a writer that died asleep is stale.
   seg_.space_event().waiters.store(0, std::memory_order_relaxed);
+  seg_.space_event().demand.store(0, std::memory_order_relaxed);
   // Continue where the previous writer (if any) stopped; its unpublished work is simply gone.
   write_pos_ = published_pos_ = me_->pos.load(std::memory_order_acquire);
   seq_ = me_->count.load(std::memory_order_relaxed);
@@ -221,6 +234,10 @@ Result<std::span<std::byte>> Writer::reserve(size_t n, nanoseconds timeout) {
   const uint64_t needed = total <= tail ? total : tail + total;
   if (write_pos_ + needed - cached_read_pos_ > cap_) {
     if (auto r = wait_for_space(needed, timeout); !r) return r.error();
+  }
+  if (demand_raised_) {  // we have what we asked for: let the reader batch again
+    demand_raised_ = false;
+    seg_.space_event().demand.store(0, std::memory_order_relaxed);
   }
   if (total > tail) {
     // Not enough room before the ring end: one padding record covers the tail (always >= 16
@@ -282,8 +299,9 @@ Result<void> Writer::wait_for_space(uint64_t needed, nanoseconds timeout) {
     cached_read_pos_ = rp;
     return write_pos_ + needed - rp <= cap_;
   };
+  demand_raised_ = true;
   auto r = wait_until(ready, seg_.space_event(), wait_, timeout, closed_, next_poll_check_,
-                      [&] { return role_closed(*peer_); },
+                      &seg_.space_event().demand, [&] { return role_closed(*peer_); },
                       [&] { return peer_error(); });
   if (corrupt) return Errc::corrupt;
   return r;
@@ -352,7 +370,8 @@ Reader::Reader(std::string_view name, const ChannelOptions& opts)
   seg_.data_event().waiters.store(0, std::memory_order_relaxed);  // see Writer::Writer
   // Resume at the oldest frame the previous reader did not release; frames it released out of
   // order still carry kFrameReleased and are skipped, the others are delivered again.
-  cursor_ = release_pos_ = me_->pos.load(std::memory_order_acquire);
+  cursor_ = release_pos_ = published_release_ = me_->pos.load(std::memory_order_acquire);
+  publish_batch_ = cap_ / 4;
   cached_write_pos_ = peer_->pos.load(std::memory_order_acquire);
   released_frames_ = me_->count.load(std::memory_order_relaxed);
   messages_ = me_->messages.load(std::memory_order_relaxed);
@@ -365,6 +384,7 @@ Reader::Reader(std::string_view name, const ChannelOptions& opts)
 
 Reader::~Reader() {
   if (assembly_) ::munmap(assembly_, assembly_cap_);
+  if (!closed_.load()) publish_release(true);
   close();
   detach(seg_, me_, peer_, unlink_on_close_);
 }
@@ -376,7 +396,7 @@ Result<void> Reader::wait_for_data(nanoseconds timeout) {
     cached_write_pos_ = peer_->pos.load(std::memory_order_acquire);
     return cached_write_pos_ != cursor_;
   };
-  return wait_until(ready, seg_.data_event(), wait_, timeout, closed_, next_poll_check_,
+  return wait_until(ready, seg_.data_event(), wait_, timeout, closed_, next_poll_check_, nullptr,
                     [&] { return role_closed(*peer_); },
                     [&] { return peer_error(); });
 }
@@ -388,6 +408,7 @@ Result<Frame> Reader::read(nanoseconds timeout) {
     if (cursor_ == cached_write_pos_) {
       cached_write_pos_ = peer_->pos.load(std::memory_order_acquire);
       if (cursor_ == cached_write_pos_) {
+        publish_release(true);
         if (auto r = wait_for_data(timeout); !r) return r.error();
       }
     }
@@ -494,10 +515,24 @@ void Reader::sweep() noexcept {
     }
     release_pos_ += ext;
   }
-  if (release_pos_ == me_->pos.load(std::memory_order_relaxed)) return;
+  publish_release(false);
+}
+
+// Publishing the release position costs a store to a line the writer polls when the ring looks
+// full, plus the eventcount fence. Per message, that drops a streaming pair into the slow regime
+// where both sides trade the line for every frame, so while the reader keeps reading it publishes
+// once per quarter ring. It publishes at once when the writer sleeps (`waiters`), has waited for
+// more than a moment or failed a poll (`demand`), and before the reader itself waits.
+void Reader::publish_release(bool force) noexcept {
+  if (release_pos_ == published_release_) return;
+  auto& ev = seg_.space_event();
+  if (!force && release_pos_ - published_release_ < publish_batch_ &&
+      ev.waiters.load(std::memory_order_relaxed) == 0 && ev.demand.load(std::memory_order_relaxed) == 0)
+    return;
+  published_release_ = release_pos_;
   me_->count.store(released_frames_, std::memory_order_relaxed);
   me_->pos.store(release_pos_, std::memory_order_release);
-  detail::notify(seg_.space_event());
+  detail::notify(ev);
 }
 
 Result<Message> Reader::read_message(nanoseconds timeout) {

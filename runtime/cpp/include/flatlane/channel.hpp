@@ -148,6 +148,7 @@ class Writer {
   uint64_t frame_pos_ = 0;  // where the reserved frame's header goes (after any padding)
   size_t reserved_n_ = 0;
   bool reserved_ = false;
+  bool demand_raised_ = false;  // we may have set space_event.demand
   Clock::time_point next_poll_check_{};  // rate limit for liveness checks by zero-timeout polls
   std::atomic<bool> closed_{false};
 };
@@ -179,6 +180,7 @@ class Reader {
   friend class Frame;
   void release(uint64_t pos, uint64_t extent) noexcept;
   void sweep() noexcept;
+  void publish_release(bool force) noexcept;
   void skip(uint64_t extent) noexcept;
   Result<void> wait_for_data(std::chrono::nanoseconds timeout);
   Errc peer_error() const noexcept;
@@ -198,7 +200,9 @@ class Reader {
   bool unlink_on_close_ = true;
   // Consumer-private state.
   uint64_t cursor_ = 0;           // next frame to deliver
-  uint64_t release_pos_ = 0;      // everything before is free (mirrors the shared read pos)
+  uint64_t release_pos_ = 0;      // everything before is free
+  uint64_t published_release_ = 0;  // last value stored to the shared read pos
+  uint64_t publish_batch_ = 0;
   uint64_t cached_write_pos_ = 0;
   uint64_t expected_seq_ = 0;     // 0 = resynchronise on the next frame
   uint32_t writer_epoch_ = 0;     // epoch seen in the last frame (low 16 bits)

@@ -84,9 +84,10 @@ constexpr uint32_t owner_state(uint64_t owner) { return static_cast<uint32_t>(ow
 // An eventcount: waiters announce themselves, notifiers bump `seq` and FUTEX_WAKE only if
 // `waiters` is non-zero, so the hot path makes no syscall while the peer is awake.
 struct alignas(64) EventCount {
-  std::atomic<uint32_t> seq;      // futex word
-  std::atomic<uint32_t> waiters;  // number of sleepers (or about-to-sleep)
-  uint8_t pad[56];
+  std::atomic<uint32_t> seq;      // +0 futex word
+  std::atomic<uint32_t> waiters;  // +4 number of sleepers (or about-to-sleep)
+  std::atomic<uint32_t> demand;   // +8 waiting side has waited long or failed a poll: publish eagerly
+  uint8_t pad[52];
 };
 static_assert(sizeof(EventCount) == 64);
 
@@ -121,7 +122,7 @@ constexpr uint64_t fnv1a(const char* s, uint64_t h = 0xcbf29ce484222325ull) {
 }
 inline constexpr const char* kLayoutDescription =
     "flatlane-spsc-v1;hdr=256;oieb=w256,r384,de512,se640;ep=pos0,owner8:pid|state<<32,start16,epoch24,"
-    "count64,msgs72,bytes80;ev=seq0,waiters4;ring=4096;frame=size0:u32,flags4:u32,seq8:u64;align=16;"
+    "count64,msgs72,bytes80;ev=seq0,waiters4,demand8;ring=4096;frame=size0:u32,flags4:u32,seq8:u64;align=16;"
     "chunk=msize0:u64,index8:u32,count12:u32";
 inline constexpr uint64_t kLayoutHash = fnv1a(kLayoutDescription);
 
