@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets everything up, then runs all tests: the Release build with -Werror, then the same C++
-# tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+# tests under AddressSanitizer + UndefinedBehaviorSanitizer, then under ThreadSanitizer.
 #
 #   scripts/test.sh            all of it
 #   scripts/test.sh --quick    Release tests only
@@ -15,12 +15,19 @@ jobs="$(nproc)"
 echo "== Release build (-Werror) =="
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLATLANE_WERROR=ON >/dev/null
 cmake --build build -j "$jobs"
-(cd build && ctest --output-on-failure -j "$jobs" --timeout 600)
+# -j 1: the multi-process tests time peer-death detection and want both cores.
+(cd build && ctest --output-on-failure -j 1 --timeout 600)
 
 if [ $quick -eq 0 ]; then
   echo "== ASan + UBSan build =="
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLATLANE_WERROR=ON -DFLATLANE_ASAN=ON \
     -DFLATLANE_BUILD_BENCH=OFF >/dev/null
   cmake --build build-asan -j "$jobs"
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$jobs" --timeout 900)
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 1 --timeout 900)
+
+  echo "== TSan build =="
+  cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLATLANE_WERROR=ON -DFLATLANE_TSAN=ON \
+    -DFLATLANE_BUILD_BENCH=OFF -DFLATLANE_BUILD_EXAMPLES=OFF >/dev/null
+  cmake --build build-tsan -j "$jobs"
+  (cd build-tsan && ctest --output-on-failure -j 1 --timeout 900)
 fi

@@ -93,7 +93,7 @@ Result<void> wait_until(Ready&& ready, wire::EventCount& ev, const WaitOptions& 
   auto raise_demand = [demand] {
     if (demand && demand->load(std::memory_order_relaxed) == 0) {
       demand->store(1, std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_seq_cst);
+      detail::full_fence();
     }
   };
   if (ready()) return {};
@@ -137,7 +137,7 @@ Result<void> wait_until(Ready&& ready, wire::EventCount& ev, const WaitOptions& 
   raise_demand();
   for (;;) {
     ev.waiters.fetch_add(1, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with detail::notify()
+    detail::full_fence();  // pairs with detail::notify()
     const uint32_t gen = ev.seq.load(std::memory_order_acquire);
     Errc result = Errc::ok;
     bool done = true;
