@@ -7,6 +7,7 @@
 #include <deque>
 #include <thread>
 #include <random>
+#include <ctime>
 #include <vector>
 
 #include "test_util.hpp"
@@ -246,4 +247,31 @@ TEST(Chunking, ReaderRefusesMessagesAboveItsLimit) {
   auto m = r.read_message(1s);  // the rest of the big message is skipped, the next one arrives
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->size(), 3000u);
+}
+
+namespace {
+std::chrono::nanoseconds thread_cpu_time() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+}  // namespace
+
+// An idle endpoint may spin for its budget (50 us) and then sleeps: waiting half a second must
+// cost only a few milliseconds of CPU (liveness re-checks every 50 ms included).
+TEST(Wait, IdleReaderAndWriterBurnNoCpuBeyondTheSpinBudget) {
+  for (WaitStrategy ws : {WaitStrategy::spin_then_sleep, WaitStrategy::blocking}) {
+    TempName name;
+    Writer w(name, opts(OpenMode::create, 4096, ws));
+    Reader r(name, opts(OpenMode::open, 4096, ws));
+    auto cpu0 = thread_cpu_time();
+    EXPECT_EQ(r.read(500ms).error(), Errc::timeout);
+    auto reader_cpu = thread_cpu_time() - cpu0;
+    EXPECT_LT(reader_cpu, 20ms) << "idle read() burned " << reader_cpu.count() << " ns";
+    while (w.reserve(1000, 0ns)) w.commit(1000);  // fill the ring
+    cpu0 = thread_cpu_time();
+    EXPECT_EQ(w.reserve(1000, 500ms).error(), Errc::timeout);
+    auto writer_cpu = thread_cpu_time() - cpu0;
+    EXPECT_LT(writer_cpu, 20ms) << "idle reserve() burned " << writer_cpu.count() << " ns";
+  }
 }
