@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up, then runs all tests: the Release build with -Werror, then the same C++
-# tests under AddressSanitizer + UndefinedBehaviorSanitizer, then under ThreadSanitizer.
+# tests under AddressSanitizer + UndefinedBehaviorSanitizer, then under ThreadSanitizer. The
+# generator's Python tests run first.
 #
 #   scripts/test.sh            all of it
 #   scripts/test.sh --quick    Release tests only
@@ -11,6 +12,9 @@ quick=0
 
 scripts/setup.sh --no-build
 jobs="$(nproc)"
+
+echo "== Generator (pytest) =="
+/usr/bin/python3 -m pytest tests/generator -q -p no:cacheprovider
 
 echo "== Release build (-Werror) =="
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLATLANE_WERROR=ON >/dev/null

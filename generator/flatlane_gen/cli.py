@@ -1,0 +1,150 @@
+"""Command line: flatlane-gen [-I DIR]... [--lang L]... -o OUT [--depfile F] [--list-outputs]
+[--dump-ir] SCHEMA...
+
+Exit codes: 0 success, 1 schema error (flatc or Flatlane validation; message on stderr),
+2 usage error (including asking for a language whose templates do not exist yet).
+
+This increment has no language templates: it validates schemas and can dump the IR. Outputs per
+root schema `x.fbs`:  `--dump-ir` -> `OUT/x.ir.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Optional, Sequence
+
+from . import __version__
+from .errors import SchemaError
+from .frontend import load
+from .ir import Schema
+
+log = logging.getLogger("flatlane.gen")
+
+LANGUAGES = ("cpp", "python", "csharp")
+EXIT_OK, EXIT_SCHEMA, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="flatlane-gen",
+        description="Generate Flatlane endpoints from FlatBuffers schemas (flatc is the parser).")
+    p.add_argument("schemas", nargs="+", metavar="SCHEMA", help="root .fbs files")
+    p.add_argument("-I", dest="include_dirs", action="append", default=[], metavar="DIR",
+                   help="include directory for flatc (repeatable); flatlane.fbs's own directory "
+                        "is always searched last")
+    p.add_argument("--lang", dest="langs", action="append", default=[], choices=LANGUAGES,
+                   help="language to emit (repeatable); no templates exist yet")
+    p.add_argument("-o", dest="out", required=True, metavar="OUT", help="output directory")
+    p.add_argument("--depfile", metavar="F",
+                   help="write a Make-style depfile: outputs depend on every .fbs of the closure")
+    p.add_argument("--list-outputs", action="store_true",
+                   help="print the files that would be written, one per line; write nothing")
+    p.add_argument("--dump-ir", action="store_true", help="write OUT/<schema>.ir.json")
+    p.add_argument("--flatc", metavar="PATH",
+                   help="flatc executable (default: $FLATLANE_FLATC, then PATH)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def _setup_logging(verbosity: int) -> None:
+    if log.handlers:  # main() may run several times in one process (tests)
+        for h in list(log.handlers):
+            log.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("flatlane-gen: %(levelname)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING if verbosity == 0 else
+                 logging.INFO if verbosity == 1 else logging.DEBUG)
+    log.propagate = False
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def outputs_for(schema: Schema, out_dir: str, dump_ir: bool) -> list[str]:
+    """Files written for one root schema (computed from the IR so that later per-service or
+    per-language outputs slot in here)."""
+    outs = []
+    if dump_ir:
+        outs.append(os.path.join(out_dir, _stem(schema.root_file) + ".ir.json"))
+    return outs
+
+
+def _escape_make(path: str) -> str:
+    return path.replace("\\", "\\\\").replace(" ", "\\ ").replace("#", "\\#").replace("$", "$$")
+
+
+def depfile_text(targets: Sequence[str], deps: Sequence[str]) -> str:
+    lines = [" ".join(_escape_make(t) for t in targets) + ":"]
+    lines += [f" {_escape_make(d)}" for d in deps]
+    return " \\\n".join(lines) + "\n"
+
+
+def _write(path: str, text: str) -> None:
+    # Always (re)write: a build system compares output mtimes with its inputs, and skipping
+    # unchanged files would make it re-run the generator on every build.
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.verbose)
+
+    if args.langs:
+        langs = ", ".join(dict.fromkeys(args.langs))
+        print(f"flatlane-gen: error: no templates exist yet for --lang {langs}: this version "
+              f"only validates schemas and writes the IR (--dump-ir)", file=sys.stderr)
+        return EXIT_USAGE
+
+    stems: dict[str, str] = {}
+    for s in args.schemas:
+        other = stems.setdefault(_stem(s), s)
+        if other != s:
+            print(f"flatlane-gen: error: {other} and {s} would write the same outputs "
+                  f"(same file name); run them separately or rename one", file=sys.stderr)
+            return EXIT_USAGE
+
+    schemas: list[Schema] = []
+    failed = False
+    for path in args.schemas:
+        try:
+            schemas.append(load(path, args.include_dirs, args.flatc))
+        except SchemaError as e:
+            print(f"flatlane-gen: error: {e}", file=sys.stderr)
+            failed = True
+    if failed:
+        return EXIT_SCHEMA
+
+    planned = [(sch, outputs_for(sch, args.out, args.dump_ir)) for sch in schemas]
+    outputs = [o for _, outs in planned for o in outs]
+    if args.list_outputs:
+        for o in outputs:
+            print(o)
+        return EXIT_OK
+
+    for sch, outs in planned:
+        for o in outs:  # only the IR dump exists so far
+            _write(o, json.dumps(sch.to_json(), indent=2, ensure_ascii=False) + "\n")
+            log.info("wrote %s", o)
+    if not outputs:
+        log.info("schemas are valid; nothing to emit (no --dump-ir, no --lang)")
+
+    if args.depfile:
+        deps = sorted({f.path for sch in schemas for f in sch.files})
+        _write(args.depfile, depfile_text(outputs or [args.depfile], deps))
+        log.info("wrote %s", args.depfile)
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
