@@ -614,7 +614,7 @@ TEST(SegmentOptions, BadSizesAreInvalidArgumentAndCreateNothing) {
     f(c);
     return c;
   };
-  const uint32_t limit = (1u << 16) / 2 - 16;  // largest frame for a 64 KiB ring
+  const uint32_t limit = (1u << 16) / 2 - 32;  // largest frame for a 64 KiB ring
   const std::vector<Case> cases = {
       {"max_frame_payload too big", with([&](SegmentConfig& c) { c.max_frame_payload = limit + 1; })},
       {"max_frame_payload huge", with([](SegmentConfig& c) { c.max_frame_payload = 0xFFFFFFFFu; })},
@@ -643,7 +643,7 @@ TEST(SegmentOptions, BadSizesAreInvalidArgumentAndCreateNothing) {
 TEST(SegmentOptions, BoundaryValuesAreAccepted) {
   TempName name("opt");
   SegmentConfig c = cfg(1 << 16);
-  c.max_frame_payload = (1u << 16) / 2 - 16;
+  c.max_frame_payload = (1u << 16) / 2 - 32;
   c.chunk_size = c.max_frame_payload;
   {
     Segment s = Segment::create(name, c);

@@ -208,20 +208,30 @@ Writer::Writer(std::string_view name, const ChannelOptions& opts)
   seg_.space_event().waiters.store(0, std::memory_order_relaxed);
   seg_.space_event().demand.store(0, std::memory_order_relaxed);
   // Continue where the previous writer (if any) stopped; its unpublished work is simply gone.
-  write_pos_ = published_pos_ = me_->pos.load(std::memory_order_acquire);
+  write_pos_ = me_->pos.load(std::memory_order_acquire);
   seq_ = me_->count.load(std::memory_order_relaxed);
   messages_ = me_->messages.load(std::memory_order_relaxed);
   bytes_ = me_->bytes.load(std::memory_order_relaxed);
   cached_read_pos_ = peer_->pos.load(std::memory_order_acquire);
   if ((write_pos_ % wire::kFrameAlign) != 0 || cached_read_pos_ > write_pos_ ||
-      write_pos_ - cached_read_pos_ > cap_) {
+      write_pos_ - cached_read_pos_ > cap_ - wire::kRingReserve) {
     set_role_state(*me_, wire::kRoleClosed);  // leave the role free for a later attempt
     throw Error(Errc::corrupt, "flatlane: channel '" + std::string(name) + "' has inconsistent ring positions");
   }
+  // A previous writer may have died half-way through a commit: make the next slot unambiguous.
+  clear_slot(write_pos_);
+}
+
+// Zeroes the header slot at `pos` (always free, see kRingReserve) so a reader polling it for the
+// next sequence number cannot mistake stale bytes of an earlier lap for a committed frame.
+void Writer::clear_slot(uint64_t pos) noexcept {
+  auto* h = reinterpret_cast<wire::FrameHeader*>(ring_ + (pos & mask_));
+  std::atomic_ref<uint64_t>(h->seq).store(0, std::memory_order_relaxed);
+  h->size = 0;
+  h->flags = 0;
 }
 
 Writer::~Writer() {
-  if (!closed_.load()) flush();
   close();
   detach(seg_, me_, peer_, unlink_on_close_);
 }
@@ -232,7 +242,7 @@ Result<std::span<std::byte>> Writer::reserve(size_t n, nanoseconds timeout) {
   const uint64_t total = wire::frame_extent(n);
   const uint64_t tail = cap_ - (write_pos_ & mask_);
   const uint64_t needed = total <= tail ? total : tail + total;
-  if (write_pos_ + needed - cached_read_pos_ > cap_) {
+  if (write_pos_ + needed - cached_read_pos_ > cap_ - wire::kRingReserve) {
     if (auto r = wait_for_space(needed, timeout); !r) return r.error();
   }
   if (demand_raised_) {  // we have what we asked for: let the reader batch again
@@ -241,11 +251,11 @@ Result<std::span<std::byte>> Writer::reserve(size_t n, nanoseconds timeout) {
   }
   if (total > tail) {
     // Not enough room before the ring end: one padding record covers the tail (always >= 16
-    // bytes since every position is 16-aligned), and the frame starts at offset 0.
+    // bytes since every position is 16-aligned), and the frame starts at offset 0. Its commit
+    // word stays 0 until commit(), so an aborted reservation leaves nothing visible.
     auto* pad = reinterpret_cast<wire::FrameHeader*>(ring_ + (write_pos_ & mask_));
     pad->size = static_cast<uint32_t>(tail - wire::kFrameHeaderSize);
     pad->flags = wire::kFramePadding | (epoch_ << wire::kFrameEpochShift);
-    pad->seq = 0;
     frame_pos_ = write_pos_ + tail;
   } else {
     frame_pos_ = write_pos_;
@@ -255,40 +265,39 @@ Result<std::span<std::byte>> Writer::reserve(size_t n, nanoseconds timeout) {
   return std::span<std::byte>(ring_ + (frame_pos_ & mask_) + wire::kFrameHeaderSize, n);
 }
 
-void Writer::commit_frame(size_t used, uint32_t flags, bool publish) noexcept {
+void Writer::commit_frame(size_t used, uint32_t flags) noexcept {
   if (!reserved_) return;
   used = std::min(used, reserved_n_);
+  const uint64_t seq = ++seq_;
+  // Recorded before the frame is visible: a writer that takes over after we die continues above
+  // every sequence number a reader may have seen.
+  me_->count.store(seq, std::memory_order_relaxed);
+  const uint64_t end = frame_pos_ + wire::frame_extent(used);
+  clear_slot(end);  // before anything below becomes visible
   auto* hdr = reinterpret_cast<wire::FrameHeader*>(ring_ + (frame_pos_ & mask_));
   hdr->size = static_cast<uint32_t>(used);
   hdr->flags = flags | (epoch_ << wire::kFrameEpochShift);
-  hdr->seq = ++seq_;
-  write_pos_ = frame_pos_ + wire::frame_extent(used);
-  reserved_ = false;
-  if (publish) {
-    me_->pos.store(write_pos_, std::memory_order_release);
-    published_pos_ = write_pos_;
-    detail::notify(seg_.data_event());
+  std::atomic_ref<uint64_t>(hdr->seq).store(seq, std::memory_order_release);
+  if (frame_pos_ != write_pos_) {
+    // Padding in front: commit it after the frame, so a reader that skips it finds the frame.
+    auto* pad = reinterpret_cast<wire::FrameHeader*>(ring_ + (write_pos_ & mask_));
+    std::atomic_ref<uint64_t>(pad->seq).store(seq, std::memory_order_release);
   }
+  write_pos_ = end;
+  reserved_ = false;
+  me_->pos.store(write_pos_, std::memory_order_release);
+  detail::notify(seg_.data_event());
   // Counters live on the block's second line; they are written after publication so the reader
   // is not kept waiting for them.
   bytes_ += used;
   if (flags & wire::kFrameLast) ++messages_;
-  me_->count.store(seq_, std::memory_order_relaxed);
   me_->bytes.store(bytes_, std::memory_order_relaxed);
   me_->messages.store(messages_, std::memory_order_relaxed);
-}
-
-void Writer::flush() noexcept {
-  if (published_pos_ == write_pos_) return;
-  me_->pos.store(write_pos_, std::memory_order_release);
-  published_pos_ = write_pos_;
-  detail::notify(seg_.data_event());
 }
 
 Errc Writer::peer_error() const noexcept { return role_error(*peer_); }
 
 Result<void> Writer::wait_for_space(uint64_t needed, nanoseconds timeout) {
-  flush();  // the reader can only free what it has seen
   bool corrupt = false;
   auto ready = [&] {
     const uint64_t rp = peer_->pos.load(std::memory_order_acquire);
@@ -297,7 +306,7 @@ Result<void> Writer::wait_for_space(uint64_t needed, nanoseconds timeout) {
       return true;
     }
     cached_read_pos_ = rp;
-    return write_pos_ + needed - rp <= cap_;
+    return write_pos_ + needed - rp <= cap_ - wire::kRingReserve;
   };
   demand_raised_ = true;
   auto r = wait_until(ready, seg_.space_event(), wait_, timeout, closed_, next_poll_check_,
@@ -327,7 +336,7 @@ Result<void> Writer::write_message(std::span<const std::byte> data, nanoseconds 
     std::memcpy(span->data(), &ch, sizeof ch);
     std::memcpy(span->data() + wire::kChunkHeaderSize, data.data() + off, len);
     uint32_t flags = wire::kFrameChunked | (i == 0 ? wire::kFrameFirst : 0u) | (i + 1 == count ? wire::kFrameLast : 0u);
-    commit_frame(wire::kChunkHeaderSize + len, flags, true);
+    commit_frame(wire::kChunkHeaderSize + len, flags);
     off += len;
   }
   return {};
@@ -370,7 +379,8 @@ Reader::Reader(std::string_view name, const ChannelOptions& opts)
   seg_.data_event().waiters.store(0, std::memory_order_relaxed);  // see Writer::Writer
   // Resume at the oldest frame the previous reader did not release; frames it released out of
   // order still carry kFrameReleased and are skipped, the others are delivered again.
-  cursor_ = release_pos_ = published_release_ = me_->pos.load(std::memory_order_acquire);
+  cursor_ = release_pos_ = published_release_ = pos_floor_ =
+      me_->pos.load(std::memory_order_acquire);
   publish_batch_ = cap_ / 4;
   cached_write_pos_ = peer_->pos.load(std::memory_order_acquire);
   released_frames_ = me_->count.load(std::memory_order_relaxed);
@@ -391,11 +401,32 @@ Reader::~Reader() {
 
 Errc Reader::peer_error() const noexcept { return role_error(*peer_); }
 
+// True when a record at the cursor is committed. Once the reader knows the next sequence number
+// it polls that frame's commit word (the line it must read anyway); the writer's position, a
+// second line, is read only when asked (`check_pos`), when the sequence is unknown (first frame,
+// new writer), or to catch a frame whose sequence was not the expected one.
+bool Reader::frame_visible(bool check_pos) noexcept {
+  if (cursor_ < cached_write_pos_) return true;
+  if (expected_seq_ != 0) {
+    auto* hdr = header_at(cursor_);
+    if (std::atomic_ref<uint64_t>(hdr->seq).load(std::memory_order_acquire) == expected_seq_) return true;
+    if (!check_pos) return false;
+  }
+  // The writer stores its position after each commit word, so it may lag the frames found
+  // through commit words by one commit; it may never fall further back.
+  const uint64_t wp = peer_->pos.load(std::memory_order_acquire);
+  if (wp < pos_floor_) {
+    corrupt_ = true;
+    return true;  // read() reports it
+  }
+  pos_floor_ = wp;  // it only ever grows
+  if (wp > cached_write_pos_) cached_write_pos_ = wp;
+  return cursor_ < cached_write_pos_;
+}
+
 Result<void> Reader::wait_for_data(nanoseconds timeout) {
-  auto ready = [&] {
-    cached_write_pos_ = peer_->pos.load(std::memory_order_acquire);
-    return cached_write_pos_ != cursor_;
-  };
+  uint32_t polls = 0;
+  auto ready = [&] { return frame_visible((polls++ & 63) == 0); };
   return wait_until(ready, seg_.data_event(), wait_, timeout, closed_, next_poll_check_, nullptr,
                     [&] { return role_closed(*peer_); },
                     [&] { return peer_error(); });
@@ -405,29 +436,37 @@ Result<Frame> Reader::read(nanoseconds timeout) {
   for (;;) {
     if (closed_.load(std::memory_order_relaxed)) return Errc::closed;
     if (corrupt_) return Errc::corrupt;
-    if (cursor_ == cached_write_pos_) {
-      cached_write_pos_ = peer_->pos.load(std::memory_order_acquire);
-      if (cursor_ == cached_write_pos_) {
-        publish_release(true);
-        if (auto r = wait_for_data(timeout); !r) return r.error();
-      }
+    if (!frame_visible(true)) {
+      publish_release(true);
+      if (auto r = wait_for_data(timeout); !r) return r.error();
     }
+    if (corrupt_) return Errc::corrupt;
     // Everything below comes from shared memory: validate before use, read each field once.
-    const uint64_t avail = cached_write_pos_ - cursor_;
     const uint64_t off = cursor_ & mask_;
     auto* hdr = header_at(cursor_);
     // The header and the start of the payload usually straddle two lines: fetch both at once
     // instead of one after the other (the second load would otherwise wait for validation).
     __builtin_prefetch(reinterpret_cast<const std::byte*>(hdr) + 64);
-    if (avail > cap_ || avail < wire::kFrameHeaderSize || (cached_write_pos_ % wire::kFrameAlign) != 0) {
-      corrupt_ = true;
-      return Errc::corrupt;
-    }
     const uint32_t size = hdr->size;
     const uint32_t flags = hdr->flags;
-    const uint64_t seq = hdr->seq;
+    const uint64_t seq = std::atomic_ref<uint64_t>(hdr->seq).load(std::memory_order_relaxed);
     const uint64_t ext = wire::frame_extent(size);
-    if (ext > avail || ext > cap_ - off) {
+    if (cursor_ == cached_write_pos_) {
+      // Found through its commit word: the writer's position may not show it yet. It must not
+      // reach into space the reader has not released.
+      if (ext > cap_ - off || cursor_ + ext - release_pos_ > cap_ - wire::kRingReserve) {
+        corrupt_ = true;
+        return Errc::corrupt;
+      }
+      // A frame right behind padding found the same way belongs to the same commit.
+      pos_floor_ = std::max(pos_floor_, fast_prev_end_ == cursor_ ? fast_prev_start_ : cursor_);
+      fast_prev_start_ = cursor_;
+      fast_prev_end_ = cursor_ + ext;
+      cached_write_pos_ = cursor_ + ext;
+    }
+    const uint64_t avail = cached_write_pos_ - cursor_;
+    if (avail > cap_ || avail < wire::kFrameHeaderSize || (cached_write_pos_ % wire::kFrameAlign) != 0 ||
+        ext > avail || ext > cap_ - off) {
       corrupt_ = true;
       return Errc::corrupt;
     }
@@ -522,10 +561,12 @@ void Reader::sweep() noexcept {
 }
 
 // Publishing the release position costs a store to a line the writer polls when the ring looks
-// full, plus the eventcount fence. Per message, that drops a streaming pair into the slow regime
-// where both sides trade the line for every frame, so while the reader keeps reading it publishes
-// once per quarter ring. It publishes at once when the writer sleeps (`waiters`), has waited for
-// more than a moment or failed a poll (`demand`), and before the reader itself waits.
+// full, and waking a sleeping writer needs the eventcount fence. Per message, that drops a
+// streaming pair into the slow regime where both sides trade the line for every frame, so:
+//  - the position is stored once per quarter ring, and at once when the writer sleeps
+//    (`waiters`), when it has waited a moment or failed a poll (`demand`), and whenever read()
+//    finds nothing to deliver (so before the reader waits);
+// So a reader that is not inside read() may hold back up to a quarter ring of freed space.
 void Reader::publish_release(bool force) noexcept {
   if (release_pos_ == published_release_) return;
   auto& ev = seg_.space_event();

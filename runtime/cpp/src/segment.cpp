@@ -170,7 +170,7 @@ Errc validate_header(const wire::SegmentHeader& hdr, uint64_t file_size, std::st
   if (file_size < seg_size)
     return bad(Errc::truncated, "file is " + std::to_string(file_size) + " bytes, header says " +
                                     std::to_string(seg_size));
-  if (max_frame < wire::kChunkHeaderSize + 16 || max_frame > cap / 2 - wire::kFrameHeaderSize)
+  if (max_frame < wire::kChunkHeaderSize + 16 || max_frame > wire::max_frame_limit(cap))
     return bad(Errc::corrupt, "max frame payload " + std::to_string(max_frame) + " out of range");
   if (chunk <= wire::kChunkHeaderSize || chunk > max_frame)
     return bad(Errc::corrupt, "chunk size " + std::to_string(chunk) + " out of range");
@@ -185,7 +185,7 @@ Segment Segment::create(std::string_view name, const SegmentConfig& cfg) {
   if (cfg.ring_capacity == 0 || cfg.ring_capacity > wire::kMaxRingCapacity)
     fail(Errc::invalid_argument, "ring capacity " + std::to_string(cfg.ring_capacity) + " out of range");
   uint64_t cap = next_pow2(cfg.ring_capacity);
-  uint64_t frame_limit = std::min<uint64_t>(cap / 2 - wire::kFrameHeaderSize, UINT32_MAX - 4096);
+  uint64_t frame_limit = std::min<uint64_t>(wire::max_frame_limit(cap), UINT32_MAX - 4096);
   uint64_t max_frame = cfg.max_frame_payload ? cfg.max_frame_payload : frame_limit;
   if (max_frame > frame_limit || max_frame < wire::kChunkHeaderSize + 16)
     fail(Errc::invalid_argument, "max_frame_payload " + std::to_string(max_frame) + " must be in [32, " +

@@ -106,10 +106,7 @@ class Writer {
   // wait strategy. Errors: message_too_large, timeout, peer_dead, peer_closed, closed.
   Result<std::span<std::byte>> reserve(size_t n, std::chrono::nanoseconds timeout = kInfinite);
   // Publishes the first `used` bytes of the reservation (used <= n).
-  void commit(size_t used) noexcept { commit_frame(used, wire::kFrameFirst | wire::kFrameLast, true); }
-  // Like commit, but the reader is not told until flush() (or a later commit): batch publication.
-  void commit_deferred(size_t used) noexcept { commit_frame(used, wire::kFrameFirst | wire::kFrameLast, false); }
-  void flush() noexcept;
+  void commit(size_t used) noexcept { commit_frame(used, wire::kFrameFirst | wire::kFrameLast); }
   void abort() noexcept { reserved_ = false; }
 
   // Copies `data` in: one frame if it fits max_frame_payload, else chunks of chunk_size().
@@ -123,7 +120,8 @@ class Writer {
   const Segment& segment() const noexcept { return seg_; }
 
  private:
-  void commit_frame(size_t used, uint32_t flags, bool publish) noexcept;
+  void commit_frame(size_t used, uint32_t flags) noexcept;
+  void clear_slot(uint64_t pos) noexcept;
   Result<void> wait_for_space(uint64_t needed, std::chrono::nanoseconds timeout);
   Errc peer_error() const noexcept;
 
@@ -140,7 +138,6 @@ class Writer {
   bool unlink_on_close_ = true;
   // Producer-private state (never shared): its own cursor and a cached copy of the reader's.
   uint64_t write_pos_ = 0;
-  uint64_t published_pos_ = 0;
   uint64_t cached_read_pos_ = 0;
   uint64_t seq_ = 0;
   uint64_t messages_ = 0;
@@ -183,6 +180,7 @@ class Reader {
   void publish_release(bool force) noexcept;
   void skip(uint64_t extent) noexcept;
   Result<void> wait_for_data(std::chrono::nanoseconds timeout);
+  bool frame_visible(bool check_pos) noexcept;
   Errc peer_error() const noexcept;
   wire::FrameHeader* header_at(uint64_t pos) const noexcept {
     return reinterpret_cast<wire::FrameHeader*>(ring_ + (pos & mask_));
@@ -203,7 +201,10 @@ class Reader {
   uint64_t release_pos_ = 0;      // everything before is free
   uint64_t published_release_ = 0;  // last value stored to the shared read pos
   uint64_t publish_batch_ = 0;
-  uint64_t cached_write_pos_ = 0;
+  uint64_t cached_write_pos_ = 0;  // never decreases; may run ahead of the writer's position
+  uint64_t pos_floor_ = 0;         // the writer's position may not fall below this
+  uint64_t fast_prev_start_ = 0;   // last record found through its commit word
+  uint64_t fast_prev_end_ = 0;
   uint64_t expected_seq_ = 0;     // 0 = resynchronise on the next frame
   uint32_t writer_epoch_ = 0;     // epoch seen in the last frame (low 16 bits)
   bool epoch_known_ = false;

@@ -17,6 +17,12 @@ inline constexpr uint64_t kFrameAlign = 16;
 inline constexpr uint64_t kFrameHeaderSize = 16;
 inline constexpr uint64_t kChunkHeaderSize = 16;
 inline constexpr uint64_t kMinRingCapacity = 4096;
+// The writer never fills the last 16 bytes of the ring: the header slot at the write position is
+// always free, so it can be cleared before the frame in front of it is published.
+inline constexpr uint64_t kRingReserve = 16;
+// Largest frame payload for a ring: two such frames fit beside the reserve, and one always fits
+// (with wrap padding) once the ring is empty.
+constexpr uint64_t max_frame_limit(uint64_t capacity) { return capacity / 2 - 2 * 16; }
 inline constexpr uint64_t kMaxRingCapacity = 1ull << 40;
 inline constexpr size_t kTypeNameSize = 128;
 
@@ -98,10 +104,12 @@ inline constexpr uint64_t kReaderBlockOffset = 384;
 inline constexpr uint64_t kDataEventOffset = 512;   // writer notifies, reader waits
 inline constexpr uint64_t kSpaceEventOffset = 640;  // reader notifies, writer waits
 
+// `seq` is the commit word: the writer stores it last, with release order, and a reader that
+// knows the next sequence number detects a new frame by polling it (one cache line per frame).
 struct FrameHeader {
   uint32_t size;   // payload bytes that follow this header (padding: bytes to skip)
   uint32_t flags;  // FrameFlags | epoch << 16
-  uint64_t seq;    // 1-based frame sequence; 0 for padding
+  uint64_t seq;    // 1-based frame sequence; padding carries the seq of the frame after it
 };
 static_assert(sizeof(FrameHeader) == kFrameHeaderSize);
 
@@ -123,7 +131,7 @@ constexpr uint64_t fnv1a(const char* s, uint64_t h = 0xcbf29ce484222325ull) {
 inline constexpr const char* kLayoutDescription =
     "flatlane-spsc-v1;hdr=256;oieb=w256,r384,de512,se640;ep=pos0,owner8:pid|state<<32,start16,epoch24,"
     "count64,msgs72,bytes80;ev=seq0,waiters4,demand8;ring=4096;frame=size0:u32,flags4:u32,seq8:u64;align=16;"
-    "chunk=msize0:u64,index8:u32,count12:u32";
+    "chunk=msize0:u64,index8:u32,count12:u32;commit=seq-last,next-slot-cleared,reserve16";
 inline constexpr uint64_t kLayoutHash = fnv1a(kLayoutDescription);
 
 static_assert(offsetof(SegmentHeader, protocol_version) == 8 && offsetof(SegmentHeader, layout_hash) == 16 &&

@@ -21,7 +21,7 @@ struct TypeId {
 
 struct SegmentConfig {
   uint64_t ring_capacity = 1u << 20;  // rounded up to a power of two, >= 4096
-  uint32_t max_frame_payload = 0;     // 0 = largest that always fits: capacity/2 - 16
+  uint32_t max_frame_payload = 0;     // 0 = largest allowed: capacity/2 - 32
   uint32_t chunk_size = 0;            // 0 = min(max_frame_payload, 1 MiB)
   mode_t mode = 0600;
   TypeId type;
