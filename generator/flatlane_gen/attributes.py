@@ -51,8 +51,8 @@ CHUNK_MIN = CHUNK_HEADER + 1
 
 
 def frame_limit(ring_capacity: int) -> int:
-    """Largest frame payload of a ring (PROTOCOL.md §3.2: `min(cap/2 - 16, 2^32 - 1 - 4096)`)."""
-    return min(ring_capacity // 2 - 16, (1 << 32) - 1 - SEGMENT_HEADER)
+    """Largest frame payload of a ring (PROTOCOL.md §3.2: `min(cap/2 - 32, 2^32 - 1 - 4096)`)."""
+    return min(ring_capacity // 2 - 32, (1 << 32) - 1 - SEGMENT_HEADER)
 
 
 _UNITS = {"": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}

@@ -199,7 +199,7 @@ class _Validator:
             if isinstance(chunk.value, int) and chunk.value > limit:
                 col.error(file, where, f"{A.CHUNK_SIZE} {chunk.value} exceeds the largest frame "
                                        f"payload ({limit}) of a {A.format_size(ring.value)} ring "
-                                       f"(at most ring_capacity/2 - 16)")
+                                       f"(at most ring_capacity/2 - 32)")
             where = element if (ring.at_method or max_message.at_method) \
                 else f"rpc_service {svc.name}"
             if (pattern is ChannelKind.DUPLEX and isinstance(max_message.value, int)
