@@ -56,6 +56,7 @@ void measure(const char* argv0, WaitStrategy ws, const char* label, int rounds) 
   us.reserve(static_cast<size_t>(rounds));
   std::byte payload[64]{};
   for (int i = -rounds / 10; i < rounds; ++i) {  // first 10% warm up
+    std::memcpy(payload, &i, sizeof i);  // the echo must carry this round's number back
     auto t0 = steady_clock::now();
     auto span = ping->reserve(sizeof payload);
     std::memcpy(span->data(), payload, sizeof payload);
@@ -63,6 +64,10 @@ void measure(const char* argv0, WaitStrategy ws, const char* label, int rounds) 
     auto back = pong.read(seconds(10));
     if (!back) {
       std::fprintf(stderr, "echo failed: %s\n", to_string(back.error()));
+      std::exit(1);
+    }
+    if (back->size() != sizeof payload || std::memcmp(back->ptr(), payload, sizeof payload) != 0) {
+      std::fprintf(stderr, "echo of round %d came back wrong\n", i);
       std::exit(1);
     }
     auto t1 = steady_clock::now();
