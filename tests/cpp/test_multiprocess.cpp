@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "payload_pattern.hpp"
 #include "test_util.hpp"
 
 namespace flatlane {
@@ -57,57 +58,9 @@ constexpr nanoseconds kDetectBound = 100ms;
 // close() force-wakes the sleeper, so a blocked call returns within scheduling latency.
 constexpr nanoseconds kCloseBound = 50ms;
 
-// ---- payload pattern (kept identical to the copy in peer_process.cpp) ---------------------------
-constexpr uint64_t mix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
+// ---- payload pattern: payload_pattern.hpp, with this file's default size limit -------------------
 size_t payload_size(uint64_t seed, uint64_t seq, size_t max = kMaxPayload) {
-  return static_cast<size_t>(mix64(seed * 0x100000001B3ull ^ (seq << 1) ^ 0x5A5A5A5Aull) % (max + 1));
-}
-void fill_payload(uint64_t seed, uint64_t seq, std::byte* p, size_t n) {
-  const uint64_t base = mix64(seed ^ mix64(seq));
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const uint64_t w = mix64(base + i);
-    std::memcpy(p + i, &w, 8);
-  }
-  if (i < n) {
-    const uint64_t w = mix64(base + i);
-    std::memcpy(p + i, &w, n - i);
-  }
-}
-bool check_payload(uint64_t seed, uint64_t seq, const std::byte* p, size_t n) {
-  const uint64_t base = mix64(seed ^ mix64(seq));
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    if (w != mix64(base + i)) return false;
-  }
-  if (i < n) {
-    const uint64_t w = mix64(base + i);
-    if (std::memcmp(p + i, &w, n - i) != 0) return false;
-  }
-  return true;
-}
-// Whole messages (write_message/read_message): 8-byte id k, then a stream derived from (seed, k).
-size_t message_size(uint64_t seed, uint64_t k, size_t min, size_t max) {
-  return min + static_cast<size_t>(mix64(seed * 0x9E3779B1ull ^ (k << 3) ^ 0x77ull) % (max - min + 1));
-}
-void fill_message(uint64_t seed, uint64_t k, std::byte* p, size_t n) {
-  std::memcpy(p, &k, 8);
-  fill_payload(seed ^ 0xC0FFEEull, k, p + 8, n - 8);
-}
-// Returns the id, or UINT64_MAX when size or bytes do not match.
-uint64_t check_message(uint64_t seed, const std::byte* p, size_t n, size_t min, size_t max) {
-  if (n < 8) return UINT64_MAX;
-  uint64_t k;
-  std::memcpy(&k, p, 8);
-  if (n != message_size(seed, k, min, max) || !check_payload(seed ^ 0xC0FFEEull, k, p + 8, n - 8)) return UINT64_MAX;
-  return k;
+  return flatlane::test::payload_size(seed, seq, max);
 }
 // -------------------------------------------------------------------------------------------------
 
