@@ -7,6 +7,7 @@
 #include <deque>
 #include <thread>
 #include <random>
+#include <memory>
 #include <ctime>
 #include <vector>
 
@@ -263,4 +264,78 @@ TEST(Wait, IdleReaderAndWriterBurnNoCpuBeyondTheSpinBudget) {
     auto writer_cpu = thread_cpu_time() - cpu0;
     EXPECT_LT(writer_cpu, 20ms) << "idle reserve() burned " << writer_cpu.count() << " ns";
   }
+}
+
+// A reader that has consumed everything publishes at once: a writer that needs the whole ring
+// (here: from a process that is about to block elsewhere) is not held back by batching.
+TEST(Ring, CaughtUpReaderPublishesFreedSpaceAtOnce) {
+  TempName name;
+  Writer w(name, opts(OpenMode::create, 4096));
+  Reader r(name, opts(OpenMode::open));
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(w.reserve(100).ok());
+    w.commit(100);
+  }
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(r.read(0ns).ok());  // each frame released at once
+  EXPECT_EQ(w.stats().occupancy_bytes, 0u);
+  EXPECT_TRUE(w.reserve(w.max_frame_payload(), 0ns).ok());
+}
+
+// After close(), the role is free; a later endpoint that claims it must not be detached by the
+// destruction of the closed one.
+TEST(Roles, DestroyingAClosedWriterLeavesItsSuccessorAttached) {
+  TempName name;
+  Reader r(name, opts(OpenMode::create));
+  auto a = std::make_unique<Writer>(name, opts(OpenMode::open));
+  a->close();
+  Writer b(name, opts(OpenMode::open));
+  a.reset();
+  EXPECT_TRUE(r.peer_attached());
+  try {
+    Writer c(name, opts(OpenMode::open));
+    ADD_FAILURE() << "a third writer attached while b is live";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::busy);
+  }
+  ASSERT_TRUE(b.reserve(8).ok());
+  b.commit(8);
+  EXPECT_TRUE(r.read(1s).ok());
+}
+
+// A writer that died after a frame's commit word but before its position store: the next writer
+// publishes that frame instead of overwriting it, and numbering continues after it.
+TEST(Roles, NewWriterRecoversACommitWhosePositionWasNeverStored) {
+  TempName name;
+  Reader r(name, opts(OpenMode::create));
+  uint64_t frame2_start = 0;
+  {
+    Writer a(name, opts(OpenMode::open));
+    ASSERT_TRUE(a.reserve(8).ok());
+    a.commit(8);
+    frame2_start = a.segment().writer_block().pos.load();
+    auto s = a.reserve(24);
+    ASSERT_TRUE(s.ok());
+    fill(*s, 2);
+    a.commit(24);
+    // Undo the position store, as if a had been killed right before it, and leave the role as a
+    // dead writer would (attached, pid of a process that no longer exists).
+    a.segment().writer_block().pos.store(frame2_start);
+    a.close();
+  }
+  auto f1 = r.read(0ns);
+  ASSERT_TRUE(f1.ok());
+  EXPECT_EQ(f1->seq(), 1u);
+  Writer b(name, opts(OpenMode::open));
+  EXPECT_GT(b.segment().writer_block().pos.load(), frame2_start);
+  ASSERT_TRUE(b.reserve(8).ok());
+  b.commit(8);
+  f1 = Frame{};
+  auto f2 = r.read(1s);
+  ASSERT_TRUE(f2.ok()) << to_string(f2.error());
+  EXPECT_EQ(f2->seq(), 2u);
+  EXPECT_TRUE(intact(f2->data(), 2));
+  f2 = Frame{};
+  auto f3 = r.read(1s);
+  ASSERT_TRUE(f3.ok()) << to_string(f3.error());
+  EXPECT_EQ(f3->seq(), 3u);
 }

@@ -35,7 +35,7 @@ Segment open_or_create(std::string_view name, const ChannelOptions& o) {
 // Claims the writer or reader role with one CAS on the owner word (pid | state), so two
 // processes racing for a role left by a dead owner cannot both win. A role held by a live
 // process gives `busy`; one left by a dead or closed owner is taken over and its epoch bumped.
-uint32_t claim_role(wire::EndpointBlock& b, const char* role, std::string_view name) {
+uint32_t claim_role(wire::EndpointBlock& b, uint64_t& owner, const char* role, std::string_view name) {
   ProcessIdentity self = self_identity();
   for (;;) {
     uint64_t cur = b.owner.load(std::memory_order_acquire);
@@ -52,13 +52,19 @@ uint32_t claim_role(wire::EndpointBlock& b, const char* role, std::string_view n
   }
   b.start_time.store(self.start_time, std::memory_order_relaxed);
   uint32_t epoch = b.epoch.fetch_add(1, std::memory_order_relaxed) + 1;
-  b.owner.store(wire::make_owner(self.pid, wire::kRoleAttached), std::memory_order_release);
+  owner = wire::make_owner(self.pid, wire::kRoleAttached);
+  b.owner.store(owner, std::memory_order_release);
   return epoch;
 }
 
-void set_role_state(wire::EndpointBlock& b, uint32_t state) noexcept {
-  const uint64_t cur = b.owner.load(std::memory_order_relaxed);
-  b.owner.store(wire::make_owner(wire::owner_pid(cur), state), std::memory_order_seq_cst);
+// Moves our role to `state`, but only while the owner word is still the one we wrote: after our
+// close() another endpoint (even in this process) may have claimed the role, and it is not ours
+// to change any more.
+void set_role_state(wire::EndpointBlock& b, uint64_t& owner, uint32_t state) noexcept {
+  const uint64_t want = wire::make_owner(wire::owner_pid(owner), state);
+  if (owner == want) return;
+  uint64_t expected = owner;
+  if (b.owner.compare_exchange_strong(expected, want, std::memory_order_seq_cst)) owner = want;
 }
 
 // What a waiter reports about its peer: ok while it is alive or has never attached.
@@ -161,8 +167,8 @@ Result<void> wait_until(Ready&& ready, wire::EventCount& ev, const WaitOptions& 
 
 // Marks our role closed and removes the name when the peer has come and gone: a segment whose
 // peer never attached is kept so queued messages reach a late reader (reclaimed later when stale).
-void detach(Segment& seg, wire::EndpointBlock* me, wire::EndpointBlock* peer, bool unlink) {
-  set_role_state(*me, wire::kRoleClosed);
+void detach(Segment& seg, wire::EndpointBlock* me, uint64_t& owner, wire::EndpointBlock* peer, bool unlink) {
+  set_role_state(*me, owner, wire::kRoleClosed);
   if (!unlink) return;
   const uint32_t ps = wire::owner_state(peer->owner.load(std::memory_order_seq_cst));
   if (ps == wire::kRoleClosed || (ps == wire::kRoleAttached && !role_live(*peer))) seg.unlink_if_same();
@@ -203,7 +209,7 @@ Writer::Writer(std::string_view name, const ChannelOptions& opts)
   mask_ = cap_ - 1;
   max_frame_ = seg_.max_frame_payload();
   chunk_size_ = seg_.chunk_size();
-  epoch_ = claim_role(*me_, "writer", name);
+  epoch_ = claim_role(*me_, owner_, "writer", name);
   // Only the writer sleeps on the space event: a count left by a writer that died asleep is stale.
   seg_.space_event().waiters.store(0, std::memory_order_relaxed);
   seg_.space_event().demand.store(0, std::memory_order_relaxed);
@@ -215,11 +221,35 @@ Writer::Writer(std::string_view name, const ChannelOptions& opts)
   cached_read_pos_ = peer_->pos.load(std::memory_order_acquire);
   if ((write_pos_ % wire::kFrameAlign) != 0 || cached_read_pos_ > write_pos_ ||
       write_pos_ - cached_read_pos_ > cap_ - wire::kRingReserve) {
-    set_role_state(*me_, wire::kRoleClosed);  // leave the role free for a later attempt
+    set_role_state(*me_, owner_, wire::kRoleClosed);  // leave the role free for a later attempt
     throw Error(Errc::corrupt, "flatlane: channel '" + std::string(name) + "' has inconsistent ring positions");
   }
+  recover_unpublished_commit();
   // A previous writer may have died half-way through a commit: make the next slot unambiguous.
   clear_slot(write_pos_);
+}
+
+// A writer that died between a frame's commit word and its position store left a frame that a
+// reader may already have consumed. It is recognisable: its sequence number equals the recorded
+// count (stored before the commit word). Publish it instead of writing over it.
+void Writer::recover_unpublished_commit() noexcept {
+  uint64_t pos = write_pos_;
+  for (int records = 0; records < 2; ++records) {  // at most padding + one frame
+    const auto* hdr = reinterpret_cast<const wire::FrameHeader*>(ring_ + (pos & mask_));
+    const uint64_t seq = std::atomic_ref<uint64_t>(const_cast<uint64_t&>(hdr->seq)).load(std::memory_order_acquire);
+    if (seq == 0 || seq != seq_) return;
+    const uint64_t ext = wire::frame_extent(hdr->size);
+    const bool padding = (hdr->flags & wire::kFramePadding) != 0;
+    if (ext > cap_ - (pos & mask_) || pos + ext - cached_read_pos_ > cap_ - wire::kRingReserve ||
+        (!padding && hdr->size > max_frame_))
+      return;  // not a frame we can vouch for
+    pos += ext;
+    if (!padding) {
+      write_pos_ = pos;
+      me_->pos.store(write_pos_, std::memory_order_release);
+      return;
+    }
+  }
 }
 
 // Zeroes the header slot at `pos` (always free, see kRingReserve) so a reader polling it for the
@@ -233,7 +263,7 @@ void Writer::clear_slot(uint64_t pos) noexcept {
 
 Writer::~Writer() {
   close();
-  detach(seg_, me_, peer_, unlink_on_close_);
+  detach(seg_, me_, owner_, peer_, unlink_on_close_);
 }
 
 Result<std::span<std::byte>> Writer::reserve(size_t n, nanoseconds timeout) {
@@ -345,7 +375,7 @@ Result<void> Writer::write_message(std::span<const std::byte> data, nanoseconds 
 void Writer::close() noexcept {
   if (closed_.exchange(true)) return;
   detail::force_wake(seg_.space_event());  // interrupt our own blocked reserve()
-  set_role_state(*me_, wire::kRoleClosed);
+  set_role_state(*me_, owner_, wire::kRoleClosed);
   detail::force_wake(seg_.data_event());   // let a sleeping reader see peer_closed now
 }
 
@@ -375,7 +405,7 @@ Reader::Reader(std::string_view name, const ChannelOptions& opts)
   cap_ = seg_.ring_capacity();
   mask_ = cap_ - 1;
   max_frame_ = seg_.max_frame_payload();
-  claim_role(*me_, "reader", name);
+  claim_role(*me_, owner_, "reader", name);
   seg_.data_event().waiters.store(0, std::memory_order_relaxed);  // see Writer::Writer
   // Resume at the oldest frame the previous reader did not release; frames it released out of
   // order still carry kFrameReleased and are skipped, the others are delivered again.
@@ -387,7 +417,7 @@ Reader::Reader(std::string_view name, const ChannelOptions& opts)
   messages_ = me_->messages.load(std::memory_order_relaxed);
   bytes_ = me_->bytes.load(std::memory_order_relaxed);
   if ((cursor_ % wire::kFrameAlign) != 0 || cursor_ > cached_write_pos_ || cached_write_pos_ - cursor_ > cap_) {
-    set_role_state(*me_, wire::kRoleClosed);
+    set_role_state(*me_, owner_, wire::kRoleClosed);
     throw Error(Errc::corrupt, "flatlane: channel '" + std::string(name) + "' has inconsistent ring positions");
   }
 }
@@ -396,7 +426,7 @@ Reader::~Reader() {
   if (assembly_) ::munmap(assembly_, assembly_cap_);
   if (!closed_.load()) publish_release(true);
   close();
-  detach(seg_, me_, peer_, unlink_on_close_);
+  detach(seg_, me_, owner_, peer_, unlink_on_close_);
 }
 
 Errc Reader::peer_error() const noexcept { return role_error(*peer_); }
@@ -409,8 +439,11 @@ bool Reader::frame_visible(bool check_pos) noexcept {
   if (cursor_ < cached_write_pos_) return true;
   if (expected_seq_ != 0) {
     auto* hdr = header_at(cursor_);
-    if (std::atomic_ref<uint64_t>(hdr->seq).load(std::memory_order_acquire) == expected_seq_) return true;
-    if (!check_pos) return false;
+    const uint64_t seq = std::atomic_ref<uint64_t>(hdr->seq).load(std::memory_order_acquire);
+    if (seq == expected_seq_) return true;
+    // A cleared slot reads 0; anything else (a new writer's sequence, garbage) is settled by
+    // the writer's position at once.
+    if (seq == 0 && !check_pos) return false;
   }
   // The writer stores its position after each commit word, so it may lag the frames found
   // through commit words by one commit; it may never fall further back.
@@ -560,18 +593,26 @@ void Reader::sweep() noexcept {
   publish_release(false);
 }
 
+// Nothing held and nothing more committed: a reader in this state may go off and block elsewhere
+// (say, writing to another channel), so it must not keep freed space to itself.
+bool Reader::caught_up() noexcept {
+  if (held_ != 0 || cursor_ < cached_write_pos_) return false;
+  return expected_seq_ == 0 ||
+         std::atomic_ref<uint64_t>(header_at(cursor_)->seq).load(std::memory_order_relaxed) != expected_seq_;
+}
+
 // Publishing the release position costs a store to a line the writer polls when the ring looks
 // full, and waking a sleeping writer needs the eventcount fence. Per message, that drops a
 // streaming pair into the slow regime where both sides trade the line for every frame, so:
-//  - the position is stored once per quarter ring, and at once when the writer sleeps
-//    (`waiters`), when it has waited a moment or failed a poll (`demand`), and whenever read()
-//    finds nothing to deliver (so before the reader waits);
-// So a reader that is not inside read() may hold back up to a quarter ring of freed space.
+//  - the position is stored once per quarter ring while the reader has more to read, and at
+//    once when it has caught up, when the writer sleeps (`waiters`), when the writer has waited
+//    a moment or failed a poll (`demand`), and whenever read() finds nothing to deliver.
 void Reader::publish_release(bool force) noexcept {
   if (release_pos_ == published_release_) return;
   auto& ev = seg_.space_event();
   if (!force && release_pos_ - published_release_ < publish_batch_ &&
-      ev.waiters.load(std::memory_order_relaxed) == 0 && ev.demand.load(std::memory_order_relaxed) == 0)
+      ev.waiters.load(std::memory_order_relaxed) == 0 && ev.demand.load(std::memory_order_relaxed) == 0 &&
+      !caught_up())
     return;
   published_release_ = release_pos_;
   me_->count.store(released_frames_, std::memory_order_relaxed);
@@ -670,7 +711,7 @@ Result<Message> Reader::read_message(nanoseconds timeout) {
 void Reader::close() noexcept {
   if (closed_.exchange(true)) return;
   detail::force_wake(seg_.data_event());  // interrupt our own blocked read()
-  set_role_state(*me_, wire::kRoleClosed);
+  set_role_state(*me_, owner_, wire::kRoleClosed);
   detail::force_wake(seg_.space_event());  // let a writer blocked on a full ring see peer_closed
 }
 

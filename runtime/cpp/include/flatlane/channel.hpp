@@ -122,12 +122,14 @@ class Writer {
  private:
   void commit_frame(size_t used, uint32_t flags) noexcept;
   void clear_slot(uint64_t pos) noexcept;
+  void recover_unpublished_commit() noexcept;
   Result<void> wait_for_space(uint64_t needed, std::chrono::nanoseconds timeout);
   Errc peer_error() const noexcept;
 
   Segment seg_;
   wire::EndpointBlock* me_ = nullptr;
   wire::EndpointBlock* peer_ = nullptr;
+  uint64_t owner_ = 0;  // the owner word we last wrote (see set_role_state)
   std::byte* ring_ = nullptr;
   uint64_t cap_ = 0;
   uint64_t mask_ = 0;
@@ -178,6 +180,7 @@ class Reader {
   void release(uint64_t pos, uint64_t extent) noexcept;
   void sweep() noexcept;
   void publish_release(bool force) noexcept;
+  bool caught_up() noexcept;
   void skip(uint64_t extent) noexcept;
   Result<void> wait_for_data(std::chrono::nanoseconds timeout);
   bool frame_visible(bool check_pos) noexcept;
@@ -189,6 +192,7 @@ class Reader {
   Segment seg_;
   wire::EndpointBlock* me_ = nullptr;
   wire::EndpointBlock* peer_ = nullptr;
+  uint64_t owner_ = 0;  // the owner word we last wrote (see set_role_state)
   std::byte* ring_ = nullptr;
   uint64_t cap_ = 0;
   uint64_t mask_ = 0;
