@@ -28,11 +28,6 @@
 
 #include "test_util.hpp"
 
-// Readable error kinds in assertion failures.
-namespace flatlane {
-static void PrintTo(Errc e, std::ostream* os) { *os << "Errc::" << to_string(e); }
-}  // namespace flatlane
-
 using namespace flatlane;
 using namespace flatlane::test;
 using namespace std::chrono_literals;

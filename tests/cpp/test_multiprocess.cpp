@@ -34,8 +34,7 @@
 #include "test_util.hpp"
 
 namespace flatlane {
-// Readable Errc values in assertion messages (found by gtest through ADL).
-[[maybe_unused]] static void PrintTo(Errc e, std::ostream* os) { *os << to_string(e); }
+// Readable wait strategies in test names and messages (Errc's printer is in test_util.hpp).
 [[maybe_unused]] static void PrintTo(WaitStrategy s, std::ostream* os) {
   *os << (s == WaitStrategy::busy_spin ? "busy_spin" : s == WaitStrategy::blocking ? "blocking" : "spin_then_sleep");
 }

@@ -4,9 +4,15 @@
 #include <flatlane/flatlane.hpp>
 
 #include <atomic>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <unistd.h>
+
+namespace flatlane {
+// Readable error kinds in assertion failures (found by GoogleTest through ADL).
+inline void PrintTo(Errc e, std::ostream* os) { *os << "Errc::" << to_string(e); }
+}  // namespace flatlane
 
 namespace flatlane::test {
 
