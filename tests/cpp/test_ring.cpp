@@ -339,3 +339,40 @@ TEST(Roles, NewWriterRecoversACommitWhosePositionWasNeverStored) {
   ASSERT_TRUE(f3.ok()) << to_string(f3.error());
   EXPECT_EQ(f3->seq(), 3u);
 }
+
+// A peer that closes while we spin is reported at the next spin check, not one liveness interval
+// (50 ms) later.
+TEST(Wait, CloseDuringSpinIsSeenPromptly) {
+  TempName name;
+  auto w = std::make_unique<Writer>(name, opts(OpenMode::create, 4096, WaitStrategy::busy_spin));
+  Reader r(name, opts(OpenMode::open, 4096, WaitStrategy::busy_spin));
+  std::thread closer([&] {
+    std::this_thread::sleep_for(5ms);
+    w->close();
+  });
+  auto t0 = Clock::now();
+  auto f = r.read(2s);
+  auto waited = Clock::now() - t0;
+  closer.join();
+  EXPECT_EQ(f.error(), Errc::peer_closed);
+  EXPECT_LT(waited, 30ms);
+}
+
+// A reader that closes cleanly hands its released frames back: the next reader does not get them.
+TEST(Roles, CleanlyClosedReaderDoesNotCauseRedelivery) {
+  TempName name;
+  Writer w(name, opts(OpenMode::create));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(w.reserve(8).ok());
+    w.commit(8);
+  }
+  {
+    Reader r(name, opts(OpenMode::open));
+    for (int i = 0; i < 2; ++i) ASSERT_TRUE(r.read(0ns).ok());
+    r.close();
+  }
+  Reader r2(name, opts(OpenMode::open));
+  auto f = r2.read(0ns);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->seq(), 3u);
+}

@@ -106,18 +106,17 @@ Result<void> wait_until(Ready&& ready, wire::EventCount& ev, const WaitOptions& 
   if (closed.load(std::memory_order_relaxed)) return Errc::closed;
   // A peer that already closed cleanly is reported at once (a shared-memory load, no syscall).
   if (Errc e = peer_closed(); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
-  if (timeout.count() == 0) {
-    // Non-blocking polls still learn that the peer died, at a rate-limited syscall cost.
-    raise_demand();
-    if (ready()) return {};
-    const auto now = Clock::now();
-    if (now >= next_poll_check) {
-      next_poll_check = now + w.liveness_interval;
-      if (Errc e = peer_error(); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
-    }
-    return Errc::timeout;
-  }
   const auto start = Clock::now();
+  // A peer that died before this wait began is reported now, not one interval later; the /proc
+  // read this costs is rate-limited per endpoint, so polling loops stay syscall-free.
+  if (start >= next_poll_check) {
+    next_poll_check = start + w.liveness_interval;
+    if (Errc e = peer_error(); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
+  }
+  if (timeout.count() == 0) {
+    raise_demand();
+    return ready() ? Result<void>{} : Result<void>{Errc::timeout};
+  }
   constexpr nanoseconds kForever = std::chrono::hours(24 * 365 * 100);
   const auto deadline = timeout.count() < 0 || timeout >= kForever ? Clock::time_point::max() : start + timeout;
   auto next_check = start + w.liveness_interval;
@@ -130,6 +129,7 @@ Result<void> wait_until(Ready&& ready, wire::EventCount& ev, const WaitOptions& 
     if (closed.load(std::memory_order_relaxed)) return Errc::closed;
     if ((i & 63) == 0) {
       const auto now = Clock::now();
+      if (Errc e = peer_closed(); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
       if (now >= demand_at) raise_demand();
       if (now >= deadline) return Errc::timeout;
       if (now >= next_check) {
@@ -151,6 +151,8 @@ Result<void> wait_until(Ready&& ready, wire::EventCount& ev, const WaitOptions& 
     if (ready()) {
     } else if (closed.load(std::memory_order_relaxed)) {
       result = Errc::closed;
+    } else if (Errc e = peer_closed(); e != Errc::ok) {
+      result = e;  // close() wakes sleepers, but it may have come before we announced ourselves
     } else if (now >= deadline) {
       result = Errc::timeout;
     } else {
@@ -424,8 +426,10 @@ Reader::Reader(std::string_view name, const ChannelOptions& opts)
 
 Reader::~Reader() {
   if (assembly_) ::munmap(assembly_, assembly_cap_);
-  if (!closed_.load()) publish_release(true);
   close();
+  // Hand everything released so far to whoever reads next, unless a new reader already owns the
+  // role (then the position is its own).
+  if (me_->owner.load(std::memory_order_acquire) == owner_) publish_release(true);
   detach(seg_, me_, owner_, peer_, unlink_on_close_);
 }
 
