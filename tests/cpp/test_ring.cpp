@@ -376,3 +376,32 @@ TEST(Roles, CleanlyClosedReaderDoesNotCauseRedelivery) {
   ASSERT_TRUE(f.ok());
   EXPECT_EQ(f->seq(), 3u);
 }
+
+// Same, but the reader already consumed and released the unannounced frame (it found it through
+// the commit word), so its published position is ahead of the dead writer's: attach must succeed.
+TEST(Roles, NewWriterAttachesAfterTheReaderConsumedAnUnannouncedCommit) {
+  TempName name;
+  Reader r(name, opts(OpenMode::create));
+  {
+    Writer a(name, opts(OpenMode::open));
+    ASSERT_TRUE(a.reserve(8).ok());
+    a.commit(8);
+    const uint64_t frame2_start = a.segment().writer_block().pos.load();
+    ASSERT_TRUE(a.reserve(24).ok());
+    a.commit(24);
+    a.segment().writer_block().pos.store(frame2_start);  // as if killed before the store
+    a.close();
+  }
+  for (uint64_t seq = 1; seq <= 2; ++seq) {
+    auto f = r.read(0ns);
+    ASSERT_TRUE(f.ok()) << to_string(f.error());
+    EXPECT_EQ(f->seq(), seq);
+  }
+  EXPECT_EQ(r.read(0ns).error(), Errc::peer_closed);  // publishes the release position
+  Writer b(name, opts(OpenMode::open));
+  ASSERT_TRUE(b.reserve(8).ok());
+  b.commit(8);
+  auto f3 = r.read(1s);
+  ASSERT_TRUE(f3.ok()) << to_string(f3.error());
+  EXPECT_EQ(f3->seq(), 3u);
+}

@@ -221,12 +221,14 @@ Writer::Writer(std::string_view name, const ChannelOptions& opts)
   messages_ = me_->messages.load(std::memory_order_relaxed);
   bytes_ = me_->bytes.load(std::memory_order_relaxed);
   cached_read_pos_ = peer_->pos.load(std::memory_order_acquire);
+  // First publish a commit the previous writer made but did not live to announce: a reader may
+  // already have consumed (and released) it, so the positions only agree after that.
+  if ((write_pos_ % wire::kFrameAlign) == 0) recover_unpublished_commit();
   if ((write_pos_ % wire::kFrameAlign) != 0 || cached_read_pos_ > write_pos_ ||
       write_pos_ - cached_read_pos_ > cap_ - wire::kRingReserve) {
     set_role_state(*me_, owner_, wire::kRoleClosed);  // leave the role free for a later attempt
     throw Error(Errc::corrupt, "flatlane: channel '" + std::string(name) + "' has inconsistent ring positions");
   }
-  recover_unpublished_commit();
   // A previous writer may have died half-way through a commit: make the next slot unambiguous.
   clear_slot(write_pos_);
 }
@@ -236,13 +238,14 @@ Writer::Writer(std::string_view name, const ChannelOptions& opts)
 // count (stored before the commit word). Publish it instead of writing over it.
 void Writer::recover_unpublished_commit() noexcept {
   uint64_t pos = write_pos_;
-  for (int records = 0; records < 2; ++records) {  // at most padding + one frame
+  for (int records = 0; records < 3; ++records) {  // at most wrap padding, gap padding, frame
     const auto* hdr = reinterpret_cast<const wire::FrameHeader*>(ring_ + (pos & mask_));
     const uint64_t seq = std::atomic_ref<uint64_t>(const_cast<uint64_t&>(hdr->seq)).load(std::memory_order_acquire);
     if (seq == 0 || seq != seq_) return;
     const uint64_t ext = wire::frame_extent(hdr->size);
     const bool padding = (hdr->flags & wire::kFramePadding) != 0;
-    if (ext > cap_ - (pos & mask_) || pos + ext - cached_read_pos_ > cap_ - wire::kRingReserve ||
+    const uint64_t used_after = pos + ext > cached_read_pos_ ? pos + ext - cached_read_pos_ : 0;
+    if (ext > cap_ - (pos & mask_) || used_after > cap_ - wire::kRingReserve ||
         (!padding && hdr->size > max_frame_))
       return;  // not a frame we can vouch for
     pos += ext;
@@ -297,21 +300,49 @@ Result<std::span<std::byte>> Writer::reserve(size_t n, nanoseconds timeout) {
   return std::span<std::byte>(ring_ + (frame_pos_ & mask_) + wire::kFrameHeaderSize, n);
 }
 
-void Writer::commit_frame(size_t used, uint32_t flags) noexcept {
+void Writer::commit(size_t used) noexcept {
   if (!reserved_) return;
   used = std::min(used, reserved_n_);
+  commit_frame(frame_pos_, used, wire::kFrameFirst | wire::kFrameLast, used);
+}
+
+void Writer::commit_tail(size_t used) noexcept {
+  if (!reserved_) return;
+  used = std::min(used, reserved_n_);
+  const uint64_t payload = frame_pos_ + wire::kFrameHeaderSize + reserved_n_ - used;
+  // The header goes in the last 16-aligned slot in front of the payload; what is left of the
+  // reservation before it becomes a padding record, committed with the frame.
+  const uint64_t hdr_pos = (payload - wire::kFrameHeaderSize) & ~(wire::kFrameAlign - 1);
+  const uint64_t lead = payload - hdr_pos - wire::kFrameHeaderSize;
+  if (hdr_pos != frame_pos_) {
+    auto* gap = reinterpret_cast<wire::FrameHeader*>(ring_ + (frame_pos_ & mask_));
+    gap->size = static_cast<uint32_t>(hdr_pos - frame_pos_ - wire::kFrameHeaderSize);
+    gap->flags = wire::kFramePadding | (epoch_ << wire::kFrameEpochShift);
+  }
+  commit_frame(hdr_pos, lead + used,
+               wire::kFrameFirst | wire::kFrameLast | static_cast<uint32_t>(lead << wire::kFrameLeadShift), used);
+}
+
+// Publishes the frame whose header is at `hdr_pos` (`size` bytes after the header, `payload` of
+// them user data), together with the padding records in front of it: wrap padding at the old
+// write position and a commit_tail gap at frame_pos_. Their commit words are stored after the
+// frame's, last one first, so a reader that skips a padding record finds the next record ready.
+void Writer::commit_frame(uint64_t hdr_pos, size_t size, uint32_t flags, size_t payload) noexcept {
   const uint64_t seq = ++seq_;
   // Recorded before the frame is visible: a writer that takes over after we die continues above
   // every sequence number a reader may have seen.
   me_->count.store(seq, std::memory_order_relaxed);
-  const uint64_t end = frame_pos_ + wire::frame_extent(used);
+  const uint64_t end = hdr_pos + wire::frame_extent(size);
   clear_slot(end);  // before anything below becomes visible
-  auto* hdr = reinterpret_cast<wire::FrameHeader*>(ring_ + (frame_pos_ & mask_));
-  hdr->size = static_cast<uint32_t>(used);
+  auto* hdr = reinterpret_cast<wire::FrameHeader*>(ring_ + (hdr_pos & mask_));
+  hdr->size = static_cast<uint32_t>(size);
   hdr->flags = flags | (epoch_ << wire::kFrameEpochShift);
   std::atomic_ref<uint64_t>(hdr->seq).store(seq, std::memory_order_release);
+  if (hdr_pos != frame_pos_) {
+    auto* gap = reinterpret_cast<wire::FrameHeader*>(ring_ + (frame_pos_ & mask_));
+    std::atomic_ref<uint64_t>(gap->seq).store(seq, std::memory_order_release);
+  }
   if (frame_pos_ != write_pos_) {
-    // Padding in front: commit it after the frame, so a reader that skips it finds the frame.
     auto* pad = reinterpret_cast<wire::FrameHeader*>(ring_ + (write_pos_ & mask_));
     std::atomic_ref<uint64_t>(pad->seq).store(seq, std::memory_order_release);
   }
@@ -321,7 +352,7 @@ void Writer::commit_frame(size_t used, uint32_t flags) noexcept {
   detail::notify(seg_.data_event());
   // Counters live on the block's second line; they are written after publication so the reader
   // is not kept waiting for them.
-  bytes_ += used;
+  bytes_ += payload;
   if (flags & wire::kFrameLast) ++messages_;
   me_->bytes.store(bytes_, std::memory_order_relaxed);
   me_->messages.store(messages_, std::memory_order_relaxed);
@@ -368,7 +399,7 @@ Result<void> Writer::write_message(std::span<const std::byte> data, nanoseconds 
     std::memcpy(span->data(), &ch, sizeof ch);
     std::memcpy(span->data() + wire::kChunkHeaderSize, data.data() + off, len);
     uint32_t flags = wire::kFrameChunked | (i == 0 ? wire::kFrameFirst : 0u) | (i + 1 == count ? wire::kFrameLast : 0u);
-    commit_frame(wire::kChunkHeaderSize + len, flags);
+    commit_frame(frame_pos_, wire::kChunkHeaderSize + len, flags, len);
     off += len;
   }
   return {};
@@ -495,10 +526,12 @@ Result<Frame> Reader::read(nanoseconds timeout) {
         corrupt_ = true;
         return Errc::corrupt;
       }
-      // A frame right behind padding found the same way belongs to the same commit.
-      pos_floor_ = std::max(pos_floor_, fast_prev_end_ == cursor_ ? fast_prev_start_ : cursor_);
-      fast_prev_start_ = cursor_;
+      // Padding records and the frame right behind them are one commit (wrap padding, a
+      // commit_tail gap, the frame), and W may still be at the start of that commit.
+      if (!(fast_prev_padding_ && fast_prev_end_ == cursor_)) fast_commit_start_ = cursor_;
+      pos_floor_ = std::max(pos_floor_, fast_commit_start_);
       fast_prev_end_ = cursor_ + ext;
+      fast_prev_padding_ = (flags & wire::kFramePadding) != 0;
       cached_write_pos_ = cursor_ + ext;
     }
     const uint64_t avail = cached_write_pos_ - cursor_;
@@ -511,7 +544,9 @@ Result<Frame> Reader::read(nanoseconds timeout) {
       skip(ext);
       continue;
     }
-    if (size > max_frame_ || ((flags & wire::kFrameChunked) && size < wire::kChunkHeaderSize)) {
+    const uint32_t lead = (flags & wire::kFrameLeadMask) >> wire::kFrameLeadShift;
+    if (size > max_frame_ || ((flags & wire::kFrameChunked) && (size < wire::kChunkHeaderSize || lead != 0)) ||
+        lead > size) {
       corrupt_ = true;
       return Errc::corrupt;
     }
@@ -543,7 +578,9 @@ Result<Frame> Reader::read(nanoseconds timeout) {
     f.seq_ = seq;
     f.flags_ = flags & wire::kFrameFlagMask;
     const std::byte* payload = ring_ + off + wire::kFrameHeaderSize;
-    if (flags & wire::kFrameChunked) {
+    if (lead != 0) {
+      f.data_ = {payload + lead, size - lead};
+    } else if (flags & wire::kFrameChunked) {
       std::memcpy(&f.chunk_, payload, sizeof f.chunk_);
       f.data_ = {payload + wire::kChunkHeaderSize, size - wire::kChunkHeaderSize};
     } else {

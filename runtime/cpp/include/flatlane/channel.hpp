@@ -106,7 +106,11 @@ class Writer {
   // wait strategy. Errors: message_too_large, timeout, peer_dead, peer_closed, closed.
   Result<std::span<std::byte>> reserve(size_t n, std::chrono::nanoseconds timeout = kInfinite);
   // Publishes the first `used` bytes of the reservation (used <= n).
-  void commit(size_t used) noexcept { commit_frame(used, wire::kFrameFirst | wire::kFrameLast); }
+  void commit(size_t used) noexcept;
+  // Publishes the LAST `used` bytes of the reservation, where a FlatBuffers builder leaves its
+  // finished buffer; the bytes in front are skipped, not copied. The payload keeps its address,
+  // so its alignment is that of (span end - used).
+  void commit_tail(size_t used) noexcept;
   void abort() noexcept { reserved_ = false; }
 
   // Copies `data` in: one frame if it fits max_frame_payload, else chunks of chunk_size().
@@ -120,7 +124,7 @@ class Writer {
   const Segment& segment() const noexcept { return seg_; }
 
  private:
-  void commit_frame(size_t used, uint32_t flags) noexcept;
+  void commit_frame(uint64_t hdr_pos, size_t size, uint32_t flags, size_t payload) noexcept;
   void clear_slot(uint64_t pos) noexcept;
   void recover_unpublished_commit() noexcept;
   Result<void> wait_for_space(uint64_t needed, std::chrono::nanoseconds timeout);
@@ -207,8 +211,9 @@ class Reader {
   uint64_t publish_batch_ = 0;
   uint64_t cached_write_pos_ = 0;  // never decreases; may run ahead of the writer's position
   uint64_t pos_floor_ = 0;         // the writer's position may not fall below this
-  uint64_t fast_prev_start_ = 0;   // last record found through its commit word
+  uint64_t fast_commit_start_ = 0;  // commit of the last record found through its commit word
   uint64_t fast_prev_end_ = 0;
+  bool fast_prev_padding_ = false;
   uint64_t expected_seq_ = 0;     // 0 = resynchronise on the next frame
   uint32_t writer_epoch_ = 0;     // epoch seen in the last frame (low 16 bits)
   bool epoch_known_ = false;
