@@ -230,8 +230,8 @@ const char* flatlane_status() {
 
 namespace flbench {
 
-// TODO(bench): nothing to measure until runtime/cpp provides the
-// flatlane::runtime CMake target; the program then runs baselines only.
+// Built outside the project (no flatlane::runtime CMake target): the
+// program runs the baselines only.
 void add_flatlane_cases(std::vector<Case>&) {}
 
 const char* flatlane_status() {
