@@ -106,20 +106,22 @@ Result<void> wait_until(Ready&& ready, wire::EventCount& ev, const WaitOptions& 
   if (closed.load(std::memory_order_relaxed)) return Errc::closed;
   // A peer that already closed cleanly is reported at once (a shared-memory load, no syscall).
   if (Errc e = peer_closed(); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
+  // The liveness check reads /proc, so it runs at most once per liveness interval per endpoint
+  // (one deadline shared by every wait): polling loops stay syscall-free, and a peer that died
+  // before a wait began is still reported at its start.
+  auto check_peer = [&](Clock::time_point now) {
+    if (now < next_poll_check) return Errc::ok;
+    next_poll_check = now + w.liveness_interval;
+    return peer_error();
+  };
   const auto start = Clock::now();
-  // A peer that died before this wait began is reported now, not one interval later; the /proc
-  // read this costs is rate-limited per endpoint, so polling loops stay syscall-free.
-  if (start >= next_poll_check) {
-    next_poll_check = start + w.liveness_interval;
-    if (Errc e = peer_error(); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
-  }
+  if (Errc e = check_peer(start); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
   if (timeout.count() == 0) {
     raise_demand();
     return ready() ? Result<void>{} : Result<void>{Errc::timeout};
   }
   constexpr nanoseconds kForever = std::chrono::hours(24 * 365 * 100);
   const auto deadline = timeout.count() < 0 || timeout >= kForever ? Clock::time_point::max() : start + timeout;
-  auto next_check = start + w.liveness_interval;
   const auto demand_at = start + std::chrono::microseconds(20);
   const auto spin_end = w.strategy == WaitStrategy::busy_spin  ? Clock::time_point::max()
                         : w.strategy == WaitStrategy::blocking ? start
@@ -132,10 +134,7 @@ Result<void> wait_until(Ready&& ready, wire::EventCount& ev, const WaitOptions& 
       if (Errc e = peer_closed(); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
       if (now >= demand_at) raise_demand();
       if (now >= deadline) return Errc::timeout;
-      if (now >= next_check) {
-        if (Errc e = peer_error(); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
-        next_check = now + w.liveness_interval;
-      }
+      if (Errc e = check_peer(now); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
       if (now >= spin_end) break;
     }
     detail::cpu_relax();
@@ -163,7 +162,7 @@ Result<void> wait_until(Ready&& ready, wire::EventCount& ev, const WaitOptions& 
     if (done) return result == Errc::ok ? Result<void>{} : Result<void>{result};
     if (ready()) return {};
     if (closed.load(std::memory_order_relaxed)) return Errc::closed;
-    if (Errc e = peer_error(); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
+    if (Errc e = check_peer(Clock::now()); e != Errc::ok) return ready() ? Result<void>{} : Result<void>{e};
   }
 }
 
