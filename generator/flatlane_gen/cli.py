@@ -4,8 +4,16 @@
 Exit codes: 0 success, 1 schema error (flatc or Flatlane validation; message on stderr),
 2 usage error (including asking for a language whose templates do not exist yet).
 
-This increment has no language templates: it validates schemas and can dump the IR. Outputs per
-root schema `x.fbs`:  `--dump-ir` -> `OUT/x.ir.json`.
+Outputs per root schema `x.fbs`:
+  --lang cpp   OUT/<f>_generated.h for every file f of the include closure (flatc --cpp) and
+               OUT/x.flatlane.hpp (message traits, channel structs, typed endpoints)
+  --dump-ir    OUT/x.ir.json
+Python and C# templates are not written yet (issues 5 and 6).
+
+Files are written only when their content changes, so a rebuild after an unrelated schema edit
+recompiles nothing. For build systems that compare timestamps, `--stamp FILE` touches FILE on every
+run and makes it the depfile's target: use it as the build rule's output and the generated files
+as byproducts (CMake's `flatlane_generate()` does this).
 """
 
 from __future__ import annotations
@@ -19,12 +27,15 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .errors import SchemaError
-from .frontend import load
+from . import backends
+from .frontend import find_flatc, framework_include_dir, load
 from .ir import Schema
 
 log = logging.getLogger("flatlane.gen")
 
 LANGUAGES = ("cpp", "python", "csharp")
+# Languages whose templates exist; the others are accepted by the parser and refused clearly.
+IMPLEMENTED = ("cpp",)
 EXIT_OK, EXIT_SCHEMA, EXIT_USAGE = 0, 1, 2
 
 
@@ -37,13 +48,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="include directory for flatc (repeatable); flatlane.fbs's own directory "
                         "is always searched last")
     p.add_argument("--lang", dest="langs", action="append", default=[], choices=LANGUAGES,
-                   help="language to emit (repeatable); no templates exist yet")
+                   help="language to emit (repeatable); cpp today")
     p.add_argument("-o", dest="out", required=True, metavar="OUT", help="output directory")
     p.add_argument("--depfile", metavar="F",
                    help="write a Make-style depfile: outputs depend on every .fbs of the closure")
     p.add_argument("--list-outputs", action="store_true",
                    help="print the files that would be written, one per line; write nothing")
     p.add_argument("--dump-ir", action="store_true", help="write OUT/<schema>.ir.json")
+    p.add_argument("--stamp", metavar="FILE",
+                   help="touch FILE after generating and name it as the depfile's target")
     p.add_argument("--flatc", metavar="PATH",
                    help="flatc executable (default: $FLATLANE_FLATC, then PATH)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
@@ -67,10 +80,12 @@ def _stem(path: str) -> str:
     return os.path.splitext(os.path.basename(path))[0]
 
 
-def outputs_for(schema: Schema, out_dir: str, dump_ir: bool) -> list[str]:
-    """Files written for one root schema (computed from the IR so that later per-service or
-    per-language outputs slot in here)."""
+def outputs_for(schema: Schema, out_dir: str, dump_ir: bool,
+                langs: Sequence[str] = ()) -> list[str]:
+    """Files written for one root schema, computed from the IR."""
     outs = []
+    for lang in langs:
+        outs += backends.get(lang).outputs(schema, out_dir)
     if dump_ir:
         outs.append(os.path.join(out_dir, _stem(schema.root_file) + ".ir.json"))
     return outs
@@ -86,24 +101,38 @@ def depfile_text(targets: Sequence[str], deps: Sequence[str]) -> str:
     return " \\\n".join(lines) + "\n"
 
 
-def _write(path: str, text: str) -> None:
-    # Always (re)write: a build system compares output mtimes with its inputs, and skipping
-    # unchanged files would make it re-run the generator on every build.
+def _write(path: str, text: str) -> bool:
+    """Writes `text` unless the file already holds it; True if written."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.read() == text:
+                return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)
+    return True
+
+
+def _touch(path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a", encoding="utf-8"):
+        pass
+    os.utime(path, None)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
 
-    if args.langs:
-        langs = ", ".join(dict.fromkeys(args.langs))
-        print(f"flatlane-gen: error: no templates exist yet for --lang {langs}: this version "
-              f"only validates schemas and writes the IR (--dump-ir)", file=sys.stderr)
+    langs = list(dict.fromkeys(args.langs))
+    missing = [lang for lang in langs if lang not in IMPLEMENTED]
+    if missing:
+        print(f"flatlane-gen: error: no templates exist yet for --lang {', '.join(missing)} "
+              f"(this version emits: {', '.join(IMPLEMENTED)})", file=sys.stderr)
         return EXIT_USAGE
 
     stems: dict[str, str] = {}
@@ -125,23 +154,41 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if failed:
         return EXIT_SCHEMA
 
-    planned = [(sch, outputs_for(sch, args.out, args.dump_ir)) for sch in schemas]
-    outputs = [o for _, outs in planned for o in outs]
+    planned = [(sch, outputs_for(sch, args.out, args.dump_ir, langs)) for sch in schemas]
+    # Two root schemas may share includes (and so flatc headers): each file once.
+    outputs = list(dict.fromkeys(o for _, outs in planned for o in outs))
     if args.list_outputs:
         for o in outputs:
             print(o)
         return EXIT_OK
 
-    for sch, outs in planned:
-        for o in outs:  # only the IR dump exists so far
-            _write(o, json.dumps(sch.to_json(), indent=2, ensure_ascii=False) + "\n")
-            log.info("wrote %s", o)
+    contents: dict[str, str] = {}
+    try:
+        for sch in schemas:
+            for lang in langs:
+                ctx = backends.RenderContext(
+                    flatc=find_flatc(args.flatc),
+                    include_dirs=tuple(os.path.abspath(d) for d in args.include_dirs)
+                    + (framework_include_dir(),))
+                contents.update(backends.get(lang).render(sch, args.out, ctx))
+            if args.dump_ir:
+                contents[os.path.join(args.out, _stem(sch.root_file) + ".ir.json")] = (
+                    json.dumps(sch.to_json(), indent=2, ensure_ascii=False) + "\n")
+    except SchemaError as e:
+        print(f"flatlane-gen: error: {e}", file=sys.stderr)
+        return EXIT_SCHEMA
+    assert sorted(contents) == sorted(outputs), "back end wrote other files than it listed"
+    for o in outputs:
+        log.info("%s %s", "wrote" if _write(o, contents[o]) else "unchanged", o)
     if not outputs:
         log.info("schemas are valid; nothing to emit (no --dump-ir, no --lang)")
 
+    if args.stamp:
+        _touch(args.stamp)
     if args.depfile:
         deps = sorted({f.path for sch in schemas for f in sch.files})
-        _write(args.depfile, depfile_text(outputs or [args.depfile], deps))
+        targets = [args.stamp] if args.stamp else (outputs or [args.depfile])
+        _write(args.depfile, depfile_text(targets, deps))
         log.info("wrote %s", args.depfile)
     return EXIT_OK
 

@@ -322,7 +322,7 @@ Segment Segment::open(std::string_view name, const TypeId& expected) {
   std::memcpy(type_name, h.type_name, sizeof type_name);
   type_name[sizeof type_name - 1] = '\0';
   const uint64_t type_hash = h.type_hash;
-  if (!expected.name.empty() && (expected.name != type_name || expected.hash != type_hash)) {
+  if (!expected.name.empty() && (expected.name != type_name || (!expected.name_only && expected.hash != type_hash))) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(type_hash));
     char mine[64];

@@ -17,6 +17,9 @@ namespace flatlane {
 struct TypeId {
   std::string name;   // e.g. "robot.Command" (max 127 bytes)
   uint64_t hash = 0;  // e.g. hash of the type's reflection definition
+  // Opening only: compare the name and ignore the hash, for wire-compatible schema evolution
+  // during rolling upgrades (docs/SCHEMA.md, "Evolving a schema"). Creating always records both.
+  bool name_only = false;
 };
 
 struct SegmentConfig {
