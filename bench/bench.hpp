@@ -76,6 +76,7 @@ struct Case {
 void add_baseline_cases(std::vector<Case>& out);
 void add_zmq_cases(std::vector<Case>& out, const Options& opt);
 void add_flatlane_cases(std::vector<Case>& out);
+void add_typed_cases(std::vector<Case>& out);  // generated endpoints, FlatBuffers messages
 // One line describing why Flatlane cases are (not) present, for the report.
 const char* flatlane_status();
 // "4.3.4", or "" when built without ZeroMQ.

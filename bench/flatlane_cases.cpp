@@ -20,43 +20,12 @@
 
 #include <flatlane/flatlane.hpp>
 
+#include "flatlane_common.hpp"
 #include "measure.hpp"
 #include "platform.hpp"
 
 namespace flbench {
 namespace {
-
-// Two unique channel names for one case. The runtime unlinks a segment
-// when its last endpoint closes; if a case fails half-way this destructor
-// unlinks whatever is left, and the paths are registered so the signal
-// handler can remove them if the program is killed.
-class ChannelNames {
- public:
-  ChannelNames() {
-    const std::string base = "flatlane-bench-" + unique_suffix();
-    names_[0] = base + "-fwd";
-    names_[1] = base + "-back";
-    for (const std::string& n : names_) register_cleanup_path(dev_shm_path(n));
-  }
-  ~ChannelNames() {
-    for (const std::string& n : names_) {
-      try {
-        flatlane::Segment::unlink(n);
-      } catch (...) {
-      }
-      unregister_cleanup_path(dev_shm_path(n));
-    }
-  }
-  ChannelNames(const ChannelNames&) = delete;
-  ChannelNames& operator=(const ChannelNames&) = delete;
-
-  const std::string& fwd() const { return names_[0]; }   // parent -> child
-  const std::string& back() const { return names_[1]; }  // child -> parent
-
- private:
-  static std::string dev_shm_path(const std::string& name) { return "/dev/shm/flatlane." + name; }
-  std::string names_[2];
-};
 
 flatlane::ChannelOptions channel_options(std::size_t size, flatlane::WaitStrategy strategy,
                                          flatlane::OpenMode mode) {
@@ -88,11 +57,6 @@ flatlane::Errc receive(flatlane::Reader& r, std::size_t size, std::uint64_t seq,
   if (frame->size() != size || !payload_ok(frame->ptr(), size, seq)) bad = true;
   return flatlane::Errc::ok;
 }
-
-// busy_spin never yields, so with both processes on one CPU every round
-// trip would cost a scheduler time slice: skip instead of timing that.
-bool busy_spin_possible() { return cpus().separate_cores; }
-constexpr const char* kNeedsTwoCpus = "busy_spin needs two CPUs";
 
 Result flatlane_latency(const Plan& plan, std::size_t size, flatlane::WaitStrategy strategy) {
   if (strategy == flatlane::WaitStrategy::busy_spin && !busy_spin_possible()) {

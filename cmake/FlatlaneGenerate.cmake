@@ -8,8 +8,8 @@
 # Regeneration: the rule's output is a stamp file and the headers are byproducts written only
 # when their content changes, so Ninja (restat) and Make recompile only what really changed. The
 # generator writes a depfile naming every .fbs of the closure: editing an included schema reruns
-# it. The list of generated files is taken at configure time; adding an `include` to a schema
-# re-runs CMake (the closure's files are CMAKE_CONFIGURE_DEPENDS).
+# it. The byproduct list is taken at configure time; a header for a newly included file is still
+# generated before anything that links <target> compiles.
 #
 # Settings (cache variables): FLATLANE_PYTHON (Python 3 with jinja2 and flatbuffers; Debian's
 # /usr/bin/python3 by default), FLATLANE_FLATC (flatc 2.0.8), FLATLANE_GENERATOR_DIR (the folder
@@ -62,27 +62,14 @@ function(flatlane_generate target)
   list(APPEND args --flatc "${FLATLANE_FLATC}" -o "${FG_OUTPUT_DIR}")
   set(gen ${CMAKE_COMMAND} -E env "PYTHONPATH=${FLATLANE_GENERATOR_DIR}" "${FLATLANE_PYTHON}" -m flatlane_gen)
 
-  # Outputs and the include closure, now: both come from the schemas themselves.
-  execute_process(COMMAND ${gen} ${args} --list-outputs --depfile "${FG_OUTPUT_DIR}/configure.d" ${schemas}
+  # The files it will write (byproducts, for `ninja clean` and restat), computed from the IR.
+  execute_process(COMMAND ${gen} ${args} --list-outputs ${schemas}
                   OUTPUT_VARIABLE outputs ERROR_VARIABLE err RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "flatlane_generate(${target}): flatlane-gen failed:\n${err}")
   endif()
   string(REPLACE "\n" ";" outputs "${outputs}")
   list(FILTER outputs EXCLUDE REGEX "^$")
-  execute_process(COMMAND ${gen} ${args} --depfile "${FG_OUTPUT_DIR}/configure.d"
-                          --stamp "${FG_OUTPUT_DIR}/configure.stamp" ${schemas}
-                  ERROR_VARIABLE err RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "flatlane_generate(${target}): flatlane-gen failed:\n${err}")
-  endif()
-  # Make syntax (target, colon, then deps with backslash-newline continuations).
-  file(READ "${FG_OUTPUT_DIR}/configure.d" closure)
-  string(REGEX REPLACE "^[^:]*:" "" closure "${closure}")
-  string(REPLACE "\\\n" " " closure "${closure}")
-  separate_arguments(deps UNIX_COMMAND "${closure}")
-  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${deps})
-
   # The generator itself (its code, templates and flatlane.fbs) is an input too.
   file(GLOB_RECURSE gen_sources CONFIGURE_DEPENDS "${FLATLANE_GENERATOR_DIR}/flatlane_gen/*.py"
        "${FLATLANE_GENERATOR_DIR}/flatlane_gen/*.j2" "${FLATLANE_GENERATOR_DIR}/flatlane_gen/*.fbs")
@@ -91,7 +78,7 @@ function(flatlane_generate target)
     OUTPUT "${stamp}"
     BYPRODUCTS ${outputs}
     COMMAND ${gen} ${args} --stamp "${stamp}" --depfile "${stamp}.d" ${schemas}
-    DEPENDS ${deps} ${gen_sources}
+    DEPENDS ${schemas} ${gen_sources}
     DEPFILE "${stamp}.d"
     COMMENT "flatlane-gen: ${target}"
     VERBATIM)

@@ -180,23 +180,7 @@ void detach(Segment& seg, wire::EndpointBlock* me, uint64_t& owner, wire::Endpoi
 // ---------------------------------------------------------------------------------------------
 // Frame
 
-Frame& Frame::operator=(Frame&& o) noexcept {
-  if (this != &o) {
-    release();
-    reader_ = std::exchange(o.reader_, nullptr);
-    pos_ = o.pos_;
-    extent_ = o.extent_;
-    data_ = o.data_;
-    seq_ = o.seq_;
-    flags_ = o.flags_;
-    chunk_ = o.chunk_;
-  }
-  return *this;
-}
-
-void Frame::release() noexcept {
-  if (reader_) std::exchange(reader_, nullptr)->release(pos_, extent_);
-}
+void Frame::release_held() noexcept { std::exchange(reader_, nullptr)->release(pos_, extent_); }
 
 // ---------------------------------------------------------------------------------------------
 // Writer

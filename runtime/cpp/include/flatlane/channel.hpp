@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "flatlane/error.hpp"
 #include "flatlane/segment.hpp"
@@ -40,8 +41,24 @@ class Reader;
 class Frame {
  public:
   Frame() = default;
-  Frame(Frame&& o) noexcept { *this = std::move(o); }
-  Frame& operator=(Frame&& o) noexcept;
+  // Inline: frames move through Result, Message and typed wrappers on every receive, and the
+  // compiler can only fold those moves away when it sees them.
+  Frame(Frame&& o) noexcept
+      : reader_(std::exchange(o.reader_, nullptr)), pos_(o.pos_), extent_(o.extent_), data_(o.data_), seq_(o.seq_),
+        flags_(o.flags_), chunk_(o.chunk_) {}
+  Frame& operator=(Frame&& o) noexcept {
+    if (this != &o) {
+      release();
+      reader_ = std::exchange(o.reader_, nullptr);
+      pos_ = o.pos_;
+      extent_ = o.extent_;
+      data_ = o.data_;
+      seq_ = o.seq_;
+      flags_ = o.flags_;
+      chunk_ = o.chunk_;
+    }
+    return *this;
+  }
   Frame(const Frame&) = delete;
   Frame& operator=(const Frame&) = delete;
   ~Frame() { release(); }
@@ -55,10 +72,13 @@ class Frame {
   // For chunk frames: the ChunkHeader (index, count, message size); data() excludes it.
   wire::ChunkHeader chunk() const noexcept { return chunk_; }
   bool valid() const noexcept { return reader_ != nullptr; }
-  void release() noexcept;
+  void release() noexcept {
+    if (reader_) release_held();
+  }
 
  private:
   friend class Reader;
+  void release_held() noexcept;
   Reader* reader_ = nullptr;
   uint64_t pos_ = 0;
   uint64_t extent_ = 0;  // validated frame extent, so release never re-reads shared memory

@@ -87,11 +87,11 @@ class Sender {
     if (alloc_.in_frame()) {
       w_.commit_tail(size);
       ++stats_.sent;
-      hint_ = clamp_hint(size + size / 4);
+      learn(size, alloc_.grew());
       return {};
     }
     // Built in heap memory (frame_allocator.hpp): one copy, into a frame or in chunks.
-    hint_ = clamp_hint(size + size / 4);
+    learn(size, alloc_.grew());
     auto r = w_.write_message({reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()), size}, alloc_.remaining());
     if (r) {
       ++stats_.sent;
@@ -108,6 +108,16 @@ class Sender {
 
  private:
   static constexpr size_t kInitialHint = 256;
+  static constexpr size_t kMaxMargin = 64 * 1024;
+
+  // Sizes the next reservation: the last message's size plus room for the builder's scratch
+  // (field records and vtable offsets live at the front of the buffer while a table is built).
+  // A reservation that proves too small costs a move, so the margin doubles each time one does;
+  // room left over costs a padding record in front of the frame (commit_tail).
+  void learn(size_t size, bool grew) noexcept {
+    if (grew && margin_ < kMaxMargin) margin_ *= 2;
+    hint_ = clamp_hint(size + margin_);
+  }
 
   size_t clamp_hint(size_t n) const noexcept {
     const size_t a = detail::FrameAllocator::kAlign;
@@ -122,6 +132,7 @@ class Sender {
   Overflow overflow_;
   std::chrono::nanoseconds send_timeout_;
   size_t hint_;
+  size_t margin_ = 32;
   SenderStats stats_;
 };
 

@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Python one-way latency: Flatlane beside multiprocessing.Pipe and pyzmq ipc://, same run.
+
+Ping-pong between two processes over two channels (A->B, B->A) with a raw 64-byte payload; the
+one-way latency of a round trip is half its time. Flatlane is measured with busy-poll
+(WaitStrategy.BUSY_SPIN: the waiting call spins inside C++ with the GIL released) and blocking
+(WaitStrategy.BLOCKING: futex sleep) waits, on the zero-copy path (reserve/commit, read/release).
+
+    PYTHONPATH=build/python /usr/bin/python3 bench/python/bench_py.py [--iterations N] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List, Optional
+
+import flatlane
+
+PAYLOAD = 64
+WARMUP = 2000
+
+
+def percentiles(rtts_ns: List[int]) -> Dict[str, float]:
+    """One-way latency percentiles in microseconds (half the round trip)."""
+    s = sorted(rtts_ns)
+
+    def at(q: float) -> float:
+        return s[min(len(s) - 1, int(q * len(s)))] / 2 / 1000
+
+    return {"p50_us": at(0.50), "p99_us": at(0.99), "p99.9_us": at(0.999), "n": len(s)}
+
+
+# --- Flatlane --------------------------------------------------------------------------------------
+
+
+def flatlane_child(strategy: str, ping: str, pong: str, iterations: int) -> None:
+    """Echoes every frame of `ping` back on `pong`, zero copy on both sides."""
+    r = flatlane.Reader(ping, mode="open", wait=strategy)
+    w = flatlane.Writer(pong, mode="open", wait=strategy)
+    os.write(1, b"ready\n")
+    for _ in range(iterations):
+        f = r.read()
+        v = w.reserve(PAYLOAD)
+        v[:] = f.data
+        w.commit(PAYLOAD)
+        f.release()
+    w.close()
+    r.close()
+
+
+def bench_flatlane(strategy: str, iterations: int) -> Dict[str, float]:
+    tag = f"bench.py.{os.getpid()}.{strategy}"
+    ping, pong = tag + ".ping", tag + ".pong"
+    w = flatlane.Writer(ping, mode="create", ring_capacity=1 << 16, wait=strategy)
+    r = flatlane.Reader(pong, mode="create", ring_capacity=1 << 16, wait=strategy)
+    total = WARMUP + iterations
+    child = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "--child", strategy, ping, pong, str(total)],
+        stdout=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+    )
+    assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+    payload = bytes(range(PAYLOAD))
+    rtts: List[int] = []
+    clock = time.perf_counter_ns
+    for i in range(total):
+        t0 = clock()
+        v = w.reserve(PAYLOAD)
+        v[:] = payload
+        w.commit(PAYLOAD)
+        f = r.read(timeout=10_000)
+        f.release()
+        t1 = clock()
+        if i >= WARMUP:
+            rtts.append(t1 - t0)
+    child.wait(timeout=30)
+    w.close()
+    r.close()
+    return percentiles(rtts)
+
+
+# --- multiprocessing.Pipe --------------------------------------------------------------------------
+
+
+def pipe_child(conn, total: int) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(total):
+        conn.send_bytes(conn.recv_bytes())
+
+
+def bench_pipe(iterations: int) -> Dict[str, float]:
+    ctx = multiprocessing.get_context("fork")
+    a, b = ctx.Pipe(duplex=True)
+    total = WARMUP + iterations
+    p = ctx.Process(target=pipe_child, args=(b, total))
+    p.start()
+    payload = bytes(range(PAYLOAD))
+    rtts: List[int] = []
+    clock = time.perf_counter_ns
+    for i in range(total):
+        t0 = clock()
+        a.send_bytes(payload)
+        a.recv_bytes()
+        t1 = clock()
+        if i >= WARMUP:
+            rtts.append(t1 - t0)
+    p.join(30)
+    return percentiles(rtts)
+
+
+# --- pyzmq ipc:// ----------------------------------------------------------------------------------
+
+
+def zmq_child(endpoint: str, total: int) -> None:
+    import zmq
+
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.PAIR)
+    s.connect(endpoint)
+    for _ in range(total):
+        s.send(s.recv(copy=True), copy=True)
+    s.close(linger=0)
+    ctx.term()
+
+
+def bench_zmq(iterations: int) -> Optional[Dict[str, float]]:
+    try:
+        import zmq
+    except ImportError:
+        print("note: pyzmq not importable (Debian: python3-zmq); skipping the ZeroMQ baseline")
+        return None
+    endpoint = f"ipc:///tmp/flatlane-bench-py-{os.getpid()}.ipc"
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.PAIR)
+    s.bind(endpoint)
+    total = WARMUP + iterations
+    p = multiprocessing.get_context("fork").Process(target=zmq_child, args=(endpoint, total))
+    p.start()
+    payload = bytes(range(PAYLOAD))
+    rtts: List[int] = []
+    clock = time.perf_counter_ns
+    for i in range(total):
+        t0 = clock()
+        s.send(payload, copy=True)
+        s.recv(copy=True)
+        t1 = clock()
+        if i >= WARMUP:
+            rtts.append(t1 - t0)
+    p.join(30)
+    s.close(linger=0)
+    ctx.term()
+    try:
+        os.unlink(endpoint[len("ipc://") :])
+    except FileNotFoundError:
+        pass
+    return percentiles(rtts)
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        flatlane_child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--iterations", type=int, default=50_000, help="round trips per case (after 2000 warm-up)")
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args()
+    n = args.iterations
+    cases: Dict[str, Callable[[], Optional[Dict[str, float]]]] = {
+        "flatlane busy-poll (zero-copy)": lambda: bench_flatlane("busy_spin", n),
+        "flatlane blocking (zero-copy)": lambda: bench_flatlane("blocking", n),
+        "multiprocessing.Pipe": lambda: bench_pipe(n),
+        "pyzmq PAIR ipc://": lambda: bench_zmq(n),
+    }
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {PAYLOAD}-byte payload, one-way = RTT/2, "
+          f"{n} round trips per case")
+    print(f"{'case':34s} {'p50 us':>9s} {'p99 us':>9s} {'p99.9 us':>9s}")
+    results: Dict[str, Dict[str, float]] = {}
+    for name, run in cases.items():
+        res = run()
+        if res is None:
+            continue
+        results[name] = res
+        print(f"{name:34s} {res['p50_us']:9.2f} {res['p99_us']:9.2f} {res['p99.9_us']:9.2f}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"payload_bytes": PAYLOAD, "python": sys.version, "results": results}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
