@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets everything up, then runs all tests: the Release build with -Werror, then the same C++
-# tests under AddressSanitizer + UndefinedBehaviorSanitizer, then under ThreadSanitizer. The
-# generator's Python tests run first.
+# Sets everything up, then runs all tests: the generator's pytest, the Release build with -Werror
+# and its ctest (C++ tests, the out-of-tree consumer, the bench smoke test), the Python package's
+# pytest and an offline pip install, then the same C++ tests under AddressSanitizer +
+# UndefinedBehaviorSanitizer and under ThreadSanitizer.
 #
 #   scripts/test.sh            all of it
 #   scripts/test.sh --quick    Release tests only
@@ -22,16 +23,25 @@ cmake --build build -j "$jobs"
 # -j 1: the multi-process tests time peer-death detection and want both cores.
 (cd build && ctest --output-on-failure -j 1 --timeout 600)
 
+echo "== Python package (pytest) =="
+PYTHONPATH=build/python FLATLANE_BUILD_DIR=build /usr/bin/python3 -m pytest tests/python -q -p no:cacheprovider
+# The same package installs offline with pip (it builds the extension with CMake).
+venv="$(mktemp -d)/venv"
+/usr/bin/python3 -m venv --system-site-packages "$venv"
+"$venv/bin/pip" install -q --no-build-isolation --no-index runtime/python
+(cd / && "$venv/bin/python" -c "import flatlane, sys; print('pip-installed flatlane imports from', flatlane.__file__)")
+rm -rf "$(dirname "$venv")"
+
 if [ $quick -eq 0 ]; then
   echo "== ASan + UBSan build =="
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLATLANE_WERROR=ON -DFLATLANE_ASAN=ON \
-    -DFLATLANE_BUILD_BENCH=OFF >/dev/null
+    -DFLATLANE_BUILD_BENCH=OFF -DFLATLANE_BUILD_PYTHON=OFF >/dev/null
   cmake --build build-asan -j "$jobs"
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 1 --timeout 900)
 
   echo "== TSan build =="
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLATLANE_WERROR=ON -DFLATLANE_TSAN=ON \
-    -DFLATLANE_BUILD_BENCH=OFF -DFLATLANE_BUILD_EXAMPLES=OFF >/dev/null
+    -DFLATLANE_BUILD_BENCH=OFF -DFLATLANE_BUILD_EXAMPLES=OFF -DFLATLANE_BUILD_PYTHON=OFF >/dev/null
   cmake --build build-tsan -j "$jobs"
   (cd build-tsan && ctest --output-on-failure -j 1 --timeout 900)
 fi

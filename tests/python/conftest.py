@@ -1,0 +1,56 @@
+"""Shared fixtures for the Python binding tests.
+
+The package and the C++ peer program come from the build directory named by FLATLANE_BUILD_DIR
+(default: build), so ``PYTHONPATH=build/python python3 -m pytest tests/python`` and a plain
+``FLATLANE_BUILD_DIR=build-py python3 -m pytest tests/python`` both work.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_DIR = Path(os.environ.get("FLATLANE_BUILD_DIR", "build"))
+if not BUILD_DIR.is_absolute():
+    BUILD_DIR = REPO / BUILD_DIR
+
+try:
+    import flatlane  # noqa: F401  (PYTHONPATH given)
+except ImportError:
+    sys.path.insert(0, str(BUILD_DIR / "python"))
+    import flatlane  # noqa: F401
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # payload_pattern, peers
+
+_names = itertools.count()
+
+
+def shm_path(name: str) -> Path:
+    return Path("/dev/shm") / f"flatlane.{name}"
+
+
+@pytest.fixture
+def channel() -> Iterator[str]:
+    """A channel name unique to this test, removed afterwards if a test left it behind."""
+    name = f"pytest.{os.getpid()}.{next(_names)}"
+    yield name
+    try:
+        shm_path(name).unlink()
+    except FileNotFoundError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def peer_program() -> Path:
+    """The C++ peer program (tests/cpp/peer_process.cpp). Missing = the build is incomplete: fail,
+    never skip, so interop is not silently untested."""
+    path = BUILD_DIR / "tests" / "cpp" / "flatlane_peer_process"
+    if not path.exists():
+        pytest.fail(f"{path} not found: build the flatlane_peer_process target (FLATLANE_BUILD_DIR={BUILD_DIR})")
+    return path
