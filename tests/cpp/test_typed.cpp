@@ -2,6 +2,7 @@
 // built in the frame, verified zero-copy views, growth, chunking, overflow policies, type identity,
 // and real processes on both ends.
 #include "typed_test_util.hpp"
+#include "child_process.hpp"
 #include "test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -36,72 +37,6 @@ bool inside(const void* p, const Segment& s) {
   const auto* b = reinterpret_cast<const std::byte*>(p);
   return b >= s.base() && b <= s.base() + s.size();
 }
-
-// One child process running flatlane_peer_typed; killed and reaped when it goes out of scope.
-class TypedPeer {
- public:
-  explicit TypedPeer(std::vector<std::string> args) {
-    args.insert(args.begin(), std::string(FLATLANE_TEST_BIN_DIR) + "/flatlane_peer_typed");
-    std::vector<char*> argv;
-    for (auto& s : args) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("fork");
-    if (pid_ == 0) {
-      ::dup2(fds[1], STDOUT_FILENO);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    fd_ = fds[0];
-  }
-  TypedPeer(const TypedPeer&) = delete;
-  TypedPeer& operator=(const TypedPeer&) = delete;
-  ~TypedPeer() {
-    if (!reaped_) {
-      ::kill(pid_, SIGKILL);
-      wait_exit();
-    }
-    ::close(fd_);
-  }
-  // Next line that starts with `prefix`, or nullopt after `timeout` / at EOF.
-  std::optional<std::string> await(const std::string& prefix, std::chrono::milliseconds timeout = 20s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      for (auto nl = buf_.find('\n'); nl != std::string::npos; nl = buf_.find('\n')) {
-        std::string line = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        if (line.rfind(prefix, 0) == 0) return line;
-        last_ = line;
-      }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return std::nullopt;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count()) + 1) <= 0) continue;
-      char tmp[256];
-      const ssize_t n = ::read(fd_, tmp, sizeof tmp);
-      if (n <= 0) return std::nullopt;
-      buf_.append(tmp, static_cast<size_t>(n));
-    }
-  }
-  int wait_exit() {
-    int st = 0;
-    while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
-    }
-    reaped_ = true;
-    return st;
-  }
-  void kill9() const { ::kill(pid_, SIGKILL); }
-  const std::string& last_line() const { return last_; }
-
- private:
-  pid_t pid_ = -1;
-  int fd_ = -1;
-  bool reaped_ = false;
-  std::string buf_, last_;
-};
 
 }  // namespace
 
@@ -361,7 +296,7 @@ TEST(Typed, NameOnlyTypeCheckAcceptsAnEvolvedDefinition) {
 TEST(TypedProcesses, PublisherProcessToSubscriber) {
   TempName n;
   fltest::Samples::samples::Subscriber sub(named(n));
-  TypedPeer peer({"publish", n.str(), "20000"});
+  ChildProcess peer("flatlane_peer_typed", {"publish", n.str(), "20000"});
   for (uint64_t i = 0; i < 20000; ++i) {
     auto m = sub.receive(10s);
     ASSERT_TRUE(m.ok()) << to_string(m.error()) << " at " << i;
@@ -376,7 +311,7 @@ TEST(TypedProcesses, PublisherProcessToSubscriber) {
 TEST(TypedProcesses, PublisherToSubscriberProcess) {
   TempName n;
   fltest::Samples::samples::Publisher pub(named(n));
-  TypedPeer peer({"subscribe", n.str(), "20000"});
+  ChildProcess peer("flatlane_peer_typed", {"subscribe", n.str(), "20000"});
   ASSERT_TRUE(peer.await("ready"));
   for (uint64_t i = 0; i < 20000; ++i)
     ASSERT_TRUE(pub.send([&](auto& b) { return build_sample(b, i); }, 10s).ok()) << i;
@@ -389,7 +324,7 @@ TEST(TypedProcesses, ChunkedBlobsBothWays) {
   {
     TempName n;
     fltest::Bulk::blobs::Puller pull(named(n));
-    TypedPeer peer({"push", n.str(), "60"});
+    ChildProcess peer("flatlane_peer_typed", {"push", n.str(), "60"});
     for (uint64_t i = 0; i < 60; ++i) {
       auto m = pull.receive(10s);
       ASSERT_TRUE(m.ok()) << to_string(m.error()) << " at " << i;
@@ -403,7 +338,7 @@ TEST(TypedProcesses, ChunkedBlobsBothWays) {
   {
     TempName n;
     fltest::Bulk::blobs::Pusher push(named(n));
-    TypedPeer peer({"pull", n.str(), "60"});
+    ChildProcess peer("flatlane_peer_typed", {"pull", n.str(), "60"});
     ASSERT_TRUE(peer.await("ready"));
     for (uint64_t i = 0; i < 60; ++i)
       ASSERT_TRUE(push.send([&](auto& b) { return build_blob(b, i, blob_size(i)); }, 10s).ok()) << i;
@@ -416,7 +351,7 @@ TEST(TypedProcesses, ChunkedBlobsBothWays) {
 TEST(TypedProcesses, KilledPublisherIsReportedToTheSubscriber) {
   TempName n;
   fltest::Samples::samples::Subscriber sub(named(n));
-  TypedPeer peer({"publish", n.str(), "0"});  // forever
+  ChildProcess peer("flatlane_peer_typed", {"publish", n.str(), "0"});  // forever
   ASSERT_TRUE(peer.await("ready"));
   for (uint64_t i = 0; i < 1000; ++i) {
     auto m = sub.receive(10s);

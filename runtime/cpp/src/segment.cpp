@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "flatlane/liveness.hpp"
+#include "flatlane/topic_layout.hpp"
+#include "topic_members.hpp"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -100,12 +102,19 @@ Stale classify_open(int fd, const struct stat& st, std::string* who) {
   const bool all_zero = std::all_of(base, base + sizeof(wire::SegmentHeader), [](std::byte b) { return b == std::byte{0}; });
   if (all_zero) {
     result = by_age();
-  } else if (h.magic != wire::kMagic || h.protocol_version != wire::kProtocolVersion || h.layout_hash != wire::kLayoutHash) {
+  } else if (h.magic != wire::kMagic || h.protocol_version != wire::kProtocolVersion ||
+             h.layout_hash != wire::layout_hash_for(h.kind)) {
     result = Stale::foreign;  // not ours, or another version's: its role blocks cannot be read safely
   } else if (is_alive({h.creator_pid, h.creator_start_time}) &&
              h.state.load(std::memory_order_acquire) != wire::kStateReady) {
     result = Stale::live;
     *who = "creator pid " + std::to_string(h.creator_pid) + " is initializing it";
+  } else if (h.kind == wire::kKindTopic) {
+    result = detail::topic_has_live_members(fd, static_cast<uint64_t>(st.st_size), who) ? Stale::live : Stale::stale;
+    if (result == Stale::stale && is_alive({h.creator_pid, h.creator_start_time}) && who->empty()) {
+      result = Stale::live;  // created, nobody attached yet, creator still running
+      *who = "creator pid " + std::to_string(h.creator_pid);
+    }
   } else {
     auto& w = *reinterpret_cast<wire::EndpointBlock*>(base + wire::kWriterBlockOffset);
     auto& r = *reinterpret_cast<wire::EndpointBlock*>(base + wire::kReaderBlockOffset);
@@ -160,32 +169,45 @@ Errc validate_header(const wire::SegmentHeader& hdr, uint64_t file_size, std::st
   if (version != wire::kProtocolVersion)
     return bad(Errc::incompatible_version, "protocol version " + std::to_string(version) +
                                                ", this library speaks " + std::to_string(wire::kProtocolVersion));
-  if (layout != wire::kLayoutHash) return bad(Errc::layout_mismatch, "layout hash differs from this build's");
+  if (kind != wire::kKindSpsc && kind != wire::kKindTopic)
+    return bad(Errc::corrupt, "unknown channel kind " + std::to_string(kind));
+  if (layout != wire::layout_hash_for(kind)) return bad(Errc::layout_mismatch, "layout hash differs from this build's");
   if (header_size != wire::kHeaderRegionSize || ring_offset != wire::kHeaderRegionSize)
     return bad(Errc::corrupt, "header size / ring offset is not 4096");
-  if (cap < wire::kMinRingCapacity || cap > wire::kMaxRingCapacity || (cap & (cap - 1)) != 0)
+  if (kind == wire::kKindTopic) {
+    // The region holds the topic's blocks, queues and slots (topic_layout.hpp); topic.cpp
+    // validates its own header against this size.
+    if (cap < wire::kMinRingCapacity || cap > wire::kMaxRingCapacity || cap % 4096 != 0)
+      return bad(Errc::corrupt, "topic region " + std::to_string(cap) + " bytes is not a multiple of 4096 in range");
+  } else if (cap < wire::kMinRingCapacity || cap > wire::kMaxRingCapacity || (cap & (cap - 1)) != 0) {
     return bad(Errc::corrupt, "ring capacity " + std::to_string(cap) + " is not a power of two in range");
+  }
   if (seg_size != wire::kHeaderRegionSize + cap)
     return bad(Errc::corrupt, "segment size " + std::to_string(seg_size) + " does not match ring capacity");
   if (file_size < seg_size)
     return bad(Errc::truncated, "file is " + std::to_string(file_size) + " bytes, header says " +
                                     std::to_string(seg_size));
-  if (max_frame < wire::kChunkHeaderSize + 16 || max_frame > wire::max_frame_limit(cap))
+  const uint64_t frame_limit = kind == wire::kKindTopic ? cap : wire::max_frame_limit(cap);
+  if (max_frame < wire::kChunkHeaderSize + 16 || max_frame > frame_limit)
     return bad(Errc::corrupt, "max frame payload " + std::to_string(max_frame) + " out of range");
   if (chunk <= wire::kChunkHeaderSize || chunk > max_frame)
     return bad(Errc::corrupt, "chunk size " + std::to_string(chunk) + " out of range");
-  if (kind != wire::kKindSpsc) return bad(Errc::corrupt, "unknown channel kind " + std::to_string(kind));
   if (std::memchr(hdr.type_name, 0, wire::kTypeNameSize) == nullptr) return bad(Errc::corrupt, "type name not terminated");
-  if (geo) *geo = SegmentGeometry{seg_size, cap, max_frame, chunk};
+  if (geo) *geo = SegmentGeometry{kind, seg_size, cap, max_frame, chunk};
   return Errc::ok;
 }
 
-Segment Segment::create(std::string_view name, const SegmentConfig& cfg) {
+Segment Segment::create(std::string_view name, const SegmentConfig& cfg, const std::function<void(Segment&)>& init) {
   std::string shm = shm_name(name);
+  if (cfg.kind != wire::kKindSpsc && cfg.kind != wire::kKindTopic)
+    fail(Errc::invalid_argument, "unknown channel kind " + std::to_string(cfg.kind));
   if (cfg.ring_capacity == 0 || cfg.ring_capacity > wire::kMaxRingCapacity)
     fail(Errc::invalid_argument, "ring capacity " + std::to_string(cfg.ring_capacity) + " out of range");
-  uint64_t cap = next_pow2(cfg.ring_capacity);
-  uint64_t frame_limit = std::min<uint64_t>(wire::max_frame_limit(cap), UINT32_MAX - 4096);
+  const bool topic = cfg.kind == wire::kKindTopic;
+  if (topic && (cfg.ring_capacity % 4096 != 0 || cfg.max_frame_payload == 0))
+    fail(Errc::invalid_argument, "topic region must be a multiple of 4096 with a slot size");
+  uint64_t cap = topic ? cfg.ring_capacity : next_pow2(cfg.ring_capacity);
+  uint64_t frame_limit = std::min<uint64_t>(topic ? cap : wire::max_frame_limit(cap), UINT32_MAX - 4096);
   uint64_t max_frame = cfg.max_frame_payload ? cfg.max_frame_payload : frame_limit;
   if (max_frame > frame_limit || max_frame < wire::kChunkHeaderSize + 16)
     fail(Errc::invalid_argument, "max_frame_payload " + std::to_string(max_frame) + " must be in [32, " +
@@ -240,7 +262,7 @@ Segment Segment::create(std::string_view name, const SegmentConfig& cfg) {
   Segment s;
   s.base_ = static_cast<std::byte*>(m);
   s.size_ = total;
-  s.geo_ = SegmentGeometry{total, cap, static_cast<uint32_t>(max_frame), static_cast<uint32_t>(chunk)};
+  s.geo_ = SegmentGeometry{cfg.kind, total, cap, static_cast<uint32_t>(max_frame), static_cast<uint32_t>(chunk)};
   s.inode_ = st.st_ino;
   s.name_ = std::string(name);
   prefault(s.base_, total, true);
@@ -250,13 +272,13 @@ Segment Segment::create(std::string_view name, const SegmentConfig& cfg) {
   h.magic = wire::kMagic;
   h.protocol_version = wire::kProtocolVersion;
   h.header_size = wire::kHeaderRegionSize;
-  h.layout_hash = wire::kLayoutHash;
+  h.layout_hash = wire::layout_hash_for(cfg.kind);
   h.segment_size = total;
   h.ring_offset = wire::kHeaderRegionSize;
   h.ring_capacity = cap;
   h.max_frame_payload = static_cast<uint32_t>(max_frame);
   h.chunk_size = static_cast<uint32_t>(chunk);
-  h.kind = wire::kKindSpsc;
+  h.kind = cfg.kind;
   h.creator_pid = self.pid;
   h.flags = 0;
   h.creator_start_time = self.start_time;
@@ -266,6 +288,14 @@ Segment Segment::create(std::string_view name, const SegmentConfig& cfg) {
   h.type_hash = cfg.type.hash;
   std::memset(h.type_name, 0, sizeof h.type_name);
   std::memcpy(h.type_name, cfg.type.name.data(), cfg.type.name.size());
+  if (init) {
+    try {
+      init(s);
+    } catch (...) {
+      cleanup();
+      throw;
+    }
+  }
   h.state.store(wire::kStateReady, std::memory_order_release);
   return s;
 }

@@ -6,4 +6,5 @@
 #include "flatlane/layout.hpp"
 #include "flatlane/liveness.hpp"
 #include "flatlane/segment.hpp"
+#include "flatlane/topic.hpp"
 #include "flatlane/wait.hpp"

@@ -27,7 +27,7 @@ inline constexpr uint64_t kMaxRingCapacity = 1ull << 40;
 inline constexpr size_t kTypeNameSize = 128;
 
 enum SegmentState : uint32_t { kStateInitializing = 0, kStateReady = 1 };
-enum ChannelKind : uint32_t { kKindSpsc = 1 };
+enum ChannelKind : uint32_t { kKindSpsc = 1 };  // kKindTopic = 2: topic_layout.hpp
 
 // Role state in an endpoint block (high half of the owner word).
 enum RoleState : uint32_t { kRoleNever = 0, kRoleAttached = 1, kRoleClosed = 2, kRoleClaiming = 3 };

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
@@ -28,11 +29,16 @@ struct SegmentConfig {
   uint32_t chunk_size = 0;            // 0 = min(max_frame_payload, 1 MiB)
   mode_t mode = 0600;
   TypeId type;
+  // wire::kKindSpsc, or wire::kKindTopic: then ring_capacity is the exact size of the region
+  // after the 4 KiB header (a multiple of 4096), max_frame_payload the slot size, and the caller
+  // writes the topic header (topic.cpp) before the segment is marked ready.
+  uint32_t kind = 1;
 };
 
 // The header values a Segment uses, copied out of shared memory once and validated, so a peer
 // rewriting the header later cannot change them under us.
 struct SegmentGeometry {
+  uint32_t kind = 0;
   uint64_t segment_size = 0;
   uint64_t ring_capacity = 0;
   uint32_t max_frame_payload = 0;
@@ -44,7 +50,9 @@ class Segment {
  public:
   // Creates "/dev/shm/flatlane.<name>". A leftover segment whose recorded processes are all dead
   // is reclaimed; a live one gives already_exists. Throws Error.
-  static Segment create(std::string_view name, const SegmentConfig& cfg);
+  // `init` runs after the common header is written and before the segment is marked ready.
+  static Segment create(std::string_view name, const SegmentConfig& cfg,
+                        const std::function<void(Segment&)>& init = {});
   // Opens and validates every header field. `expected` with an empty name skips the type check.
   static Segment open(std::string_view name, const TypeId& expected);
   // Removes the name; mappings stay valid. Returns false if it did not exist.
@@ -72,6 +80,7 @@ class Segment {
   uint64_t ring_capacity() const noexcept { return geo_.ring_capacity; }
   uint32_t max_frame_payload() const noexcept { return geo_.max_frame_payload; }
   uint32_t chunk_size() const noexcept { return geo_.chunk_size; }
+  uint32_t kind() const noexcept { return geo_.kind; }
 
   // Unlinks the name only if it still refers to this very segment (same inode).
   bool unlink_if_same() const;

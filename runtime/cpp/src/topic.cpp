@@ -1,0 +1,986 @@
+// Publish/subscribe topics (topic.hpp, docs/PROTOCOL.md section 14).
+//
+// Ownership of shared words:
+//   slot state      CAS by everybody (publisher allocates, holders release, recovery)
+//   slot contents   the owning publisher, between allocation and publication
+//   free stack      pushed by whoever releases a slot last, emptied (exchange) by its publisher
+//   queue tail      its publisher only; queue head: CAS by the subscriber and by the publisher
+//                   dropping the oldest entry for a drop_oldest subscriber
+//   held table      its subscriber only (read by whoever cleans up after it died)
+//   history         its publisher only (read by subscribers attaching)
+#include "flatlane/topic.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <sys/mman.h>
+
+#include "flatlane/liveness.hpp"
+#include "topic_members.hpp"
+#include "wait_until.hpp"
+
+namespace flatlane {
+
+using std::chrono::nanoseconds;
+
+namespace detail {
+
+namespace {
+
+constexpr uint64_t align64(uint64_t v) { return (v + 63) & ~uint64_t{63}; }
+
+struct Layout {
+  uint64_t publishers_offset, subscribers_offset, queues_offset, history_offset, slots_offset, end;
+  uint64_t publisher_stride, subscriber_stride, queue_stride, history_stride, slot_stride;
+};
+
+// The one place offsets are derived from counts: the creator writes them, openers recompute and
+// compare, so a header that lies about any of them is rejected.
+Layout compute_layout(uint64_t slot_size, uint64_t slot_count, uint64_t pubs, uint64_t subs, uint64_t depth,
+                      uint64_t held, uint64_t history) {
+  Layout l{};
+  l.publisher_stride = sizeof(wire::PublisherBlock);
+  l.subscriber_stride = align64(wire::kHeldTableOffset + held * sizeof(wire::HeldEntry));
+  l.queue_stride = align64(wire::kQueueCellsOffset + depth * sizeof(uint32_t));
+  l.history_stride = align64(std::max<uint64_t>(history, 1) * sizeof(wire::HistoryEntry));
+  l.slot_stride = wire::kSlotDataOffset + slot_size;
+  l.publishers_offset = wire::kHeaderRegionSize;
+  l.subscribers_offset = l.publishers_offset + pubs * l.publisher_stride;
+  l.queues_offset = l.subscribers_offset + subs * l.subscriber_stride;
+  l.history_offset = l.queues_offset + pubs * subs * l.queue_stride;
+  l.slots_offset = align64(l.history_offset + pubs * l.history_stride);
+  l.end = l.slots_offset + pubs * slot_count * l.slot_stride;
+  return l;
+}
+
+}  // namespace
+
+// Validated geometry of a mapped topic and typed accessors. Every count and offset here was
+// checked once at attach; indices read from shared memory later are checked against them.
+class TopicView {
+ public:
+  TopicView(std::byte* base, uint64_t size, const std::string& name) : base_(base) {
+    // Snapshot through volatile: a peer may rewrite the header while we read it.
+    const volatile wire::TopicHeader& h = *reinterpret_cast<const wire::TopicHeader*>(base + wire::kTopicHeaderOffset);
+    slot_size = h.slot_size;
+    slot_count = h.slot_count;
+    pubs = h.max_publishers;
+    subs = h.max_subscribers;
+    depth = h.queue_depth;
+    max_held = h.max_held;
+    history = h.history;
+    const uint64_t offs[] = {h.publishers_offset, h.subscribers_offset, h.queues_offset, h.history_offset,
+                             h.slots_offset,      h.publisher_stride,   h.subscriber_stride, h.queue_stride,
+                             h.history_stride,    h.slot_stride};
+    auto bad = [&](const std::string& why) {
+      throw Error(Errc::corrupt, "flatlane: topic '" + name + "' has an invalid header: " + why);
+    };
+    if (slot_size < 64 || slot_size % 64 != 0 || slot_size > (1u << 30)) bad("slot size " + std::to_string(slot_size));
+    if (slot_count == 0 || slot_count > wire::kMaxTopicSlots) bad("slot count " + std::to_string(slot_count));
+    if (pubs == 0 || pubs > wire::kMaxTopicPublishers) bad("max publishers " + std::to_string(pubs));
+    if (subs == 0 || subs > wire::kMaxTopicSubscribers) bad("max subscribers " + std::to_string(subs));
+    if (depth < 2 || depth > (1u << 16) || (depth & (depth - 1)) != 0) bad("queue depth " + std::to_string(depth));
+    if (max_held == 0 || max_held > wire::kMaxTopicHeld) bad("max held " + std::to_string(max_held));
+    if (history > wire::kMaxTopicHistory || history >= slot_count) bad("history " + std::to_string(history));
+    l = compute_layout(slot_size, slot_count, pubs, subs, depth, max_held, history);
+    const uint64_t want[] = {l.publishers_offset, l.subscribers_offset, l.queues_offset, l.history_offset,
+                             l.slots_offset,      l.publisher_stride,   l.subscriber_stride, l.queue_stride,
+                             l.history_stride,    l.slot_stride};
+    if (!std::equal(std::begin(offs), std::end(offs), std::begin(want))) bad("offsets do not match its counts");
+    if (l.end > size) bad("needs " + std::to_string(l.end) + " bytes, segment has " + std::to_string(size));
+  }
+
+  wire::TopicState& state() const noexcept { return at<wire::TopicState>(wire::kTopicStateOffset); }
+  wire::PublisherBlock& pub(uint32_t p) const noexcept {
+    return at<wire::PublisherBlock>(l.publishers_offset + p * l.publisher_stride);
+  }
+  wire::SubscriberBlock& sub(uint32_t s) const noexcept {
+    return at<wire::SubscriberBlock>(l.subscribers_offset + s * l.subscriber_stride);
+  }
+  wire::HeldEntry& held(uint32_t s, uint32_t k) const noexcept {
+    return at<wire::HeldEntry>(l.subscribers_offset + s * l.subscriber_stride + wire::kHeldTableOffset +
+                               k * sizeof(wire::HeldEntry));
+  }
+  wire::IndexQueue& queue(uint32_t p, uint32_t s) const noexcept {
+    return at<wire::IndexQueue>(l.queues_offset + (uint64_t{p} * subs + s) * l.queue_stride);
+  }
+  std::atomic<uint32_t>& cell(uint32_t p, uint32_t s, uint64_t pos) const noexcept {
+    return at<std::atomic<uint32_t>>(l.queues_offset + (uint64_t{p} * subs + s) * l.queue_stride +
+                                     wire::kQueueCellsOffset + (pos & (depth - 1)) * sizeof(uint32_t));
+  }
+  wire::HistoryEntry& hist(uint32_t p, uint32_t i) const noexcept {
+    return at<wire::HistoryEntry>(l.history_offset + p * l.history_stride + i * sizeof(wire::HistoryEntry));
+  }
+  wire::SlotHeader& slot(uint32_t p, uint32_t i) const noexcept {
+    return at<wire::SlotHeader>(l.slots_offset + (uint64_t{p} * slot_count + i) * l.slot_stride);
+  }
+  std::byte* slot_data(uint32_t p, uint32_t i) const noexcept {
+    return base_ + l.slots_offset + (uint64_t{p} * slot_count + i) * l.slot_stride + wire::kSlotDataOffset;
+  }
+
+  // Drops one reference; the last one returns the slot to its publisher's free stack. A count
+  // that is already zero (a buggy or hostile peer) is left alone instead of wrapping.
+  bool unref(uint32_t p, uint32_t i) const noexcept {
+    if (p >= pubs || i >= slot_count) return false;
+    auto& st = slot(p, i).state;
+    uint32_t cur = st.load(std::memory_order_relaxed);
+    do {
+      if ((cur & (wire::kSlotFree | wire::kSlotOnStack)) != 0 || (cur & wire::kSlotRefMask) == 0) return false;
+    } while (!st.compare_exchange_weak(cur, cur - 1, std::memory_order_acq_rel, std::memory_order_relaxed));
+    if ((cur & wire::kSlotRefMask) != 1) return true;
+    // Recovery (a publisher taking over a dead one's pool) may claim a zero-count slot first.
+    uint32_t zero = 0;
+    if (st.compare_exchange_strong(zero, wire::kSlotFree | wire::kSlotOnStack, std::memory_order_acq_rel)) push_free(p, i);
+    return true;
+  }
+
+  void push_free(uint32_t p, uint32_t i) const noexcept {
+    auto& head = pub(p).free_head;
+    auto& next = slot(p, i).next;
+    uint64_t h = head.load(std::memory_order_relaxed);
+    do {
+      next.store(static_cast<uint32_t>(h), std::memory_order_relaxed);
+    } while (!head.compare_exchange_weak(h, uint64_t{i} + 1, std::memory_order_release, std::memory_order_relaxed));
+    // The publisher sleeps only on an empty stack: the push that ends emptiness wakes it.
+    if (h == 0) detail::notify(pub(p).pool_event);
+  }
+
+  // Takes every entry of subscriber s's queues and returns their references (detach, cleanup).
+  void drain_queues(uint32_t s) const noexcept {
+    for (uint32_t p = 0; p < pubs; ++p) {
+      auto& q = queue(p, s);
+      for (;;) {
+        uint64_t h = q.head.load(std::memory_order_acquire);
+        const uint64_t t = q.tail.load(std::memory_order_acquire);
+        if (h >= t || t - h > depth) break;
+        const uint32_t idx = cell(p, s, h).load(std::memory_order_relaxed);
+        if (q.head.compare_exchange_strong(h, h + 1, std::memory_order_acq_rel) && idx != 0) unref(p, idx - 1);
+      }
+    }
+  }
+
+  // Returns the references a (dead or closing) subscriber still holds.
+  void release_held(uint32_t s) const noexcept {
+    for (uint32_t k = 0; k < max_held; ++k) {
+      auto& e = held(s, k);
+      const uint32_t idx = e.slot.exchange(0, std::memory_order_acq_rel);
+      if (idx != 0) unref(e.publisher.load(std::memory_order_relaxed), idx - 1);
+    }
+  }
+
+  uint32_t slot_size = 0, slot_count = 0, pubs = 0, subs = 0, depth = 0, max_held = 0, history = 0;
+  Layout l{};
+
+ private:
+  template <class T>
+  T& at(uint64_t off) const noexcept {
+    return *reinterpret_cast<T*>(base_ + off);
+  }
+  std::byte* base_;
+};
+
+bool topic_has_live_members(int fd, uint64_t size, std::string* who) {
+  void* m = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  if (m == MAP_FAILED) return true;
+  bool live = false;
+  try {
+    TopicView v(static_cast<std::byte*>(m), size, "?");
+    auto check = [&](const wire::MemberLine& ml, const char* role) {
+      const uint64_t o = ml.owner.load(std::memory_order_acquire);
+      const uint32_t st = wire::owner_state(o);
+      if (st != wire::kRoleAttached && st != wire::kRoleClaiming) return;
+      const uint64_t start = st == wire::kRoleClaiming ? 0 : ml.start_time.load(std::memory_order_relaxed);
+      if (is_alive({wire::owner_pid(o), start})) {
+        live = true;
+        *who = std::string(role) + " pid " + std::to_string(wire::owner_pid(o));
+      }
+    };
+    for (uint32_t p = 0; p < v.pubs && !live; ++p) check(v.pub(p).member, "publisher");
+    for (uint32_t s = 0; s < v.subs && !live; ++s) check(v.sub(s).member, "subscriber");
+  } catch (const Error&) {
+    live = true;  // not a topic we understand: leave it alone
+    *who = "a topic with an invalid header";
+  }
+  ::munmap(m, size);
+  return live;
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::TopicView;
+
+enum class Claim { fresh, took_dead };
+
+bool member_alive(const wire::MemberLine& m, uint64_t o) noexcept {
+  const uint32_t st = wire::owner_state(o);
+  const uint64_t start = st == wire::kRoleClaiming ? 0 : m.start_time.load(std::memory_order_relaxed);
+  return is_alive({wire::owner_pid(o), start});
+}
+
+// Claims a free block, or one whose owner died (the caller then cleans up after it). Returns
+// false if the block is in use by a live process.
+bool claim_member(wire::MemberLine& m, Claim& how) noexcept {
+  const ProcessIdentity self = self_identity();
+  for (;;) {
+    uint64_t cur = m.owner.load(std::memory_order_acquire);
+    const uint32_t st = wire::owner_state(cur);
+    if (st == wire::kRoleAttached || st == wire::kRoleClaiming) {
+      if (member_alive(m, cur)) return false;
+      how = Claim::took_dead;
+    } else {
+      how = Claim::fresh;
+    }
+    if (m.owner.compare_exchange_strong(cur, wire::make_owner(self.pid, wire::kRoleClaiming), std::memory_order_acq_rel))
+      return true;
+  }
+}
+
+uint32_t attach_member(wire::MemberLine& m, uint64_t& owner, uint32_t mode) noexcept {
+  const ProcessIdentity self = self_identity();
+  m.start_time.store(self.start_time, std::memory_order_relaxed);
+  m.mode.store(mode, std::memory_order_relaxed);
+  const uint32_t epoch = m.epoch.fetch_add(1, std::memory_order_relaxed) + 1;
+  owner = wire::make_owner(self.pid, wire::kRoleAttached);
+  m.owner.store(owner, std::memory_order_seq_cst);
+  return epoch;
+}
+
+void set_member_state(wire::MemberLine& m, uint64_t& owner, uint32_t state) noexcept {
+  uint64_t expected = owner;
+  const uint64_t want = wire::make_owner(wire::owner_pid(owner), state);
+  if (m.owner.compare_exchange_strong(expected, want, std::memory_order_seq_cst)) owner = want;
+}
+
+// Cleans up after subscriber s, whose block we have claimed (its owner died or is us, closing).
+void clean_subscriber(const TopicView& v, uint32_t s) noexcept {
+  v.drain_queues(s);
+  v.release_held(s);
+}
+
+// Removes the name when no live member is left.
+void unlink_if_unused(const Segment& seg, const TopicView& v) noexcept {
+  auto busy = [&](const wire::MemberLine& m) {
+    const uint64_t o = m.owner.load(std::memory_order_seq_cst);
+    const uint32_t st = wire::owner_state(o);
+    return (st == wire::kRoleAttached || st == wire::kRoleClaiming) && member_alive(m, o);
+  };
+  for (uint32_t p = 0; p < v.pubs; ++p)
+    if (busy(v.pub(p).member)) return;
+  for (uint32_t s = 0; s < v.subs; ++s)
+    if (busy(v.sub(s).member)) return;
+  seg.unlink_if_same();
+}
+
+uint32_t round_pow2(uint32_t v) {
+  uint32_t p = 2;
+  while (p < v && p < (1u << 16)) p <<= 1;
+  return p;
+}
+
+Segment open_or_create_topic(std::string_view name, const TopicOptions& o) {
+  const TopicConfig& c = o.topic;
+  auto create = [&] {
+    const uint32_t slot_size = static_cast<uint32_t>((uint64_t{c.slot_size} + 63) & ~uint64_t{63});
+    const uint32_t depth = round_pow2(c.queue_depth);
+    auto arg = [&](bool ok, const std::string& what) {
+      if (!ok) throw Error(Errc::invalid_argument, "flatlane: topic '" + std::string(name) + "': " + what);
+    };
+    arg(slot_size >= 64 && slot_size <= (1u << 30), "slot_size must be in [1, 1 GiB]");
+    arg(c.slot_count >= 1 && c.slot_count <= wire::kMaxTopicSlots, "slot_count must be in [1, 2^24]");
+    arg(c.max_publishers >= 1 && c.max_publishers <= wire::kMaxTopicPublishers, "max_publishers must be in [1, 64]");
+    arg(c.max_subscribers >= 1 && c.max_subscribers <= wire::kMaxTopicSubscribers,
+        "max_subscribers must be in [1, 1024]");
+    arg(c.max_held >= 1 && c.max_held <= wire::kMaxTopicHeld, "max_held must be in [1, 1024]");
+    arg(c.history <= wire::kMaxTopicHistory && c.history < c.slot_count, "history must be below slot_count");
+    const auto l = detail::compute_layout(slot_size, c.slot_count, c.max_publishers, c.max_subscribers, depth,
+                                          c.max_held, c.history);
+    SegmentConfig sc;
+    sc.kind = wire::kKindTopic;
+    sc.ring_capacity = (l.end - wire::kHeaderRegionSize + 4095) & ~uint64_t{4095};
+    sc.max_frame_payload = slot_size;
+    sc.chunk_size = slot_size;
+    sc.mode = c.mode;
+    sc.type = c.type;
+    return Segment::create(name, sc, [&](Segment& s) {
+      auto& h = *reinterpret_cast<wire::TopicHeader*>(s.base() + wire::kTopicHeaderOffset);
+      h.slot_size = slot_size;
+      h.slot_count = c.slot_count;
+      h.max_publishers = c.max_publishers;
+      h.max_subscribers = c.max_subscribers;
+      h.queue_depth = depth;
+      h.max_held = c.max_held;
+      h.history = c.history;
+      h.publishers_offset = l.publishers_offset;
+      h.subscribers_offset = l.subscribers_offset;
+      h.queues_offset = l.queues_offset;
+      h.history_offset = l.history_offset;
+      h.slots_offset = l.slots_offset;
+      h.publisher_stride = l.publisher_stride;
+      h.subscriber_stride = l.subscriber_stride;
+      h.queue_stride = l.queue_stride;
+      h.history_stride = l.history_stride;
+      h.slot_stride = l.slot_stride;
+      for (uint64_t i = 0; i < uint64_t{c.max_publishers} * c.slot_count; ++i) {
+        auto& sl = *reinterpret_cast<wire::SlotHeader*>(s.base() + l.slots_offset + i * l.slot_stride);
+        sl.state.store(wire::kSlotFree, std::memory_order_relaxed);
+      }
+    });
+  };
+  auto open = [&] {
+    Segment s = Segment::open(name, c.type);
+    if (s.kind() != wire::kKindTopic)
+      throw Error(Errc::invalid_argument, "flatlane: '" + std::string(name) +
+                                              "' is a one-to-one channel, not a publish/subscribe topic");
+    return s;
+  };
+  switch (o.mode) {
+    case OpenMode::create: return create();
+    case OpenMode::open: return open();
+    case OpenMode::create_or_open: break;
+  }
+  for (int attempt = 0;; ++attempt) {
+    try {
+      return open();
+    } catch (const Error& e) {
+      if (e.code() != Errc::not_found || attempt > 3) throw;
+    }
+    try {
+      return create();
+    } catch (const Error& e) {
+      if (e.code() != Errc::already_exists || attempt > 3) throw;
+    }
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Sample
+
+void Sample::release() noexcept {
+  if (sub_) std::exchange(sub_, nullptr)->release(*this);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publisher
+
+TopicPublisher::TopicPublisher(std::string_view name, const TopicOptions& o)
+    : seg_(open_or_create_topic(name, o)),
+      wait_(o.wait),
+      block_timeout_(o.block_timeout),
+      unlink_on_close_(o.unlink_on_close) {
+  v_ = new TopicView(seg_.base(), seg_.size(), std::string(name));
+  free_.reserve(v_->slot_count);
+  members_.reserve(v_->subs);
+  Claim how{};
+  bool found = false;
+  for (uint32_t p = 0; p < v_->pubs && !found; ++p) {
+    if (claim_member(v_->pub(p).member, how)) {
+      me_ = p;
+      found = true;
+    }
+  }
+  if (!found) {
+    const uint32_t pubs = v_->pubs;
+    delete v_;
+    throw Error(Errc::busy, "flatlane: topic '" + std::string(name) + "' already has " + std::to_string(pubs) +
+                                " live publishers, its configured maximum");
+  }
+  recover_pool();
+  auto& pb = v_->pub(me_);
+  seq_ = pb.seq.load(std::memory_order_relaxed);
+  messages_ = pb.messages.load(std::memory_order_relaxed);
+  bytes_ = pb.bytes.load(std::memory_order_relaxed);
+  no_receiver_ = pb.no_receiver.load(std::memory_order_relaxed);
+  pb.pool_event.waiters.store(0, std::memory_order_relaxed);
+  epoch_ = attach_member(pb.member, owner_, 0);
+}
+
+TopicPublisher::~TopicPublisher() {
+  close();
+  delete v_;
+}
+
+// Rebuilds this block's free list: whatever a previous publisher of this block left (its private
+// free list, a slot it was filling) is free again. Slots still referenced stay as they are.
+void TopicPublisher::recover_pool() noexcept {
+  auto& pb = v_->pub(me_);
+  if (const uint32_t in = pb.inflight_slot.load(std::memory_order_acquire); in != 0 && in <= v_->slot_count) {
+    // The previous publisher died while handing out slot in-1: drop the references it counted
+    // but never handed out. `remaining` was stored before the announced action; if the action
+    // did not happen, its reference is not out either.
+    uint32_t undelivered = pb.inflight_remaining.load(std::memory_order_relaxed);
+    const uint32_t action = pb.inflight_action.load(std::memory_order_relaxed);
+    if (action == 1) {
+      const uint32_t s = pb.inflight_sub.load(std::memory_order_relaxed);
+      if (s < v_->subs && v_->queue(me_, s).tail.load(std::memory_order_acquire) ==
+                              pb.inflight_tail.load(std::memory_order_relaxed))
+        ++undelivered;
+    } else if (action == 2) {
+      const uint64_t seq = v_->slot(me_, in - 1).seq.load(std::memory_order_relaxed);
+      auto& e = v_->hist(me_, static_cast<uint32_t>(seq % std::max<uint32_t>(v_->history, 1)));
+      if (v_->history == 0 || e.seq.load(std::memory_order_acquire) != seq || e.slot.load(std::memory_order_relaxed) != in)
+        ++undelivered;
+    }
+    for (uint32_t k = 0; k < undelivered; ++k)
+      if (!v_->unref(me_, in - 1)) break;
+    pb.inflight_slot.store(0, std::memory_order_relaxed);
+  }
+  std::vector<bool> listed(v_->slot_count, false);
+  free_.clear();
+  uint64_t h = v_->pub(me_).free_head.exchange(0, std::memory_order_acquire);
+  for (uint32_t n = 0; h != 0 && n < v_->slot_count; ++n) {
+    const uint32_t i = static_cast<uint32_t>(h - 1);
+    if (i >= v_->slot_count || listed[i]) break;  // a corrupt or cyclic stack: the scan below covers the rest
+    auto& sl = v_->slot(me_, i);
+    h = sl.next.load(std::memory_order_relaxed);
+    uint32_t st = wire::kSlotFree | wire::kSlotOnStack;
+    if (sl.state.compare_exchange_strong(st, wire::kSlotFree, std::memory_order_acq_rel)) {
+      listed[i] = true;
+      free_.push_back(i);
+    }
+  }
+  for (uint32_t i = 0; i < v_->slot_count; ++i) {
+    if (listed[i]) continue;
+    auto& st = v_->slot(me_, i).state;
+    uint32_t cur = st.load(std::memory_order_acquire);
+    // Free but on nobody's list (the dead publisher's private list), or allocated and never
+    // published (its loan): ours. On the stack: pushed after our exchange; taken later.
+    if (cur == wire::kSlotFree || (cur == 0 && st.compare_exchange_strong(cur, wire::kSlotFree))) free_.push_back(i);
+  }
+}
+
+bool TopicPublisher::pop_free(uint32_t& slot) noexcept {
+  if (free_.empty()) {
+    uint64_t h = v_->pub(me_).free_head.exchange(0, std::memory_order_acquire);
+    for (uint32_t n = 0; h != 0 && n < v_->slot_count; ++n) {
+      const uint32_t i = static_cast<uint32_t>(h - 1);
+      if (i >= v_->slot_count) break;
+      auto& sl = v_->slot(me_, i);
+      h = sl.next.load(std::memory_order_relaxed);
+      uint32_t st = wire::kSlotFree | wire::kSlotOnStack;
+      if (sl.state.compare_exchange_strong(st, wire::kSlotFree, std::memory_order_acq_rel)) free_.push_back(i);
+    }
+  }
+  while (!free_.empty()) {
+    const uint32_t i = free_.back();
+    free_.pop_back();
+    uint32_t st = wire::kSlotFree;
+    if (v_->slot(me_, i).state.compare_exchange_strong(st, 0, std::memory_order_acquire)) {
+      slot = i;
+      return true;
+    }
+  }
+  return false;
+}
+
+void TopicPublisher::refresh_members() noexcept {
+  const uint64_t gen = v_->state().members_gen.load(std::memory_order_acquire);
+  if (gen == members_gen_) return;
+  members_gen_ = gen;
+  members_.clear();
+  for (uint32_t s = 0; s < v_->subs; ++s) {
+    if (wire::owner_state(v_->sub(s).member.owner.load(std::memory_order_acquire)) == wire::kRoleAttached)
+      members_.push_back(s);
+  }
+}
+
+// Frees slots when the pool is empty: reclaims dead subscribers, empties the queues of departed
+// ones, and drops the oldest queued message of each drop_oldest subscriber. True if it did any.
+bool TopicPublisher::reap_dead_subscribers() noexcept {
+  bool any = false;
+  for (uint32_t s = 0; s < v_->subs; ++s) {
+    auto& sb = v_->sub(s);
+    const uint64_t o = sb.member.owner.load(std::memory_order_acquire);
+    const uint32_t st = wire::owner_state(o);
+    if ((st != wire::kRoleAttached && st != wire::kRoleClaiming) || member_alive(sb.member, o)) continue;
+    Claim how{};
+    if (claim_member(sb.member, how)) {  // still dead: clean up and free the block
+      clean_subscriber(*v_, s);
+      uint64_t mine = sb.member.owner.load(std::memory_order_relaxed);
+      set_member_state(sb.member, mine, wire::kRoleClosed);
+      v_->state().members_gen.fetch_add(1, std::memory_order_seq_cst);
+      any = true;
+    }
+  }
+  return any;
+}
+
+bool TopicPublisher::reclaim_for_pool() noexcept {
+  bool any = false;
+  const auto now = Clock::now();
+  if (now >= next_poll_check_) {
+    next_poll_check_ = now + wait_.liveness_interval;
+    any = reap_dead_subscribers();
+  }
+  for (uint32_t s = 0; s < v_->subs; ++s) {
+    auto& sb = v_->sub(s);
+    const uint32_t st = wire::owner_state(sb.member.owner.load(std::memory_order_acquire));
+    auto& q = v_->queue(me_, s);
+    uint64_t h = q.head.load(std::memory_order_acquire);
+    const uint64_t t = q.tail.load(std::memory_order_relaxed);
+    if (h >= t) continue;
+    const bool gone = st != wire::kRoleAttached && st != wire::kRoleClaiming;
+    const bool drops = st == wire::kRoleAttached &&
+                       sb.member.mode.load(std::memory_order_relaxed) == static_cast<uint32_t>(SubscriberMode::drop_oldest);
+    if (!gone && !drops) continue;
+    while (h < t) {
+      const uint32_t idx = v_->cell(me_, s, h).load(std::memory_order_relaxed);
+      if (q.head.compare_exchange_strong(h, h + 1, std::memory_order_acq_rel)) {
+        if (idx != 0) v_->unref(me_, idx - 1);
+        if (drops) sb.dropped.fetch_add(1, std::memory_order_relaxed);
+        any = true;
+        ++h;
+        if (drops) break;  // one message per subscriber and round: the oldest
+      }
+    }
+  }
+  return any;
+}
+
+uint32_t TopicPublisher::max_message() const noexcept { return v_->slot_size; }
+
+Result<std::span<std::byte>> TopicPublisher::loan(size_t n, nanoseconds timeout) {
+  if (closed_.load(std::memory_order_relaxed)) return Errc::closed;
+  if (n > v_->slot_size) return Errc::message_too_large;
+  if (loaned_) discard();
+  uint32_t slot = 0;
+  if (!pop_free(slot)) {
+    auto ready = [&] { return pop_free(slot) || (reclaim_for_pool() && pop_free(slot)); };
+    auto r = detail::wait_until(ready, v_->pub(me_).pool_event, wait_, timeout, closed_, next_poll_check_, nullptr,
+                                [] { return Errc::ok; }, [] { return Errc::ok; });
+    if (!r) return r.error();
+  }
+  loaned_ = true;
+  loan_slot_ = slot;
+  loan_size_ = n;
+  return std::span<std::byte>(v_->slot_data(me_, slot), n);
+}
+
+void TopicPublisher::discard() noexcept {
+  if (!loaned_) return;
+  loaned_ = false;
+  v_->slot(me_, loan_slot_).state.store(wire::kSlotFree, std::memory_order_release);
+  free_.push_back(loan_slot_);
+}
+
+Result<void> TopicPublisher::publish(size_t used) {
+  if (!loaned_) return Errc::invalid_argument;
+  return deliver(loan_slot_, 0, std::min(used, loan_size_));
+}
+
+Result<void> TopicPublisher::publish_tail(size_t used) {
+  if (!loaned_) return Errc::invalid_argument;
+  used = std::min(used, loan_size_);
+  return deliver(loan_slot_, static_cast<uint32_t>(loan_size_ - used), used);
+}
+
+Result<void> TopicPublisher::send(std::span<const std::byte> data, nanoseconds timeout) {
+  auto s = loan(data.size(), timeout);
+  if (!s) return s.error();
+  if (!data.empty()) std::memcpy(s->data(), data.data(), data.size());
+  return publish(data.size());
+}
+
+Result<void> TopicPublisher::deliver(uint32_t slot, uint32_t offset, size_t used) {
+  loaned_ = false;
+  auto& sl = v_->slot(me_, slot);
+  sl.size = static_cast<uint32_t>(used);
+  sl.offset = offset;
+  sl.epoch = epoch_;
+  sl.seq.store(++seq_, std::memory_order_relaxed);
+  // A subscriber killed while attached keeps its queue and held slots until someone notices:
+  // look at most once per liveness interval (the clock is read every 64 messages).
+  if ((seq_ & 63) == 0) {
+    const auto now = Clock::now();
+    if (now >= next_poll_check_) {
+      next_poll_check_ = now + wait_.liveness_interval;
+      reap_dead_subscribers();
+    }
+  }
+  refresh_members();
+  const uint32_t keep = v_->history != 0 ? 1 : 0;
+  const uint32_t refs = static_cast<uint32_t>(members_.size()) + keep;
+  ++messages_;
+  bytes_ += used;
+  auto& pb = v_->pub(me_);
+  pb.seq.store(seq_, std::memory_order_relaxed);
+  pb.messages.store(messages_, std::memory_order_relaxed);
+  pb.bytes.store(bytes_, std::memory_order_relaxed);
+  if (members_.empty()) {
+    pb.no_receiver.store(++no_receiver_, std::memory_order_relaxed);
+    if (refs == 0) {
+      sl.state.store(wire::kSlotFree, std::memory_order_release);
+      free_.push_back(slot);
+      return {};
+    }
+  }
+  // Each hand-out is announced before it is made (action, then the count of references left
+  // after it), so a successor can tell exactly which references we never handed out.
+  uint32_t remaining = refs;
+  pb.inflight_action.store(0, std::memory_order_relaxed);
+  pb.inflight_remaining.store(remaining, std::memory_order_relaxed);
+  pb.inflight_slot.store(slot + 1, std::memory_order_relaxed);
+  // Every reference exists before the first subscriber can see (and release) the slot.
+  sl.state.store(refs, std::memory_order_release);
+  if (keep) {
+    auto& e = v_->hist(me_, static_cast<uint32_t>(seq_ % v_->history));
+    const uint32_t old = e.slot.load(std::memory_order_relaxed);
+    pb.inflight_action.store(2, std::memory_order_relaxed);
+    pb.inflight_remaining.store(--remaining, std::memory_order_release);
+    e.seq.store(0, std::memory_order_release);  // readers skip the entry while it changes
+    e.slot.store(slot + 1, std::memory_order_relaxed);
+    e.seq.store(seq_, std::memory_order_release);
+    if (old != 0) v_->unref(me_, old - 1);
+  }
+  Errc result = Errc::ok;
+  for (uint32_t s : members_) {
+    auto& q = v_->queue(me_, s);
+    auto& sb = v_->sub(s);
+    const uint64_t t = q.tail.load(std::memory_order_relaxed);  // ours alone
+    uint64_t h = q.head.load(std::memory_order_acquire);
+    bool ok = true;
+    while (t - h >= v_->depth) {
+      if (sb.member.mode.load(std::memory_order_relaxed) == static_cast<uint32_t>(SubscriberMode::drop_oldest)) {
+        const uint32_t idx = v_->cell(me_, s, h).load(std::memory_order_relaxed);
+        if (q.head.compare_exchange_strong(h, h + 1, std::memory_order_acq_rel)) {
+          if (idx != 0) v_->unref(me_, idx - 1);
+          sb.dropped.fetch_add(1, std::memory_order_relaxed);
+          ++h;
+        }
+        continue;
+      }
+      // block_publisher: wait for the subscriber to take an entry, while it stays attached.
+      const uint64_t owner = sb.member.owner.load(std::memory_order_acquire);
+      auto ready = [&] {
+        h = q.head.load(std::memory_order_acquire);
+        return t - h < v_->depth;
+      };
+      auto left = [&] {
+        return sb.member.owner.load(std::memory_order_acquire) != owner ? Errc::peer_closed : Errc::ok;
+      };
+      auto dead = [&] { return member_alive(sb.member, owner) ? Errc::ok : Errc::peer_dead; };
+      Clock::time_point next_check{};
+      auto r = detail::wait_until(ready, sb.space_event, wait_, block_timeout_, closed_, next_check, nullptr, left, dead);
+      if (!r) {
+        ok = false;
+        if (r.error() == Errc::timeout) {
+          sb.dropped.fetch_add(1, std::memory_order_relaxed);
+          ++timeouts_;
+          result = Errc::timeout;
+        }
+        break;
+      }
+    }
+    if (!ok) {
+      // Not handed out: count it first (dying here leaks one reference rather than freeing a slot
+      // that others still read).
+      pb.inflight_action.store(0, std::memory_order_relaxed);
+      pb.inflight_remaining.store(--remaining, std::memory_order_release);
+      v_->unref(me_, slot);
+      continue;
+    }
+    pb.inflight_sub.store(s, std::memory_order_relaxed);
+    pb.inflight_tail.store(t, std::memory_order_relaxed);
+    pb.inflight_action.store(1, std::memory_order_relaxed);
+    pb.inflight_remaining.store(--remaining, std::memory_order_release);
+    v_->cell(me_, s, t).store(slot + 1, std::memory_order_relaxed);
+    q.tail.store(t + 1, std::memory_order_release);
+  }
+  pb.inflight_slot.store(0, std::memory_order_release);
+  // One fence for all subscribers, then wake only those asleep.
+  detail::full_fence();
+  for (uint32_t s : members_) {
+    auto& ev = v_->sub(s).data_event;
+    if (ev.waiters.load(std::memory_order_relaxed) != 0) {
+      ev.seq.fetch_add(1, std::memory_order_release);
+      detail::futex_wake_all(&ev.seq);
+    }
+  }
+  return result == Errc::ok ? Result<void>{} : Result<void>{result};
+}
+
+uint32_t TopicPublisher::subscriber_count() noexcept {
+  refresh_members();
+  return static_cast<uint32_t>(members_.size());
+}
+
+PublisherStats TopicPublisher::stats() noexcept {
+  PublisherStats st;
+  st.messages = messages_;
+  st.bytes = bytes_;
+  st.no_receiver = no_receiver_;
+  st.timeouts = timeouts_;
+  st.subscribers = subscriber_count();
+  st.slot_count = v_->slot_count;
+  for (uint32_t i = 0; i < v_->slot_count; ++i)
+    if (v_->slot(me_, i).state.load(std::memory_order_relaxed) & wire::kSlotFree) ++st.free_slots;
+  return st;
+}
+
+void TopicPublisher::close() noexcept {
+  if (closed_.exchange(true)) return;
+  discard();
+  set_member_state(v_->pub(me_).member, owner_, wire::kRoleClosed);
+  // Wake subscribers so that they notice (peer_closed) without waiting for a liveness slice.
+  detail::full_fence();
+  for (uint32_t s = 0; s < v_->subs; ++s) {
+    auto& ev = v_->sub(s).data_event;
+    if (ev.waiters.load(std::memory_order_relaxed) != 0) {
+      ev.seq.fetch_add(1, std::memory_order_release);
+      detail::futex_wake_all(&ev.seq);
+    }
+  }
+  if (unlink_on_close_) unlink_if_unused(seg_, *v_);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subscriber
+
+TopicSubscriber::TopicSubscriber(std::string_view name, const TopicOptions& o)
+    : seg_(open_or_create_topic(name, o)), wait_(o.wait), unlink_on_close_(o.unlink_on_close) {
+  v_ = new TopicView(seg_.base(), seg_.size(), std::string(name));
+  history_.reserve(std::min(v_->max_held, v_->history * v_->pubs));
+  bool found = false;
+  // A free block first; only if there is none, one left by a dead subscriber.
+  for (int pass = 0; pass < 2 && !found; ++pass) {
+    for (uint32_t s = 0; s < v_->subs && !found; ++s) {
+      auto& m = v_->sub(s).member;
+      const uint32_t st = wire::owner_state(m.owner.load(std::memory_order_acquire));
+      if (pass == 0 && (st == wire::kRoleAttached || st == wire::kRoleClaiming)) continue;
+      Claim how{};
+      if (claim_member(m, how)) {
+        me_ = s;
+        found = true;
+      }
+    }
+  }
+  if (!found) {
+    const uint32_t subs = v_->subs;
+    delete v_;
+    throw Error(Errc::busy, "flatlane: topic '" + std::string(name) + "' already has " + std::to_string(subs) +
+                                " live subscribers, its configured maximum");
+  }
+  // Whatever the previous owner of this block left (queued or held) is returned first, so this
+  // subscriber starts at the newest message.
+  clean_subscriber(*v_, me_);
+  auto& sb = v_->sub(me_);
+  sb.received.store(0, std::memory_order_relaxed);
+  sb.bytes.store(0, std::memory_order_relaxed);
+  sb.dropped.store(0, std::memory_order_relaxed);
+  sb.data_event.waiters.store(0, std::memory_order_relaxed);
+  sb.space_event.waiters.store(0, std::memory_order_relaxed);
+  attach_member(sb.member, owner_, static_cast<uint32_t>(o.subscriber_mode));
+  v_->state().members_gen.fetch_add(1, std::memory_order_seq_cst);
+  if (o.history_request != 0 && v_->history != 0) take_history(o.history_request);
+}
+
+TopicSubscriber::~TopicSubscriber() {
+  close();
+  history_.clear();
+  if (held_ != 0) {  // samples outlived us (a caller bug): return their references anyway
+    v_->release_held(me_);
+    held_ = 0;
+  }
+  set_member_state(v_->sub(me_).member, owner_, wire::kRoleClosed);
+  if (unlink_on_close_) unlink_if_unused(seg_, *v_);
+  delete v_;
+}
+
+// Retained messages of every publisher, oldest first, held like received samples.
+void TopicSubscriber::take_history(uint32_t per_publisher) noexcept {
+  struct Found {
+    uint64_t seq;
+    uint32_t pub, slot;
+  };
+  std::vector<Found> found;
+  for (uint32_t p = 0; p < v_->pubs; ++p) {
+    std::vector<Found> mine;
+    for (uint32_t i = 0; i < v_->history; ++i) {
+      auto& e = v_->hist(p, i);
+      const uint64_t seq = e.seq.load(std::memory_order_acquire);
+      const uint32_t idx = e.slot.load(std::memory_order_relaxed);
+      if (seq != 0 && idx != 0 && idx <= v_->slot_count) mine.push_back({seq, p, idx - 1});
+    }
+    std::sort(mine.begin(), mine.end(), [](const Found& a, const Found& b) { return a.seq < b.seq; });
+    if (mine.size() > per_publisher) mine.erase(mine.begin(), mine.end() - per_publisher);
+    found.insert(found.end(), mine.begin(), mine.end());
+  }
+  std::vector<Sample> got;
+  for (const Found& f : found) {
+    if (held_ >= v_->max_held) break;
+    auto& sl = v_->slot(f.pub, f.slot);
+    // Take a reference only while the slot is in use, then make sure it still holds that message:
+    // the publisher may have evicted and reused it meanwhile.
+    uint32_t cur = sl.state.load(std::memory_order_relaxed);
+    bool ok = false;
+    while ((cur & (wire::kSlotFree | wire::kSlotOnStack)) == 0 && (cur & wire::kSlotRefMask) != 0) {
+      if (sl.state.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        ok = true;
+        break;
+      }
+    }
+    if (!ok) continue;
+    const uint32_t size = sl.size, offset = sl.offset;
+    if (sl.seq.load(std::memory_order_relaxed) != f.seq || uint64_t{offset} + size > v_->slot_size) {
+      v_->unref(f.pub, f.slot);
+      continue;
+    }
+    uint32_t k = 0;
+    while (k < v_->max_held && v_->held(me_, k).slot.load(std::memory_order_relaxed) != 0) ++k;
+    if (k == v_->max_held) {
+      v_->unref(f.pub, f.slot);
+      break;
+    }
+    v_->held(me_, k).publisher.store(f.pub, std::memory_order_relaxed);
+    v_->held(me_, k).slot.store(f.slot + 1, std::memory_order_release);
+    ++held_;
+    Sample s;
+    s.sub_ = this;
+    s.data_ = {v_->slot_data(f.pub, f.slot) + offset, size};
+    s.seq_ = f.seq;
+    s.held_ = k;
+    s.publisher_ = f.pub;
+    s.slot_ = f.slot;
+    got.push_back(std::move(s));
+  }
+  // Stored newest first: receive() takes from the back.
+  for (auto it = got.rbegin(); it != got.rend(); ++it) history_.push_back(std::move(*it));
+}
+
+bool TopicSubscriber::try_take(Sample& out, Errc& err) noexcept {
+  for (uint32_t i = 0; i < v_->pubs; ++i) {
+    const uint32_t p = (next_pub_ + i) % v_->pubs;
+    auto& q = v_->queue(p, me_);
+    for (;;) {
+      uint64_t h = q.head.load(std::memory_order_acquire);
+      const uint64_t t = q.tail.load(std::memory_order_acquire);
+      if (h == t) break;
+      if (t < h || t - h > v_->depth) {
+        err = Errc::corrupt;
+        return false;
+      }
+      if (held_ >= v_->max_held) {
+        err = Errc::busy;  // the caller holds max_held samples already
+        return false;
+      }
+      const uint32_t idx = v_->cell(p, me_, h).load(std::memory_order_relaxed);
+      if (!q.head.compare_exchange_strong(h, h + 1, std::memory_order_acq_rel)) continue;  // a publisher dropped it
+      if (idx == 0 || idx > v_->slot_count) {
+        err = Errc::corrupt;
+        return false;
+      }
+      uint32_t k = 0;
+      while (v_->held(me_, k).slot.load(std::memory_order_relaxed) != 0) ++k;  // held_ < max_held: one is free
+      v_->held(me_, k).publisher.store(p, std::memory_order_relaxed);
+      v_->held(me_, k).slot.store(idx, std::memory_order_release);
+      ++held_;
+      auto& sl = v_->slot(p, idx - 1);
+      const uint32_t size = sl.size, offset = sl.offset;
+      out.sub_ = this;
+      out.held_ = k;
+      out.publisher_ = p;
+      out.slot_ = idx - 1;
+      if (uint64_t{offset} + size > v_->slot_size) {
+        out.release();
+        err = Errc::corrupt;
+        return false;
+      }
+      out.data_ = {v_->slot_data(p, idx - 1) + offset, size};
+      out.seq_ = sl.seq.load(std::memory_order_relaxed);
+      auto& sb = v_->sub(me_);
+      sb.received.store(++received_, std::memory_order_relaxed);
+      bytes_ += size;
+      sb.bytes.store(bytes_, std::memory_order_relaxed);
+      if (sb.member.mode.load(std::memory_order_relaxed) == static_cast<uint32_t>(SubscriberMode::block_publisher))
+        detail::notify(sb.space_event);
+      next_pub_ = p + 1;
+      return true;
+    }
+  }
+  return false;
+}
+
+// ok while a publisher may still send; peer_dead / peer_closed once every publisher that ever
+// attached has died / left.
+Errc TopicSubscriber::publishers_gone() noexcept {
+  bool seen = false, dead = false;
+  for (uint32_t p = 0; p < v_->pubs; ++p) {
+    auto& m = v_->pub(p).member;
+    const uint64_t o = m.owner.load(std::memory_order_acquire);
+    switch (wire::owner_state(o)) {
+      case wire::kRoleNever: break;
+      case wire::kRoleClosed: seen = true; break;
+      default:
+        if (member_alive(m, o)) return Errc::ok;
+        seen = dead = true;
+    }
+  }
+  return dead ? Errc::peer_dead : seen ? Errc::peer_closed : Errc::ok;
+}
+
+Result<Sample> TopicSubscriber::receive(nanoseconds timeout) {
+  if (closed_.load(std::memory_order_relaxed)) return Errc::closed;
+  if (!history_.empty()) {
+    Sample s = std::move(history_.back());
+    history_.pop_back();
+    return s;
+  }
+  Sample out;
+  Errc err = Errc::ok;
+  if (try_take(out, err)) return out;
+  if (err != Errc::ok) return err;
+  auto ready = [&] { return try_take(out, err) || err != Errc::ok; };
+  // Cheap check (no /proc): all publishers that attached have closed.
+  auto closed_cheap = [&] {
+    bool seen = false;
+    for (uint32_t p = 0; p < v_->pubs; ++p) {
+      const uint32_t st = wire::owner_state(v_->pub(p).member.owner.load(std::memory_order_acquire));
+      if (st == wire::kRoleAttached || st == wire::kRoleClaiming) return Errc::ok;
+      seen |= st == wire::kRoleClosed;
+    }
+    return seen ? Errc::peer_closed : Errc::ok;
+  };
+  auto r = detail::wait_until(ready, v_->sub(me_).data_event, wait_, timeout, closed_, next_poll_check_, nullptr,
+                              closed_cheap, [&] { return publishers_gone(); });
+  if (out.valid()) return out;
+  if (err != Errc::ok) return err;
+  return r.error();
+}
+
+void TopicSubscriber::release(const Sample& s) noexcept {
+  v_->held(me_, s.held_).slot.store(0, std::memory_order_release);
+  v_->unref(s.publisher_, s.slot_);
+  --held_;
+}
+
+SubscriberStats TopicSubscriber::stats() noexcept {
+  SubscriberStats st;
+  auto& sb = v_->sub(me_);
+  st.received = received_;
+  st.bytes = bytes_;
+  st.dropped = sb.dropped.load(std::memory_order_relaxed);
+  st.held = held_;
+  for (uint32_t p = 0; p < v_->pubs; ++p) {
+    auto& q = v_->queue(p, me_);
+    const uint64_t h = q.head.load(std::memory_order_relaxed), t = q.tail.load(std::memory_order_relaxed);
+    if (t > h) st.queued += static_cast<uint32_t>(std::min<uint64_t>(t - h, v_->depth));
+  }
+  return st;
+}
+
+void TopicSubscriber::close() noexcept {
+  if (closed_.exchange(true)) return;
+  auto& sb = v_->sub(me_);
+  // Not a member any more: publishers stop queueing for us. Claiming (not closed) until our
+  // held samples are released, so no other subscriber takes the block and its held table.
+  set_member_state(sb.member, owner_, wire::kRoleClaiming);
+  v_->state().members_gen.fetch_add(1, std::memory_order_seq_cst);
+  sb.data_event.seq.fetch_add(1, std::memory_order_release);
+  detail::futex_wake_all(&sb.data_event.seq);
+  history_.clear();
+  v_->drain_queues(me_);
+}
+
+}  // namespace flatlane
