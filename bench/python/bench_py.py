@@ -6,6 +6,11 @@ one-way latency of a round trip is half its time. Flatlane is measured with busy
 (WaitStrategy.BUSY_SPIN: the waiting call spins inside C++ with the GIL released) and blocking
 (WaitStrategy.BLOCKING: futex sleep) waits, on the zero-copy path (reserve/commit, read/release).
 
+The typed cases do the same with generated endpoints (flatlane.typed) on bench/schema/bench.fbs:
+a `Tick {seq, payload:[ubyte]}` whose FlatBuffer is 64 bytes, built in the frame by the
+flatbuffers Builder on each side and read in place (the same message as the C++ bench's typed
+cases). The schema is generated into a temporary directory at start.
+
     PYTHONPATH=build/python /usr/bin/python3 bench/python/bench_py.py [--iterations N] [--json FILE]
 """
 
@@ -15,10 +20,12 @@ import argparse
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import flatlane
 
@@ -83,6 +90,117 @@ def bench_flatlane(strategy: str, iterations: int) -> Dict[str, float]:
     w.close()
     r.close()
     return percentiles(rtts)
+
+
+# --- Flatlane typed (generated endpoints) -----------------------------------------------------------
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def generate_bench_schema(out: str) -> None:
+    """bench.fbs -> flatc's modules + bench_flatlane.py in `out` (the checkout's generator)."""
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "generator"))
+    subprocess.run([sys.executable, "-m", "flatlane_gen", "--lang", "python", "-o", out,
+                    os.path.join(REPO, "bench", "schema", "bench.fbs")], check=True, env=env)
+
+
+def tick_payload(size: int) -> bytes:
+    """Payload bytes that make a Tick FlatBuffer exactly `size` bytes (or the nearest above)."""
+    from flatbuffers.builder import Builder
+    from flbench import Tick as T
+
+    for n in range(size):
+        b = Builder(0)
+        vec = b.CreateByteVector(bytes(n))
+        T.TickStart(b)
+        T.TickAddSeq(b, 1)
+        T.TickAddPayload(b, vec)
+        b.Finish(T.TickEnd(b))
+        if len(b.Output()) >= size:
+            return bytes(range(n))
+    raise ValueError(size)
+
+
+def build_tick(b: Any, seq: int, payload: bytes) -> int:
+    from flbench import Tick as T
+
+    vec = b.CreateByteVector(payload)
+    T.TickStart(b)
+    T.TickAddSeq(b, seq)
+    T.TickAddPayload(b, vec)
+    return T.TickEnd(b)
+
+
+def typed_child(strategy: str, ping: str, pong: str, iterations: int, gen_dir: str) -> None:
+    """Answers every Tick on `ping` with a Tick of the same seq on `pong`, both typed."""
+    sys.path.insert(0, gen_dir)
+    from bench_flatlane import Bench
+
+    payload = tick_payload(PAYLOAD)
+    sub = Bench.ping.Subscriber(name=ping, mode="open", wait=strategy)
+    pub = Bench.pong.Publisher(name=pong, mode="open", wait=strategy)
+    os.write(1, b"ready\n")
+    for _ in range(iterations):
+        m = sub.recv()
+        pub.send(build_tick, m.msg.Seq(), payload)
+        m.release()
+    pub.close()
+    sub.close()
+
+
+def bench_typed(strategy: str, iterations: int, gen_dir: str) -> Dict[str, float]:
+    from bench_flatlane import Bench
+
+    tag = f"bench.py.{os.getpid()}.typed.{strategy}"
+    ping, pong = tag + ".ping", tag + ".pong"
+    pub = Bench.ping.Publisher(name=ping, mode="create", wait=strategy)
+    sub = Bench.pong.Subscriber(name=pong, mode="create", wait=strategy)
+    total = WARMUP + iterations
+    child = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "--typed-child", strategy, ping, pong, str(total), gen_dir],
+        stdout=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+    )
+    assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+    payload = tick_payload(PAYLOAD)
+    rtts: List[int] = []
+    clock = time.perf_counter_ns
+    for i in range(total):
+        t0 = clock()
+        pub.send(build_tick, i, payload)
+        m = sub.recv(timeout=10_000)
+        seq = m.msg.Seq()
+        m.release()
+        t1 = clock()
+        assert seq == i
+        if i >= WARMUP:
+            rtts.append(t1 - t0)
+    child.wait(timeout=30)
+    pub.close()
+    sub.close()
+    return percentiles(rtts)
+
+
+def typed_cost(gen_dir: str, n: int = 20_000) -> Dict[str, float]:
+    """Per-message cost in one process: build + publish (send), and receive + read + release."""
+    from bench_flatlane import Bench
+    from flatbuffers.builder import Builder
+
+    name = f"bench.py.{os.getpid()}.typed.cost"
+    payload = tick_payload(PAYLOAD)
+    clock = time.perf_counter_ns
+    with Bench.ping.Publisher(name=name) as pub, Bench.ping.Subscriber(name=name) as sub:
+        t0 = clock()
+        for i in range(n):
+            pub.send(build_tick, i, payload)
+            sub.recv(0).release()
+        both = (clock() - t0) / n / 1000
+        t0 = clock()
+        for i in range(n):
+            b = Builder(128)
+            b.Finish(build_tick(b, i, payload))
+        stock = (clock() - t0) / n / 1000
+    return {"send_recv_us": both, "stock_builder_us": stock}
 
 
 # --- multiprocessing.Pipe --------------------------------------------------------------------------
@@ -165,14 +283,22 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         flatlane_child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
         return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "--typed-child":
+        typed_child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6])
+        return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iterations", type=int, default=50_000, help="round trips per case (after 2000 warm-up)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     n = args.iterations
+    gen_dir = tempfile.mkdtemp(prefix="flatlane-bench-py-")
+    generate_bench_schema(gen_dir)
+    sys.path.insert(0, gen_dir)
     cases: Dict[str, Callable[[], Optional[Dict[str, float]]]] = {
         "flatlane busy-poll (zero-copy)": lambda: bench_flatlane("busy_spin", n),
         "flatlane blocking (zero-copy)": lambda: bench_flatlane("blocking", n),
+        "flatlane typed busy-poll": lambda: bench_typed("busy_spin", n, gen_dir),
+        "flatlane typed blocking": lambda: bench_typed("blocking", n, gen_dir),
         "multiprocessing.Pipe": lambda: bench_pipe(n),
         "pyzmq PAIR ipc://": lambda: bench_zmq(n),
     }
@@ -186,9 +312,14 @@ def main() -> int:
             continue
         results[name] = res
         print(f"{name:34s} {res['p50_us']:9.2f} {res['p99_us']:9.2f} {res['p99.9_us']:9.2f}", flush=True)
+    cost = typed_cost(gen_dir)
+    print(f"typed per-message cost in one process: send + recv + release {cost['send_recv_us']:.2f} us; "
+          f"the same Tick built by a stock flatbuffers.Builder alone {cost['stock_builder_us']:.2f} us")
+    shutil.rmtree(gen_dir, ignore_errors=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"payload_bytes": PAYLOAD, "python": sys.version, "results": results}, f, indent=2)
+            json.dump({"payload_bytes": PAYLOAD, "python": sys.version, "results": results, "typed_cost": cost},
+                      f, indent=2)
     return 0
 
 

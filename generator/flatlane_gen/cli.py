@@ -7,8 +7,12 @@ Exit codes: 0 success, 1 schema error (flatc or Flatlane validation; message on 
 Outputs per root schema `x.fbs`:
   --lang cpp   OUT/<f>_generated.h for every file f of the include closure (flatc --cpp) and
                OUT/x.flatlane.hpp (message traits, channel structs, typed endpoints)
+  --lang python  flatc's modules for every file of the include closure (flatc --python: one
+               OUT/<namespace dirs>/<Type>.py per definition and an __init__.py per namespace
+               directory; the framework's flatlane.Void ships with the runtime package) and
+               OUT/x_flatlane.py (message traits, channel specs, typed endpoint classes)
   --dump-ir    OUT/x.ir.json
-Python and C# templates are not written yet (issues 5 and 6).
+C# templates are not written yet (issue 6).
 
 Files are written only when their content changes, so a rebuild after an unrelated schema edit
 recompiles nothing. For build systems that compare timestamps, `--stamp FILE` touches FILE on every
@@ -35,7 +39,7 @@ log = logging.getLogger("flatlane.gen")
 
 LANGUAGES = ("cpp", "python", "csharp")
 # Languages whose templates exist; the others are accepted by the parser and refused clearly.
-IMPLEMENTED = ("cpp",)
+IMPLEMENTED = ("cpp", "python")
 EXIT_OK, EXIT_SCHEMA, EXIT_USAGE = 0, 1, 2
 
 
@@ -48,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="include directory for flatc (repeatable); flatlane.fbs's own directory "
                         "is always searched last")
     p.add_argument("--lang", dest="langs", action="append", default=[], choices=LANGUAGES,
-                   help="language to emit (repeatable); cpp today")
+                   help="language to emit (repeatable); cpp and python today")
     p.add_argument("-o", dest="out", required=True, metavar="OUT", help="output directory")
     p.add_argument("--depfile", metavar="F",
                    help="write a Make-style depfile: outputs depend on every .fbs of the closure")

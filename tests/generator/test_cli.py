@@ -130,7 +130,7 @@ def test_module_lang_exit_2(tmp_path: Path) -> None:
     r = run_module("--lang", "cpp", "--lang", "csharp", "-o", str(tmp_path), ROBOT)
     assert r.returncode == 2
     assert r.stderr == ("flatlane-gen: error: no templates exist yet for --lang csharp "
-                        "(this version emits: cpp)\n")
+                        "(this version emits: cpp, python)\n")
     assert not list(tmp_path.iterdir())
 
 

@@ -48,7 +48,7 @@ def test_pip_install_into_venv(tmp_path: Path) -> None:
                             "import flatlane_gen, sys; print(flatlane_gen.__file__)"],
                            capture_output=True, text=True, cwd=tmp_path, check=True)
     assert where.stdout.startswith(str(venv)), "imported the checkout, not the installed copy"
-    lang = subprocess.run([str(venv / "bin" / "flatlane-gen"), "--lang", "python", "-o",
+    lang = subprocess.run([str(venv / "bin" / "flatlane-gen"), "--lang", "csharp", "-o",
                            str(out), str(EXAMPLES / "robot_cell.fbs")], capture_output=True,
                           text=True)
     assert lang.returncode == 2

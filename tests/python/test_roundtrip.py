@@ -233,3 +233,40 @@ def test_enum_and_string_options(channel: str) -> None:
         assert r.recv(timeout=1000) == b"ok"
     with pytest.raises(ValueError, match="unknown wait strategy"):
         flatlane.Writer(channel, wait="sometimes")
+
+
+def test_read_message_is_in_place_for_one_frame_and_a_copy_for_chunks(pair) -> None:
+    """read_message(): a whole message as a Frame; in place when it fits a frame (the writer's
+    view aliases it), reassembled into a private copy when it came in chunks."""
+    w, r = pair
+    view = w.reserve(64)
+    view[:] = bytes(range(64))
+    w.commit(64)
+    with r.read_message(timeout=1000) as f:
+        assert f.zero_copy and f.chunk is None and bytes(f.data) == bytes(range(64))
+        seen = f.data
+        view[3] = 0xEE  # same shared bytes
+        assert seen[3] == 0xEE
+        del seen
+    assert r.held_frames == 0
+    big = bytes(np.arange(RING + 1000, dtype=np.uint8))  # larger than the ring: chunks
+    sender = threading.Thread(target=w.send, args=(big,), kwargs={"timeout": 10_000})
+    sender.start()
+    f = r.read_message(timeout=10_000)
+    sender.join(10)
+    assert not f.zero_copy and f.chunk is None and len(f) == len(big) and bytes(f.data) == big
+    assert r.held_frames == 0  # a copy holds no ring space
+    assert "copy" in repr(f)
+    f.release()
+    with pytest.raises(flatlane.FlatlaneTimeoutError):
+        r.read_message(timeout=0)
+
+
+def test_type_name_only_ignores_the_hash(channel: str) -> None:
+    with flatlane.Writer(channel, mode="create", type_name="demo.T", type_hash=1):
+        with pytest.raises(flatlane.TypeMismatchError, match="'demo.T' \\(hash 0000000000000001\\)"):
+            flatlane.Reader(channel, type_name="demo.T", type_hash=2)
+        with pytest.raises(flatlane.TypeMismatchError):
+            flatlane.Reader(channel, type_name="demo.U", type_hash=1, type_name_only=True)
+        with flatlane.Reader(channel, type_name="demo.T", type_hash=2, type_name_only=True) as r:
+            assert r.peer_attached

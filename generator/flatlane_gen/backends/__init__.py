@@ -56,6 +56,9 @@ def get(language: str):  # -> module
     if language == "cpp":
         from . import cpp
         return cpp
+    if language == "python":
+        from . import python
+        return python
     return None
 
 

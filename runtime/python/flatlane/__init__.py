@@ -15,6 +15,9 @@ Quick use::
             print(bytes(frame.data))              # frame.data: read-only memoryview, zero copy
         print(r.recv(timeout=100))                # whole message as bytes
 
+Typed endpoints generated from a schema (``flatlane-gen --lang python``) build FlatBuffers in the
+ring and read them in place: see ``flatlane.typed``.
+
 See docs/PYTHON.md for lifetimes, threads and errors.
 """
 
@@ -29,6 +32,7 @@ from ._errors import (
     ChannelNotFoundError,
     ChannelPermissionError,
     ClosedError,
+    CorruptMessageError,
     CorruptSegmentError,
     Errc,
     FlatlaneConnectionError,
@@ -60,6 +64,7 @@ __all__ = [
     "ChannelNotFoundError",
     "ChannelPermissionError",
     "ClosedError",
+    "CorruptMessageError",
     "CorruptSegmentError",
     "EndpointStats",
     "Errc",

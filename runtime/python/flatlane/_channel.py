@@ -135,6 +135,9 @@ class Writer(_Endpoint, _native.Writer):
         permissions: file mode of a created segment.
         type_name, type_hash: message type identity; a peer asking for another type gets
             TypeMismatchError. Empty name = untyped.
+        type_name_only: when opening, compare the type name only and ignore the hash (rolling
+            upgrades of wire-compatible schemas, docs/SCHEMA.md); a created segment always
+            records both.
         wait: WaitStrategy or its name ("busy_spin", "spin_then_sleep", "blocking").
         spin_budget_ms: how long SPIN_THEN_SLEEP spins before sleeping.
         liveness_interval_ms: how often a sleeping call re-checks that the peer is alive (bounds
@@ -155,6 +158,7 @@ class Writer(_Endpoint, _native.Writer):
         permissions: int = 0o600,
         type_name: str = "",
         type_hash: int = 0,
+        type_name_only: bool = False,
         wait: WaitLike = WaitStrategy.SPIN_THEN_SLEEP,
         spin_budget_ms: float = 0.05,
         liveness_interval_ms: float = 50.0,
@@ -169,6 +173,7 @@ class Writer(_Endpoint, _native.Writer):
             permissions=permissions,
             type_name=type_name,
             type_hash=type_hash,
+            type_name_only=type_name_only,
             wait=_enum_value(WaitStrategy, wait, "wait strategy"),
             spin_budget_ns=round(spin_budget_ms * _MS),
             liveness_interval_ns=round(liveness_interval_ms * _MS),
@@ -191,7 +196,8 @@ class Reader(_Endpoint, _native.Reader):
     space goes back to the writer on ``frame.release()``, at the end of ``with r.read() as f:``,
     or when the frame is dropped, once no view of it is alive. Frames may be released in any
     order and from any thread. ``r.recv()`` returns the next whole message as ``bytes``
-    (reassembling chunked messages).
+    (reassembling chunked messages); ``r.read_message()`` returns it as a Frame, in place when it
+    came in one frame (``frame.zero_copy``), else a private reassembled copy.
 
     Timeouts are in milliseconds (float allowed); ``None`` waits forever, ``0`` never waits.
 
@@ -212,6 +218,7 @@ class Reader(_Endpoint, _native.Reader):
         permissions: int = 0o600,
         type_name: str = "",
         type_hash: int = 0,
+        type_name_only: bool = False,
         wait: WaitLike = WaitStrategy.SPIN_THEN_SLEEP,
         spin_budget_ms: float = 0.05,
         liveness_interval_ms: float = 50.0,
@@ -227,6 +234,7 @@ class Reader(_Endpoint, _native.Reader):
             permissions=permissions,
             type_name=type_name,
             type_hash=type_hash,
+            type_name_only=type_name_only,
             wait=_enum_value(WaitStrategy, wait, "wait strategy"),
             spin_budget_ns=round(spin_budget_ms * _MS),
             liveness_interval_ns=round(liveness_interval_ms * _MS),

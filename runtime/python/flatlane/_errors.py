@@ -91,6 +91,12 @@ class CorruptSegmentError(FlatlaneError):
     """Shared memory holds values that violate the protocol (or the segment file is truncated)."""
 
 
+class CorruptMessageError(CorruptSegmentError):
+    """A typed receiver got a message that is not a FlatBuffer of the channel's type (root offset
+    outside the message, or another file identifier). It was consumed; the next one comes through
+    normally (``flatlane.typed``)."""
+
+
 class MessageTooLargeError(FlatlaneError):
     """Bigger than the frame (``reserve``) or than ``max_message_size`` (receiving)."""
 
@@ -165,5 +171,6 @@ def make_error(code: int, message: str, channel: str, role: str) -> FlatlaneErro
     return exc
 
 
-for _cls in (FlatlaneError, *set(ERROR_CLASSES.values()), BufferFullError, FlatlaneConnectionError):
+for _cls in (FlatlaneError, *set(ERROR_CLASSES.values()), BufferFullError, FlatlaneConnectionError,
+             CorruptMessageError):
     _cls.__module__ = "flatlane"  # tracebacks show flatlane.PeerDeadError, the public name

@@ -107,18 +107,21 @@ std::string ms_text(nanoseconds t) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// A frame whose destructor we control: released (normal case) or abandoned (reader closed).
+// A frame whose destructor we control: released (normal case) or abandoned (reader closed). It
+// holds either a Frame of read() or a zero-copy Message of read_message() (which owns its frame).
 
 class HeldFrame {
  public:
   HeldFrame() noexcept {}
-  HeldFrame(HeldFrame&& o) noexcept {
-    if (o.live_) {
+  HeldFrame(HeldFrame&& o) noexcept : kind_(o.kind_) {
+    if (kind_ == Kind::frame) {
       new (&f_) fl::Frame(std::move(o.f_));
-      live_ = true;
-      o.live_ = false;
       o.f_.~Frame();  // moved-from: no longer refers to the reader
+    } else if (kind_ == Kind::message) {
+      new (&m_) fl::Message(std::move(o.m_));
+      o.m_.~Message();
     }
+    o.kind_ = Kind::none;
   }
   HeldFrame(const HeldFrame&) = delete;
   HeldFrame& operator=(const HeldFrame&) = delete;
@@ -128,25 +131,29 @@ class HeldFrame {
 
   void emplace(fl::Frame&& f) noexcept {
     new (&f_) fl::Frame(std::move(f));
-    live_ = true;
+    kind_ = Kind::frame;
+  }
+  void emplace(fl::Message&& m) noexcept {
+    new (&m_) fl::Message(std::move(m));
+    kind_ = Kind::message;
   }
   // Returns the frame's ring space; the caller holds the reader's mutex.
   void release() noexcept {
-    if (live_) {
-      live_ = false;
-      f_.~Frame();
-    }
+    if (kind_ == Kind::frame) f_.~Frame();
+    if (kind_ == Kind::message) m_.~Message();
+    kind_ = Kind::none;
   }
-  // Leaves the frame to the next reader of the channel (Frame has no resources but its slot).
-  void abandon() noexcept { live_ = false; }
-  bool live() const noexcept { return live_; }
-  const fl::Frame& frame() const noexcept { return f_; }
+  // Leaves the frame to the next reader of the channel (neither type owns anything but its slot).
+  void abandon() noexcept { kind_ = Kind::none; }
+  bool live() const noexcept { return kind_ != Kind::none; }
 
  private:
+  enum class Kind : uint8_t { none, frame, message };
   union {
     fl::Frame f_;
+    fl::Message m_;
   };
-  bool live_ = false;
+  Kind kind_ = Kind::none;
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -275,8 +282,10 @@ struct FrameObject {
   uint64_t seq;
   uint32_t flags;
   fl::wire::ChunkHeader chunk;
+  PyObject* owned;         // bytes holding `data` for a reassembled message, else null
   Py_ssize_t exports;      // live buffer exports of `data`
   bool release_requested;  // release() was called; done once `exports` drops to 0
+  bool zero_copy;          // `data` lies in the ring
 };
 
 PyObject* new_frame(PyObject* owner, ReaderCore* core, fl::Frame&& f) {
@@ -290,11 +299,54 @@ PyObject* new_frame(PyObject* owner, ReaderCore* core, fl::Frame&& f) {
   o->seq = f.seq();
   o->flags = f.flags();
   o->chunk = f.chunk();
+  o->owned = nullptr;
   o->exports = 0;
   o->release_requested = false;
+  o->zero_copy = true;
   new (&o->held) HeldFrame();
   o->held.emplace(std::move(f));
   core->held.fetch_add(1, std::memory_order_relaxed);
+  return reinterpret_cast<PyObject*>(o);
+}
+
+// A whole message of read_message() as a Frame. A message of one frame is held in place (zero
+// copy). A reassembled one lies in the reader's buffer only until the next read, so it is copied
+// into a bytes object the Frame owns (the price of being larger than a frame).
+PyObject* new_message_frame(PyObject* owner, ReaderCore* core, fl::Message&& m) {
+  const auto data = m.data();
+  PyObject* owned = nullptr;
+  if (!m.zero_copy()) {
+    owned = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(data.size()));
+    if (owned == nullptr) return nullptr;
+    if (data.size() > kCopyWithoutGil) {
+      py::gil_scoped_release nogil;
+      std::memcpy(PyBytes_AS_STRING(owned), data.data(), data.size());
+    } else if (!data.empty()) {
+      std::memcpy(PyBytes_AS_STRING(owned), data.data(), data.size());
+    }
+  }
+  auto* o = PyObject_New(FrameObject, g_frame_type);
+  if (o == nullptr) {
+    Py_XDECREF(owned);
+    return nullptr;  // `m` releases its frame in the caller (which holds `mu`)
+  }
+  Py_INCREF(owner);
+  o->owner = owner;
+  o->core = core;
+  o->data = owned ? reinterpret_cast<const std::byte*>(PyBytes_AS_STRING(owned)) : data.data();
+  o->size = data.size();
+  o->seq = m.seq();
+  o->flags = 0;  // a whole message, never a chunk
+  o->chunk = {};
+  o->owned = owned;
+  o->exports = 0;
+  o->release_requested = false;
+  o->zero_copy = owned == nullptr;
+  new (&o->held) HeldFrame();
+  if (o->zero_copy) {
+    o->held.emplace(std::move(m));
+    core->held.fetch_add(1, std::memory_order_relaxed);
+  }
   return reinterpret_cast<PyObject*>(o);
 }
 
@@ -307,6 +359,7 @@ void frame_dealloc(PyObject* self) {
   PyTypeObject* tp = Py_TYPE(self);
   frame_give_back(f);  // no export can be live: each holds a reference to this frame
   f->held.~HeldFrame();
+  Py_XDECREF(f->owned);
   Py_DECREF(f->owner);
   tp->tp_free(self);
   Py_DECREF(tp);
@@ -358,6 +411,10 @@ PyObject* frame_get_flags(PyObject* self, void*) {
   return PyLong_FromUnsignedLong(reinterpret_cast<FrameObject*>(self)->flags);
 }
 
+PyObject* frame_get_zero_copy(PyObject* self, void*) {
+  return PyBool_FromLong(reinterpret_cast<FrameObject*>(self)->zero_copy);
+}
+
 PyObject* frame_get_released(PyObject* self, void*) {
   return PyBool_FromLong(reinterpret_cast<FrameObject*>(self)->release_requested);
 }
@@ -396,9 +453,9 @@ PyObject* frame_numpy(PyObject* self, PyObject* args, PyObject* kwargs) {
 
 PyObject* frame_repr(PyObject* self) {
   auto* f = reinterpret_cast<FrameObject*>(self);
-  return PyUnicode_FromFormat("<flatlane.Frame seq=%llu size=%zu%s%s>", static_cast<unsigned long long>(f->seq),
+  return PyUnicode_FromFormat("<flatlane.Frame seq=%llu size=%zu%s%s%s>", static_cast<unsigned long long>(f->seq),
                               f->size, (f->flags & fl::wire::kFrameChunked) ? " chunk" : "",
-                              f->release_requested ? " released" : "");
+                              f->zero_copy ? "" : " copy", f->release_requested ? " released" : "");
 }
 
 template <class F>
@@ -427,6 +484,10 @@ PyGetSetDef frame_getset[] = {
     {"chunk", frame_get_chunk, nullptr, "(index, count, message_size) for a chunk of a large message, else None.",
      nullptr},
     {"released", frame_get_released, nullptr, "True once release() was called.", nullptr},
+    {"zero_copy", frame_get_zero_copy, nullptr,
+     "True if `data` lies in the ring; False for a message of read_message() reassembled from chunks "
+     "(then `data` is a private copy).",
+     nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
 // ------------------------------------------------------------------------------------------------
@@ -542,25 +603,27 @@ class BufferView {
 bool parse_options(PyObject* args, PyObject* kwargs, bool reader, std::string* name, fl::ChannelOptions* o) {
   static const char* writer_kw[] = {"name", "mode", "ring_capacity", "max_frame_payload", "chunk_size",
                                     "permissions", "type_name", "type_hash", "wait", "spin_budget_ns",
-                                    "liveness_interval_ns", "unlink_on_close", nullptr};
+                                    "liveness_interval_ns", "unlink_on_close", "type_name_only", nullptr};
   static const char* reader_kw[] = {"name", "mode", "ring_capacity", "max_frame_payload", "chunk_size",
                                     "permissions", "type_name", "type_hash", "wait", "spin_budget_ns",
-                                    "liveness_interval_ns", "unlink_on_close", "max_message_size", nullptr};
+                                    "liveness_interval_ns", "unlink_on_close", "type_name_only",
+                                    "max_message_size", nullptr};
   const char* name_c = nullptr;
   Py_ssize_t name_len = 0;
   const char* type_c = "";
   Py_ssize_t type_len = 0;
-  int mode = 2, wait = 1, unlink = 1;
+  int mode = 2, wait = 1, unlink = 1, name_only = 0;
   unsigned long long ring = 1ull << 20, hash = 0, max_message = 1ull << 32;
   unsigned int max_frame = 0, chunk = 0, perms = 0600;
   long long spin_ns = 50'000, liveness_ns = 50'000'000;
   const int ok =
-      reader ? PyArg_ParseTupleAndKeywords(args, kwargs, "s#|$iKIIIs#KiLLpK:Reader", const_cast<char**>(reader_kw),
+      reader ? PyArg_ParseTupleAndKeywords(args, kwargs, "s#|$iKIIIs#KiLLppK:Reader", const_cast<char**>(reader_kw),
                                            &name_c, &name_len, &mode, &ring, &max_frame, &chunk, &perms, &type_c,
-                                           &type_len, &hash, &wait, &spin_ns, &liveness_ns, &unlink, &max_message)
-             : PyArg_ParseTupleAndKeywords(args, kwargs, "s#|$iKIIIs#KiLLp:Writer", const_cast<char**>(writer_kw),
+                                           &type_len, &hash, &wait, &spin_ns, &liveness_ns, &unlink, &name_only,
+                                           &max_message)
+             : PyArg_ParseTupleAndKeywords(args, kwargs, "s#|$iKIIIs#KiLLpp:Writer", const_cast<char**>(writer_kw),
                                            &name_c, &name_len, &mode, &ring, &max_frame, &chunk, &perms, &type_c,
-                                           &type_len, &hash, &wait, &spin_ns, &liveness_ns, &unlink);
+                                           &type_len, &hash, &wait, &spin_ns, &liveness_ns, &unlink, &name_only);
   if (!ok) return false;
   if (mode < 0 || mode > 2) {
     PyErr_SetString(PyExc_ValueError, "flatlane: mode must be 0 (create), 1 (open) or 2 (create_or_open)");
@@ -584,7 +647,9 @@ bool parse_options(PyObject* args, PyObject* kwargs, bool reader, std::string* n
   o->segment.max_frame_payload = max_frame;
   o->segment.chunk_size = chunk;
   o->segment.mode = static_cast<mode_t>(perms);
-  o->segment.type = {std::string(type_c, static_cast<size_t>(type_len)), hash};
+  o->segment.type.name.assign(type_c, static_cast<size_t>(type_len));
+  o->segment.type.hash = hash;
+  o->segment.type.name_only = name_only != 0;
   o->wait.strategy = static_cast<fl::WaitStrategy>(wait);
   o->wait.spin_budget = nanoseconds(spin_ns);
   o->wait.liveness_interval = nanoseconds(liveness_ns);
@@ -1019,6 +1084,48 @@ PyObject* reader_read(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyOb
   });
 }
 
+PyObject* reader_read_message(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  auto* self = reinterpret_cast<ReaderObject*>(o);
+  nanoseconds timeout;
+  if (!parse_timeout_only("read_message", args, nargs, kwnames, &timeout)) return nullptr;
+  ReaderCore* c = open_core<ReaderObject, ReaderCore>(self, "reader");
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    std::shared_ptr<ReaderCore> keep;
+    std::unique_lock<std::mutex> lk(c->mu, std::try_to_lock);
+    fl::Result<fl::Message> r = fl::Errc::timeout;
+    if (lk.owns_lock()) r = c->r.read_message(nanoseconds(0));
+    if (!r && r.error() == fl::Errc::timeout && timeout.count() != 0) {
+      keep = self->core;
+      py::gil_scoped_release nogil;
+      if (!lk.owns_lock()) lk.lock();
+      r = wait_sliced(*c, lk, timeout, [&](nanoseconds t) { return c->r.read_message(t); });
+    }
+    PyObject* f = nullptr;
+    bool failed = false;
+    if (r) {
+      fl::Message msg = std::move(r).value();
+      if (!self->core) {
+        // Closed by another thread after the message arrived: a message in place goes to the
+        // next reader (abandoned, as read() does); a reassembled one was consumed with the close.
+        if (msg.zero_copy()) {
+          HeldFrame h;
+          h.emplace(std::move(msg));
+          h.abandon();
+        }
+        r = fl::Errc::closed;
+      } else {
+        f = new_message_frame(self->mapping, c, std::move(msg));
+        failed = f == nullptr;
+      }
+    }  // `msg` (live only if new_message_frame failed) is released here, under `mu`
+    if (lk.owns_lock()) c->unlock(lk);
+    if (failed) return nullptr;  // MemoryError
+    if (!r) return reader_fail(self, r.error(), "read_message()", timeout);
+    return f;
+  });
+}
+
 PyObject* reader_recv(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   auto* self = reinterpret_cast<ReaderObject*>(o);
   nanoseconds timeout;
@@ -1139,6 +1246,10 @@ PyMethodDef reader_methods[] = {
     {"read", as_cfunction(reader_read), METH_FASTCALL | METH_KEYWORDS,
      "read(timeout=None) -> Frame\n\nThe next frame (a whole small message, or one chunk of a large one), "
      "zero copy. timeout in milliseconds; None waits forever, 0 never waits."},
+    {"read_message", as_cfunction(reader_read_message), METH_FASTCALL | METH_KEYWORDS,
+     "read_message(timeout=None) -> Frame\n\nThe next whole message as a Frame: zero copy when it came in one "
+     "frame (frame.zero_copy), else reassembled from its chunks into a private copy. The timeout (ms) bounds "
+     "each wait without progress."},
     {"recv", as_cfunction(reader_recv), METH_FASTCALL | METH_KEYWORDS,
      "recv(timeout=None) -> bytes\n\nThe next whole message (chunks reassembled), copied out of shared "
      "memory. The timeout (ms) bounds each wait without progress."},

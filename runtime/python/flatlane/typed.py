@@ -1,0 +1,788 @@
+"""Typed endpoints: FlatBuffers messages built in the ring and read in place.
+
+``flatlane-gen --lang python`` writes, for a schema ``x.fbs``, flatc's modules and ``x_flatlane.py``
+with one :class:`MessageTraits` per message type and one class per channel holding its
+:class:`ChannelSpec` and endpoint classes made here (``Publisher``/``Subscriber`` for topics,
+``Pusher``/``Puller`` for pipelines)::
+
+    from hello_flatlane import Hello
+    from hello.Greeting import GreetingStart, GreetingAddCount, GreetingAddText, GreetingEnd
+
+    def greeting(b, n):                      # b: a flatbuffers.Builder writing into the frame
+        text = b.CreateString("hi")
+        GreetingStart(b)
+        GreetingAddText(b, text)
+        GreetingAddCount(b, n)
+        return GreetingEnd(b)
+
+    pub = Hello.greetings.Publisher()
+    pub.send(greeting, 1)                    # built in shared memory, published in place
+
+    sub = Hello.greetings.Subscriber()
+    with sub.recv(timeout=1000) as m:        # m.msg: flatc's Greeting over the frame, no copy
+        print(m.msg.Text(), m.seq)
+
+Sending. The builder is a ``flatbuffers.Builder`` whose buffer (``Bytes``) is the writable
+memoryview of a reserved ring frame. FlatBuffers build back to front, so the finished message
+ends at the end of the reservation and ``Writer.commit_tail`` publishes it where it lies. This
+relies on python3-flatbuffers 2.0.8's Builder internals (``Bytes``, ``head``, ``growByteBuffer``);
+they are checked when this module is imported and pinned by the tests.
+
+Growth. A message that outgrows its reservation moves once into a larger one (abort, reserve
+twice the size up to the largest frame, copy the part built so far), counted in
+``stats().regrown``. Beyond a frame, building goes on in heap memory and the finished message is
+copied once into the ring: into one frame if it fits, else in chunks (``stats().chunked``). Unlike
+C++'s builder, Python's keeps vtables and field offsets in Python objects, not in the buffer, so
+the reservation needs only the message's size plus a small margin, learned from growth.
+
+Receiving. ``recv()`` returns a :class:`Received` holding the frame: ``msg`` is flatc's reader
+class over a read-only memoryview of the frame (``GetRootAs`` without a copy), and vector fields
+come out as zero-copy NumPy arrays through flatc's ``XxxAsNumpy()``. Python's FlatBuffers 2.0.8
+has no verifier: a receiver checks that the root offset lies inside the message (and the file
+identifier, if the type has one) and reports anything else as :class:`CorruptMessageError`;
+beyond that, a malformed message raises Python exceptions when read (``struct.error``,
+``ValueError``: every access is bounds-checked by the memoryview) and can never crash the process.
+
+Timeouts are milliseconds, as everywhere in the package: ``None`` waits forever, ``0`` never waits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import struct
+import time
+from types import TracebackType
+from typing import Any, Callable, ClassVar, Generic, Optional, Type, TypeVar, Union
+
+from flatbuffers.builder import Builder, BuilderSizeError
+
+from ._channel import ModeLike, OpenMode, Reader, WaitLike, WaitStrategy, Writer, _enum_value
+from ._errors import BufferFullError, CorruptMessageError, Errc, MessageTooLargeError
+
+__all__ = [
+    "MAX_FLATBUFFER_SIZE",
+    "ChannelKind",
+    "ChannelSpec",
+    "CorruptMessageError",
+    "MessageTraits",
+    "Overflow",
+    "Publisher",
+    "Puller",
+    "Pusher",
+    "Received",
+    "Receiver",
+    "ReceiverStats",
+    "Sender",
+    "SenderStats",
+    "Subscriber",
+    "TypeCheck",
+    "uninitialized_vector",
+]
+
+# FlatBuffers cannot address more than 2 GiB - 1.
+MAX_FLATBUFFER_SIZE = 0x7FFFFFFF
+
+# The Builder state this module sets and replaces (python3-flatbuffers 2.0.8). A release that adds
+# or renames state would be built on silently wrong; refuse to load instead.
+_BUILDER_SLOTS = frozenset(
+    {"Bytes", "current_vtable", "head", "minalign", "objectEnd", "vtables", "nested", "forceDefaults",
+     "finished", "vectorNumElems"}
+)
+if frozenset(getattr(Builder, "__slots__", ())) != _BUILDER_SLOTS or not callable(
+    getattr(Builder, "growByteBuffer", None)
+):
+    raise ImportError(
+        "flatlane.typed builds messages inside ring frames through the internals of python3-flatbuffers "
+        f"2.0.8's Builder (slots {sorted(_BUILDER_SLOTS)} and growByteBuffer); this flatbuffers has slots "
+        f"{sorted(getattr(Builder, '__slots__', ()))}"
+    )
+
+
+class ChannelKind(str, enum.Enum):
+    """The schema's ``flatlane_pattern`` of a channel."""
+
+    TOPIC = "topic"
+    SERVICE = "service"
+    PIPELINE = "pipeline"
+    DUPLEX = "duplex"
+
+
+class Overflow(str, enum.Enum):
+    """What a sender does when the ring is full (schema attribute ``flatlane_overflow``)."""
+
+    BLOCK = "block"
+    """Wait for space, up to ``send_timeout`` (default: forever)."""
+    DROP_OLDEST = "drop_oldest"
+    """Never wait. On today's one-to-one channel the *new* message is dropped and counted in
+    ``stats().dropped`` and ``send`` returns False, as in C++ (docs/CPP.md, limits)."""
+    FAIL = "fail"
+    """Never wait: ``send`` raises BufferFullError, counted in ``stats().dropped``."""
+
+
+class TypeCheck(str, enum.Enum):
+    """How an endpoint that opens an existing channel compares message types."""
+
+    EXACT = "exact"
+    """Type name and type hash must match (default)."""
+    NAME_ONLY = "name_only"
+    """Only the name: rolling upgrades of wire-compatible schemas (docs/SCHEMA.md)."""
+
+
+T = TypeVar("T")
+
+OverflowLike = Union[Overflow, str]
+TypeCheckLike = Union[TypeCheck, str]
+
+
+def _str_enum(enum_type: Type[enum.Enum], value: Any, what: str) -> Any:
+    try:
+        return enum_type(value.lower() if isinstance(value, str) else value)
+    except ValueError:
+        names = ", ".join(str(m.value) for m in enum_type)
+        raise ValueError(f"flatlane: unknown {what} {value!r} (one of: {names})") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class MessageTraits(Generic[T]):
+    """Identity of a message type, written by the generator (``MESSAGES`` in ``x_flatlane.py``)."""
+
+    type_name: str
+    """Fully qualified name, e.g. ``"robot.Command"``; recorded in the segment header."""
+    type_hash: int
+    """64-bit hash of the type's exact definition (docs/SCHEMA.md)."""
+    file_identifier: Optional[str]
+    """The schema's 4-character file_identifier if this is its root type, else None."""
+    reader: Type[T]
+    """flatc's generated class (``Init(buf, pos)``, field accessors)."""
+
+    def __post_init__(self) -> None:
+        if self.file_identifier is not None and len(self.file_identifier.encode()) != 4:
+            raise ValueError(f"flatlane: file_identifier of {self.type_name} must be 4 bytes")
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelSpec:
+    """A channel as the schema declares it (the defaults of its endpoints)."""
+
+    name: str
+    """Default segment name: ``<namespace>.<service>.<method>``."""
+    kind: ChannelKind = ChannelKind.TOPIC
+    ring_capacity: int = 1 << 20
+    max_message: int = 1 << 32
+    chunk_size: int = 0
+    """Bytes of a full chunk frame; 0 = the runtime's default."""
+    overflow: Overflow = Overflow.BLOCK
+    wait: WaitStrategy = WaitStrategy.SPIN_THEN_SLEEP
+
+
+@dataclasses.dataclass(frozen=True)
+class SenderStats:
+    sent: int
+    """Messages published."""
+    dropped: int
+    """Messages not sent because the ring was full (overflow fail / drop_oldest)."""
+    regrown: int
+    """Messages that outgrew their first reservation (moved once)."""
+    chunked: int
+    """Messages larger than a frame, sent in chunks."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReceiverStats:
+    received: int
+    """Messages handed out."""
+    rejected: int
+    """Messages that failed the root check (consumed, reported as CorruptMessageError)."""
+
+
+class _Policy:
+    """Marker: no explicit timeout, the channel's overflow policy decides."""
+
+    def __repr__(self) -> str:
+        return "POLICY"
+
+
+POLICY: Any = _Policy()
+
+_U32 = struct.Struct("<I")
+_monotonic = time.monotonic
+_ALIGN = 16  # reservations are multiples of 16, so every message ends 16-aligned (force_align)
+_INITIAL_HINT = 256
+_INITIAL_MARGIN = 16
+_MAX_MARGIN = 64 * 1024
+_NO_BYTES = bytearray()  # what a builder holds between messages
+
+
+class _FrameBuilder(Builder):
+    """A Builder whose buffer is a reserved ring frame, reused for every message of one sender."""
+
+    __slots__ = ("_sender", "_in_frame", "_grew")
+
+    def __init__(self, sender: "Sender[Any]") -> None:
+        Builder.__init__(self, 0)
+        self._sender = sender
+        self._in_frame = False
+        self._grew = False
+
+    def _begin(self, view: memoryview, size: int) -> None:
+        # What Builder.__init__ sets, pointed at the frame (2.0.8 has no Clear()).
+        self.Bytes = view
+        self.head = size
+        self.current_vtable = None
+        self.minalign = 1
+        self.objectEnd = None
+        self.vtables.clear()
+        self.nested = False
+        self.forceDefaults = False
+        self.finished = False
+        self.vectorNumElems = None
+        self._in_frame = True
+        self._grew = False
+
+    def _abandon(self) -> None:
+        """Gives up the message: the reservation goes back, nothing is published."""
+        if self._in_frame:
+            self._in_frame = False
+            w = self._sender._w
+            if not w.closed:
+                w.abort()
+        self.Bytes = _NO_BYTES
+
+    def growByteBuffer(self) -> None:
+        # Called by Builder.Prep while the space in front of `head` is too small; Prep then moves
+        # `head` by the growth. Only the bytes from `head` to the end are built (the Python
+        # Builder keeps no scratch in the buffer), so only those move.
+        s = self._sender
+        old = self.Bytes
+        old_size = len(old)
+        used = old_size - self.head
+        self._grew = True
+        new_size = max(old_size * 2, 64)
+        if self._in_frame and old_size < s._cap:
+            new_size = min(new_size, s._cap)
+            # Copied out first: the larger reservation starts where the old one did (or at the
+            # ring's start when it wraps), so the two overlap.
+            tail = bytes(old[self.head :])
+            w = s._w
+            w.abort()
+            self._in_frame = False
+            view = w.reserve(new_size, s._remaining())
+            self._in_frame = True
+            view[new_size - used :] = tail
+            self.Bytes = view
+            return
+        # Larger than a frame: build on in heap memory, sent with one copy when finished.
+        if used > s._max_message:
+            raise s._too_large(used, "while building")
+        if old_size >= Builder.MAX_BUFFER_SIZE:
+            raise BuilderSizeError("flatbuffers: cannot grow buffer beyond 2 gigabytes")
+        new_size = min(new_size, Builder.MAX_BUFFER_SIZE)
+        buf = bytearray(new_size)
+        buf[new_size - used :] = old[self.head :]
+        if self._in_frame:
+            self._in_frame = False
+            s._w.abort()
+        self.Bytes = buf
+
+    def CreateString(self, s: Union[str, bytes], encoding: str = "utf-8", errors: str = "strict") -> int:
+        # flatbuffers 2.0.8 sizes a str by its characters, not its encoded bytes: a non-ASCII
+        # string would be cut short (frame) or corrupt the buffer (heap). Encode first.
+        if isinstance(s, str):
+            s = s.encode(encoding, errors)
+        return Builder.CreateString(self, s)
+
+
+def uninitialized_vector(builder: Builder, dtype: Any, count: int) -> "tuple[int, Any]":
+    """Creates a vector of ``count`` scalars and returns ``(offset, array)``: a writable NumPy
+    array over the vector's bytes in the builder's buffer (the ring frame while sending), to fill
+    in place, like C++'s ``CreateUninitializedVector``. Fill it before the next builder call: a
+    builder that grows moves its bytes, and the array would then write to the old place.
+    The vector's offset goes into the table like any other (``XxxAddField(builder, offset)``)."""
+    import numpy as np
+
+    dt = np.dtype(dtype).newbyteorder("<")  # FlatBuffers are little-endian
+    if dt.kind not in "biuf" or dt.shape:
+        raise TypeError(f"flatlane: uninitialized_vector needs a scalar dtype, not {dt}")
+    builder.StartVector(dt.itemsize, count, dt.alignment)
+    builder.head = builder.head - dt.itemsize * count
+    array = np.frombuffer(builder.Bytes, dtype=dt, count=count, offset=builder.head)
+    return builder.EndVector(), array
+
+
+_E = TypeVar("_E", bound="_TypedEndpoint")
+
+
+class _TypedEndpoint:
+    """What senders and receivers share: the bound channel, options, context management."""
+
+    __slots__ = ()
+    spec: ClassVar[Optional[ChannelSpec]] = None
+    message: ClassVar[Optional[MessageTraits[Any]]] = None
+    _kind: ClassVar[Optional[ChannelKind]] = None
+
+    @classmethod
+    def of(cls: Type[_E], spec: ChannelSpec, message: MessageTraits[Any]) -> Type[_E]:
+        """This endpoint class bound to one channel and message type (what generated code calls)."""
+        if cls._kind is not None and spec.kind is not cls._kind:
+            raise TypeError(
+                f"flatlane: {cls.__name__} needs a {cls._kind.value} channel; "
+                f"{spec.name} is a {spec.kind.value} channel"
+            )
+        return type(
+            cls.__name__,
+            (cls,),
+            {
+                "__slots__": (),
+                "__qualname__": f"{spec.name}.{cls.__name__}",
+                "__doc__": f"{cls.__name__} of channel {spec.name} ({message.type_name}).",
+                "spec": spec,
+                "message": message,
+            },
+        )
+
+    @classmethod
+    def _bound(cls) -> "tuple[ChannelSpec, MessageTraits[Any]]":
+        if cls.spec is None or cls.message is None:
+            raise TypeError(
+                f"flatlane: {cls.__name__} is not bound to a channel: use the generated class "
+                f"(x_flatlane.Service.channel.{cls.__name__}) or {cls.__name__}.of(spec, message)"
+            )
+        return cls.spec, cls.message
+
+    @staticmethod
+    def _endpoint_options(
+        spec: ChannelSpec,
+        message: MessageTraits[Any],
+        name: Optional[str],
+        mode: ModeLike,
+        ring_capacity: int,
+        wait: Optional[WaitLike],
+        type_check: TypeCheckLike,
+        permissions: int,
+        spin_budget_ms: float,
+        liveness_interval_ms: float,
+        unlink_on_close: bool,
+    ) -> "tuple[str, dict[str, Any]]":
+        check = _str_enum(TypeCheck, type_check, "type check")
+        return name or spec.name, dict(
+            mode=mode,
+            ring_capacity=ring_capacity or spec.ring_capacity,
+            chunk_size=spec.chunk_size,
+            permissions=permissions,
+            type_name=message.type_name,
+            type_hash=message.type_hash,
+            type_name_only=check is TypeCheck.NAME_ONLY,
+            wait=spec.wait if wait is None else _enum_value(WaitStrategy, wait, "wait strategy"),
+            spin_budget_ms=spin_budget_ms,
+            liveness_interval_ms=liveness_interval_ms,
+            unlink_on_close=unlink_on_close,
+        )
+
+    def __enter__(self: _E) -> _E:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class Sender(_TypedEndpoint, Generic[T]):
+    """Builds each message directly in a reserved ring frame and publishes it in place.
+
+    Not thread-safe: one builder is reused for every message; give each thread its own sender
+    or serialise ``send`` calls.
+
+    Options (all keyword, all optional; zero / None means "as the schema says"):
+        name: segment name (default: the channel's qualified name).
+        mode: OpenMode or its name.
+        ring_capacity: ring bytes when creating.
+        max_message: largest message (bytes) this sender publishes.
+        overflow: Overflow or its name, for a full ring.
+        wait: WaitStrategy or its name.
+        type_check: TypeCheck.EXACT (default) or NAME_ONLY.
+        size_hint: bytes reserved for the first message (default 256, then adaptive).
+        send_timeout: ms to wait for ring space with overflow = block (None: forever).
+        permissions, spin_budget_ms, liveness_interval_ms, unlink_on_close: as for Writer.
+    """
+
+    __slots__ = (
+        "_w", "_name", "_builder", "_fid", "_max_message", "_cap", "_overflow", "_send_timeout",
+        "_hint", "_margin", "_timeout", "_deadline", "_sent", "_dropped", "_regrown", "_chunked",
+    )
+
+    def __init__(
+        self,
+        *,
+        name: Optional[str] = None,
+        mode: ModeLike = OpenMode.CREATE_OR_OPEN,
+        ring_capacity: int = 0,
+        max_message: int = 0,
+        overflow: Optional[OverflowLike] = None,
+        wait: Optional[WaitLike] = None,
+        type_check: TypeCheckLike = TypeCheck.EXACT,
+        size_hint: int = 0,
+        send_timeout: Optional[float] = None,
+        permissions: int = 0o600,
+        spin_budget_ms: float = 0.05,
+        liveness_interval_ms: float = 50.0,
+        unlink_on_close: bool = True,
+    ) -> None:
+        spec, message = self._bound()
+        if send_timeout is not None and send_timeout < 0:
+            raise ValueError("flatlane: send_timeout must be >= 0 milliseconds, or None to wait forever")
+        self._overflow: Overflow = (
+            spec.overflow if overflow is None else _str_enum(Overflow, overflow, "overflow policy")
+        )
+        seg_name, opts = self._endpoint_options(
+            spec, message, name, mode, ring_capacity, wait, type_check, permissions, spin_budget_ms,
+            liveness_interval_ms, unlink_on_close,
+        )
+        self._w = Writer(seg_name, **opts)
+        self._name = seg_name
+        self._fid = None if message.file_identifier is None else message.file_identifier.encode()
+        self._max_message = min(max_message or spec.max_message, MAX_FLATBUFFER_SIZE)
+        self._cap = self._w.max_frame_payload & ~(_ALIGN - 1)
+        self._send_timeout = send_timeout
+        self._margin = _INITIAL_MARGIN
+        self._hint = self._clamp(size_hint or _INITIAL_HINT)
+        self._timeout: Optional[float] = None
+        self._deadline = 0.0
+        self._sent = self._dropped = self._regrown = self._chunked = 0
+        self._builder = _FrameBuilder(self)
+
+    def send(self, build: Callable[..., int], *args: Any, timeout: Any = POLICY) -> bool:
+        """Builds and publishes one message.
+
+        ``build(builder, *args)`` runs once with a ``flatbuffers.Builder`` writing into the frame
+        and returns the root table's offset (what flatc's ``XxxEnd(builder)`` returns); the
+        message is finished with the type's file identifier. Passing the message's data as
+        ``args`` spares a closure per message.
+
+        Returns True when the message was published, False when overflow = drop_oldest dropped it
+        (ring full). ``timeout`` (ms; None = forever) overrides the overflow policy with an
+        explicit wait for ring space.
+
+        Raises BufferFullError (ring full: waited send_timeout, or overflow = fail),
+        MessageTooLargeError (above max_message; nothing published), PeerDeadError,
+        PeerClosedError, ClosedError. An exception raised by ``build`` propagates after the
+        reservation is given back: nothing is published and the sender stays usable.
+        """
+        if timeout is not POLICY:
+            return self._send(build, args, timeout)
+        overflow = self._overflow
+        if overflow is Overflow.BLOCK:
+            return self._send(build, args, self._send_timeout)
+        try:
+            return self._send(build, args, 0)
+        except BufferFullError:
+            self._dropped += 1
+            if overflow is Overflow.DROP_OLDEST:
+                return False
+            raise
+
+    def _send(self, build: Callable[..., int], args: "tuple[Any, ...]", timeout: Optional[float]) -> bool:
+        w = self._w
+        b = self._builder
+        self._timeout = timeout
+        if timeout:  # finite and > 0: every reservation of this message shares one deadline
+            self._deadline = _monotonic() + timeout / 1000.0
+        hint = self._hint
+        b._begin(w.reserve(hint, timeout), hint)
+        try:
+            b.Finish(build(b, *args), self._fid)
+        except BaseException:
+            b._abandon()
+            raise
+        buf = b.Bytes
+        size = len(buf) - b.head
+        grew = b._grew
+        if grew:
+            self._regrown += 1
+        if size > self._max_message:
+            b._abandon()
+            raise self._too_large(size, "")
+        if b._in_frame:
+            b._in_frame = False
+            w.commit_tail(size)
+            b.Bytes = _NO_BYTES
+        else:
+            # Built in heap memory: one copy, into one frame if it fits, else in chunks.
+            b.Bytes = _NO_BYTES
+            w.send(memoryview(buf)[len(buf) - size :], timeout=self._remaining())
+            if size > w.max_frame_payload:
+                self._chunked += 1
+        self._sent += 1
+        # Next reservation: this message's size plus a margin that doubles whenever one proved
+        # too small, so a message shape that grows stops moving after a message or two.
+        if grew and self._margin < _MAX_MARGIN:
+            self._margin *= 2
+        n = (size + self._margin + _ALIGN - 1) & ~(_ALIGN - 1)
+        self._hint = n if n <= self._cap else self._cap
+        return True
+
+    def _remaining(self) -> Optional[float]:
+        """Milliseconds left of this message's wait (None: forever)."""
+        t = self._timeout
+        if not t:
+            return t
+        left = (self._deadline - _monotonic()) * 1000.0
+        return left if left > 0.0 else 0.0
+
+    def _clamp(self, n: int) -> int:
+        n = (n + _ALIGN - 1) & ~(_ALIGN - 1)
+        return min(max(n, 64), self._cap)
+
+    def _too_large(self, size: int, when: str) -> MessageTooLargeError:
+        what = f"{size} bytes {when}" if when else f"{size} bytes"
+        exc = MessageTooLargeError(
+            f"flatlane: message_too_large: send() on channel '{self._name}': the message is {what}, "
+            f"above max_message {self._max_message}; nothing was published"
+        )
+        exc.errc = Errc.MESSAGE_TOO_LARGE
+        exc.channel = self._name
+        exc.role = "writer"
+        return exc
+
+    def stats(self) -> SenderStats:
+        return SenderStats(self._sent, self._dropped, self._regrown, self._chunked)
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def writer(self) -> Writer:
+        """The underlying channel writer."""
+        return self._w
+
+    @property
+    def peer_attached(self) -> bool:
+        return self._w.peer_attached
+
+    @property
+    def closed(self) -> bool:
+        return self._w.closed
+
+    def close(self) -> None:
+        """Detach from the channel (idempotent)."""
+        self._builder._abandon()
+        self._w.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._w.closed else "open"
+        return f"<flatlane {type(self).__qualname__} {self._name!r} {state}>"
+
+
+class Received(Generic[T]):
+    """One received message, holding its frame until :meth:`release` (or the end of ``with``).
+
+    ``msg`` is flatc's reader over the frame; ``bytes`` the whole FlatBuffer (read-only
+    memoryview); ``seq`` its sequence number; ``zero_copy`` whether it lies in the ring (False for a
+    message reassembled from chunks). After release the memoryview under ``msg`` and ``bytes`` is
+    released too, so a stale read raises ValueError instead of seeing recycled ring bytes. NumPy
+    arrays taken from the message (``XxxAsNumpy()``) hold the frame themselves: they stay valid,
+    and the frame goes back to the writer when the last of them is dropped.
+    """
+
+    __slots__ = ("msg", "_frame", "_view")
+
+    def __init__(self, frame: Any, view: memoryview, msg: T) -> None:
+        self.msg = msg
+        self._frame = frame
+        self._view: Optional[memoryview] = view
+
+    @property
+    def seq(self) -> int:
+        return self._frame.seq
+
+    @property
+    def bytes(self) -> memoryview:
+        if self._view is None:
+            raise ValueError(f"flatlane: message {self._frame.seq} was released")
+        return self._view
+
+    @property
+    def zero_copy(self) -> bool:
+        return self._frame.zero_copy
+
+    @property
+    def released(self) -> bool:
+        return self._view is None
+
+    def release(self) -> None:
+        """Gives the frame back to the writer (idempotent)."""
+        view = self._view
+        if view is None:
+            return
+        self._view = None
+        try:
+            view.release()
+        except BufferError:
+            pass  # something exported the view itself: the frame goes back when that goes
+        self._frame.release()
+
+    def __enter__(self) -> "Received[T]":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.release()
+
+    def __len__(self) -> int:
+        return len(self._frame)
+
+    def __repr__(self) -> str:
+        state = " released" if self._view is None else ""
+        return f"<flatlane.Received {type(self.msg).__name__} seq={self._frame.seq} size={len(self._frame)}{state}>"
+
+
+class Receiver(_TypedEndpoint, Generic[T]):
+    """Hands out received messages as flatc readers over the frame, without copying.
+
+    Options (keyword, optional): name, mode, ring_capacity, max_message (largest message
+    accepted; larger chunked messages raise MessageTooLargeError unread), wait, type_check,
+    permissions, spin_budget_ms, liveness_interval_ms, unlink_on_close.
+    """
+
+    __slots__ = ("_r", "_name", "_cls", "_fid", "_received", "_rejected")
+
+    def __init__(
+        self,
+        *,
+        name: Optional[str] = None,
+        mode: ModeLike = OpenMode.CREATE_OR_OPEN,
+        ring_capacity: int = 0,
+        max_message: int = 0,
+        wait: Optional[WaitLike] = None,
+        type_check: TypeCheckLike = TypeCheck.EXACT,
+        permissions: int = 0o600,
+        spin_budget_ms: float = 0.05,
+        liveness_interval_ms: float = 50.0,
+        unlink_on_close: bool = True,
+    ) -> None:
+        spec, message = self._bound()
+        seg_name, opts = self._endpoint_options(
+            spec, message, name, mode, ring_capacity, wait, type_check, permissions, spin_budget_ms,
+            liveness_interval_ms, unlink_on_close,
+        )
+        max_size = min(max_message or spec.max_message, MAX_FLATBUFFER_SIZE)
+        self._r = Reader(seg_name, max_message_size=max_size, **opts)
+        self._name = seg_name
+        self._cls = message.reader
+        self._fid = None if message.file_identifier is None else message.file_identifier.encode()
+        self._received = self._rejected = 0
+
+    def recv(self, timeout: Optional[float] = None) -> Received[T]:
+        """The next message (ms; None waits forever, 0 never waits).
+
+        Raises FlatlaneTimeoutError, PeerDeadError / PeerClosedError (after everything sent was
+        read), ClosedError, MessageTooLargeError (a chunked message above max_message), and
+        CorruptMessageError (not a FlatBuffer of this type: consumed, counted in
+        ``stats().rejected``).
+        """
+        frame = self._r.read_message(timeout)
+        view = frame.data
+        n = len(view)
+        if n >= 8:
+            root = _U32.unpack_from(view, 0)[0]
+            # The root table (its vtable offset, 4 bytes) lies inside the message, 4-aligned.
+            if 4 <= root <= n - 4 and not root & 3 and (self._fid is None or view[4:8] == self._fid):
+                msg = self._cls()
+                msg.Init(view, root)
+                self._received += 1
+                return Received(frame, view, msg)
+        raise self._reject(frame, view, n)
+
+    def _reject(self, frame: Any, view: memoryview, n: int) -> CorruptMessageError:
+        root = _U32.unpack_from(view, 0)[0] if n >= 4 else None
+        ident = bytes(view[4:8]) if n >= 8 else b""
+        seq = frame.seq
+        view.release()
+        frame.release()
+        self._rejected += 1
+        why = (
+            f"{n} bytes, too short for a FlatBuffer" if root is None or n < 8
+            else f"root offset {root} outside the message of {n} bytes or misaligned"
+            if not (4 <= root <= n - 4 and not root & 3)
+            else f"file identifier {ident!r}, expected {self._fid!r}"
+        )
+        exc = CorruptMessageError(
+            f"flatlane: corrupt: recv() on channel '{self._name}': message {seq} is not a "
+            f"{self.message.type_name if self.message else '?'} FlatBuffer: {why}"
+        )
+        exc.errc = Errc.CORRUPT
+        exc.channel = self._name
+        exc.role = "reader"
+        return exc
+
+    def stats(self) -> ReceiverStats:
+        return ReceiverStats(self._received, self._rejected)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def reader(self) -> Reader:
+        """The underlying channel reader."""
+        return self._r
+
+    @property
+    def peer_attached(self) -> bool:
+        return self._r.peer_attached
+
+    @property
+    def closed(self) -> bool:
+        return self._r.closed
+
+    def close(self) -> None:
+        """Detach from the channel (idempotent). Messages still held stay readable until dropped."""
+        self._r.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._r.closed else "open"
+        return f"<flatlane {type(self).__qualname__} {self._name!r} {state}>"
+
+
+class Publisher(Sender[T]):
+    """Topic sender (one publisher, one subscriber on today's SPSC channel)."""
+
+    __slots__ = ()
+    _kind = ChannelKind.TOPIC
+
+
+class Subscriber(Receiver[T]):
+    """Topic receiver."""
+
+    __slots__ = ()
+    _kind = ChannelKind.TOPIC
+
+
+class Pusher(Sender[T]):
+    """Pipeline sender (one pusher, one puller on today's SPSC channel)."""
+
+    __slots__ = ()
+    _kind = ChannelKind.PIPELINE
+
+
+class Puller(Receiver[T]):
+    """Pipeline receiver."""
+
+    __slots__ = ()
+    _kind = ChannelKind.PIPELINE
