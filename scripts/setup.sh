@@ -28,6 +28,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# C#: the .NET 10 SDK comes with the machine (not from apt); NuGet packages restore offline from
+# /opt/nuget/packages (runtime/csharp/nuget.config).
+if ! command -v dotnet >/dev/null; then
+  echo "setup: the .NET 10 SDK (dotnet) is required for runtime/csharp and was not found on PATH" >&2
+  exit 1
+fi
+if [ ! -d /opt/nuget/packages ]; then
+  echo "setup: /opt/nuget/packages (the offline NuGet folder runtime/csharp restores from) is missing" >&2
+  exit 1
+fi
+
 build=1
 if [ "${1:-}" = "--no-build" ]; then build=0; shift; fi
 BUILD_DIR="${1:-build}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up, then runs all tests: the generator's pytest, the Release build with -Werror
 # and its ctest (C++ tests, the out-of-tree consumer, the bench smoke test), the Python package's
-# pytest and an offline pip install, then the same C++ tests under AddressSanitizer +
+# pytest and an offline pip install, the C# tests (dotnet test), then the same C++ tests under AddressSanitizer +
 # UndefinedBehaviorSanitizer and under ThreadSanitizer.
 #
 #   scripts/test.sh            all of it
@@ -31,6 +31,10 @@ venv="$(mktemp -d)/venv"
 "$venv/bin/pip" install -q --no-build-isolation --no-index runtime/python
 (cd / && "$venv/bin/python" -c "import flatlane, sys; print('pip-installed flatlane imports from', flatlane.__file__)")
 rm -rf "$(dirname "$venv")"
+
+echo "== C# (.NET 10, xunit) =="
+DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 FLATLANE_BUILD_DIR="$PWD/build" \
+  dotnet test runtime/csharp/Flatlane.sln -c Release
 
 if [ $quick -eq 0 ]; then
   echo "== ASan + UBSan build =="

@@ -1,0 +1,245 @@
+// C# latency and throughput over Flatlane channels, measured the way bench/flatlane_cases.cpp
+// measures C++ (same ring capacity, payload fill and in-place check, busy-spin, one clock read
+// per round trip, one-way = round trip / 2, nearest-rank percentiles), between two C# processes.
+// With the C++ bench program available it is run in the same invocation for comparison.
+//
+//   Flatlane.Bench [--quick] [--size N] [--cpp PATH | --no-cpp]
+//   (internal) Flatlane.Bench pong FWD BACK SIZE COUNT
+//   (internal) Flatlane.Bench produce NAME SIZE COUNT
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Runtime.InteropServices;
+using System.Threading;
+
+namespace Flatlane.Bench;
+
+internal static class Program
+{
+    private static int Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "pong") return Pong(args[1], args[2], Int(args[3]), long.Parse(args[4], CultureInfo.InvariantCulture));
+        if (args.Length > 0 && args[0] == "produce") return Produce(args[1], Int(args[2]), long.Parse(args[3], CultureInfo.InvariantCulture));
+
+        bool quick = false;
+        int size = 64;
+        string? cpp = null;
+        bool noCpp = false;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--quick": quick = true; break;
+                case "--size": size = Int(args[++i]); break;
+                case "--cpp": cpp = args[++i]; break;
+                case "--no-cpp": noCpp = true; break;
+                default:
+                    Console.Error.WriteLine($"unknown argument '{args[i]}'");
+                    return 2;
+            }
+        }
+        if (Environment.ProcessorCount < 2)
+        {
+            Console.Error.WriteLine("busy-spin ping-pong needs two CPUs");
+            return 1;
+        }
+        int iters = quick ? 20_000 : 200_000;
+        long tputMessages = quick ? 500_000 : 5_000_000;
+        Console.WriteLine($"Flatlane C# bench: {size} B payload, busy_spin, ring {RingFor(size)} B, {Environment.ProcessorCount} CPUs, .NET {Environment.Version}");
+        Console.WriteLine("latency = one-way = round trip / 2 (payload written in place by the sender, checked in place by the receiver)");
+
+        var lat = Latency(size, iters, iters / 10);
+        Console.WriteLine($"C#  lat-busy  {size,5} B  p50 {Us(lat, 0.50),7:F3} us  p99 {Us(lat, 0.99),7:F3} us  p99.9 {Us(lat, 0.999),7:F3} us  mean {Mean(lat),7:F3} us  ({iters} round trips)");
+        var (mps, gbs) = Throughput(size, tputMessages, tputMessages / 10);
+        Console.WriteLine($"C#  tput      {size,5} B  {mps / 1e6,7:F2} M msg/s  {gbs,6:F3} GB/s  ({tputMessages} messages)");
+
+        if (!noCpp)
+        {
+            cpp ??= FindCppBench();
+            if (cpp is null)
+            {
+                Console.WriteLine("C++ figures: flatlane_bench not found (build with -DFLATLANE_BUILD_BENCH=ON, pass --cpp PATH)");
+            }
+            else
+            {
+                string tag = size switch { 64 => "64B", 4096 => "4K", 65536 => "64K", 1048576 => "1M", _ => "" };
+                if (tag.Length == 0)
+                {
+                    Console.WriteLine($"C++ figures: the C++ bench has no {size} B case");
+                }
+                else
+                {
+                    RunCpp(cpp, $"flatlane/lat-busy/{tag}", quick);
+                    RunCpp(cpp, $"flatlane/tput/{tag}", quick);
+                }
+            }
+        }
+        return 0;
+    }
+
+    // ---- latency: this process pings, a child C# process pongs
+
+    private static long[] Latency(int size, int iters, int warmup)
+    {
+        string baseName = $"cs-bench-{Environment.ProcessId}";
+        var opts = new ChannelOptions { Mode = OpenMode.Create, RingCapacity = RingFor(size), Wait = WaitStrategy.BusySpin };
+        using var output = new Writer(baseName + "-fwd", opts);
+        using var input = new Reader(baseName + "-back", opts);
+        using Process child = Spawn("pong", baseName + "-fwd", baseName + "-back", size.ToString(CultureInfo.InvariantCulture),
+            (iters + warmup).ToString(CultureInfo.InvariantCulture));
+        WaitAttached(() => output.PeerAttached && input.PeerAttached, child);
+
+        var rtt = new long[iters];
+        bool bad = false;
+        long prev = Stopwatch.GetTimestamp();
+        for (long seq = 1; seq <= iters + warmup; seq++)
+        {
+            Send(output, size, seq);
+            bad |= !Receive(input, size, seq);
+            long now = Stopwatch.GetTimestamp();
+            if (seq > warmup) rtt[seq - warmup - 1] = now - prev;
+            prev = now;
+        }
+        child.WaitForExit();
+        if (bad || child.ExitCode != 0) throw new InvalidOperationException($"ping-pong failed (payload ok: {!bad}, child exit {child.ExitCode})");
+        double nsPerTick = 1e9 / Stopwatch.Frequency;
+        for (int i = 0; i < rtt.Length; i++) rtt[i] = (long)(rtt[i] * nsPerTick);
+        Array.Sort(rtt);
+        return rtt;
+    }
+
+    private static int Pong(string fwd, string back, int size, long count)
+    {
+        var opts = new ChannelOptions { Mode = OpenMode.Open, Wait = WaitStrategy.BusySpin };
+        using var input = new Reader(fwd, opts);
+        using var output = new Writer(back, opts);
+        bool bad = false;
+        for (long seq = 1; seq <= count; seq++)
+        {
+            bad |= !Receive(input, size, seq);
+            Send(output, size, seq);
+        }
+        return bad ? 3 : 0;
+    }
+
+    // ---- throughput: a child C# process writes, this process reads each frame in place
+
+    private static (double MsgPerSec, double GBPerSec) Throughput(int size, long n, long warmup)
+    {
+        string name = $"cs-bench-{Environment.ProcessId}-tput";
+        using var input = new Reader(name, new ChannelOptions { Mode = OpenMode.Create, RingCapacity = RingFor(size), Wait = WaitStrategy.BusySpin });
+        using Process child = Spawn("produce", name, size.ToString(CultureInfo.InvariantCulture), (n + warmup).ToString(CultureInfo.InvariantCulture));
+        bool bad = false;
+        long seq = 1;
+        for (; seq <= warmup; seq++) bad |= !Receive(input, size, seq);
+        long t0 = Stopwatch.GetTimestamp();
+        for (; seq <= warmup + n; seq++) bad |= !Receive(input, size, seq);
+        double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        child.WaitForExit();
+        if (bad || child.ExitCode != 0) throw new InvalidOperationException($"throughput run failed (payload ok: {!bad}, child exit {child.ExitCode})");
+        return (n / seconds, n * (double)size / seconds / 1e9);
+    }
+
+    private static int Produce(string name, int size, long count)
+    {
+        using var output = new Writer(name, new ChannelOptions { Mode = OpenMode.Open, Wait = WaitStrategy.BusySpin });
+        for (long seq = 1; seq <= count; seq++) Send(output, size, seq);
+        return 0;
+    }
+
+    // ---- payload: every 8-byte word = seq, summed in place by the receiver (bench/measure.hpp)
+
+    private static void Send(Writer w, int size, long seq)
+    {
+        Span<byte> s = w.Reserve(size);
+        Span<long> words = MemoryMarshal.Cast<byte, long>(s);
+        words.Fill(seq);
+        w.Commit(size);
+    }
+
+    private static bool Receive(Reader r, int size, long seq)
+    {
+        using Frame f = r.Read();
+        if (f.Length != size) return false;
+        ReadOnlySpan<long> words = MemoryMarshal.Cast<byte, long>(f.Data);
+        long sum = 0;
+        foreach (long v in words) sum += v;
+        return sum == (size / 8) * seq;
+    }
+
+    // ---- helpers
+
+    private static long RingFor(int size) => Math.Max(256 * 1024, (long)BitOps.Ceil((ulong)(4 * (size + 64))));
+
+    private static Process Spawn(params string[] args)
+    {
+        string self = Environment.ProcessPath ?? "dotnet";
+        var psi = new ProcessStartInfo(self) { UseShellExecute = false };
+        // Under `dotnet Flatlane.Bench.dll` the process is the host: pass the assembly first.
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(Program).Assembly.Location);
+        foreach (string a in args) psi.ArgumentList.Add(a);
+        return Process.Start(psi) ?? throw new InvalidOperationException("cannot start the child process");
+    }
+
+    private static void WaitAttached(Func<bool> attached, Process child)
+    {
+        var sw = Stopwatch.StartNew();
+        while (!attached())
+        {
+            if (child.HasExited) throw new InvalidOperationException($"child exited early ({child.ExitCode})");
+            if (sw.Elapsed > TimeSpan.FromSeconds(30)) throw new TimeoutException("child did not attach");
+            Thread.Sleep(1);
+        }
+    }
+
+    private static string? FindCppBench()
+    {
+        var dirs = new List<string>();
+        if (Environment.GetEnvironmentVariable("FLATLANE_BUILD_DIR") is { Length: > 0 } b) dirs.Add(b);
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent) dirs.Add(Path.Combine(d.FullName, "build"));
+        foreach (string dir in dirs)
+        {
+            string p = Path.Combine(dir, "bench", "flatlane_bench");
+            if (File.Exists(p)) return p;
+        }
+        return null;
+    }
+
+    private static void RunCpp(string exe, string only, bool quick)
+    {
+        var psi = new ProcessStartInfo(exe) { UseShellExecute = false, RedirectStandardOutput = true };
+        if (quick) psi.ArgumentList.Add("--quick");
+        psi.ArgumentList.Add("--only");
+        psi.ArgumentList.Add(only);
+        using Process p = Process.Start(psi)!;
+        string text = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        Console.WriteLine($"C++ ({exe}{(quick ? " --quick" : "")} --only {only}):");
+        foreach (string line in text.Split('\n'))
+        {
+            if (line.StartsWith("flatlane ", StringComparison.Ordinal)) Console.WriteLine("    " + line.TrimEnd());
+        }
+    }
+
+    private static double Us(long[] sortedNs, double q)
+    {
+        int rank = (int)Math.Ceiling(q * sortedNs.Length);  // nearest rank
+        return sortedNs[Math.Clamp(rank - 1, 0, sortedNs.Length - 1)] / 2000.0;
+    }
+
+    private static double Mean(long[] ns)
+    {
+        double t = 0;
+        foreach (long v in ns) t += v;
+        return t / ns.Length / 2000.0;
+    }
+
+    private static int Int(string s) => int.Parse(s, CultureInfo.InvariantCulture);
+}
+
+internal static class BitOps
+{
+    public static ulong Ceil(ulong v) => v <= 1 ? 1 : 1ul << (64 - System.Numerics.BitOperations.LeadingZeroCount(v - 1));
+}
