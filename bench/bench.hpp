@@ -77,6 +77,7 @@ void add_baseline_cases(std::vector<Case>& out);
 void add_zmq_cases(std::vector<Case>& out, const Options& opt);
 void add_flatlane_cases(std::vector<Case>& out);
 void add_typed_cases(std::vector<Case>& out);  // generated endpoints, FlatBuffers messages
+void add_topic_cases(std::vector<Case>& out);  // publish/subscribe topics
 // One line describing why Flatlane cases are (not) present, for the report.
 const char* flatlane_status();
 // "4.3.4", or "" when built without ZeroMQ.
