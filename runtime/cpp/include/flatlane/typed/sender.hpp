@@ -61,8 +61,11 @@ class Sender {
   }
 
   // The same with an explicit timeout for ring space (kInfinite: wait as long as it takes).
+  // flatten: FlatBuffers' builder calls (make_space per field, EndTable) are small functions
+  // GCC keeps out of line at -O2; inlining them into the build cuts the instructions per message
+  // by about a third (callgrind, bench Tick message).
   template <class Build>
-  Result<void> send(Build&& build, std::chrono::nanoseconds timeout) {
+  [[gnu::flatten]] Result<void> send(Build&& build, std::chrono::nanoseconds timeout) {
     using Root = decltype(build(std::declval<flatbuffers::FlatBufferBuilder&>()));
     static_assert(std::is_same_v<Root, flatbuffers::Offset<Msg>>,
                   "the build function must return flatbuffers::Offset of the channel's message type");
