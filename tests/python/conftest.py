@@ -37,13 +37,16 @@ def shm_path(name: str) -> Path:
 
 @pytest.fixture
 def channel() -> Iterator[str]:
-    """A channel name unique to this test, removed afterwards if a test left it behind."""
-    name = f"pytest.{os.getpid()}.{next(_names)}"
+    """A channel name unique to this test; it and every name the test derived from it (tests append
+    suffixes for second channels) are removed afterwards if the test left them behind. The "x"
+    ends the number, so test 7's cleanup cannot match test 77's names."""
+    name = f"pytest.{os.getpid()}.{next(_names)}x"
     yield name
-    try:
-        shm_path(name).unlink()
-    except FileNotFoundError:
-        pass
+    for leftover in Path("/dev/shm").glob(f"flatlane.{name}*"):
+        try:
+            leftover.unlink()
+        except FileNotFoundError:
+            pass
 
 
 @pytest.fixture(scope="session")

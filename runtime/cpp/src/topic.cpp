@@ -553,6 +553,16 @@ uint32_t TopicPublisher::subscriber_count() noexcept {
   return static_cast<uint32_t>(members_.size());
 }
 
+uint32_t TopicPublisher::live_subscribers() noexcept {
+  uint32_t n = 0;
+  for (uint32_t s = 0; s < v_->subs; ++s) {
+    auto& m = v_->sub(s).member;
+    const uint64_t o = m.owner.load(std::memory_order_acquire);
+    if (wire::owner_state(o) == wire::kRoleAttached && member_alive(m, o)) ++n;
+  }
+  return n;
+}
+
 PublisherStats TopicPublisher::stats() noexcept {
   PublisherStats st;
   st.messages = messages_;
@@ -690,6 +700,7 @@ void TopicSubscriber::take_history(uint32_t per_publisher) noexcept {
     s.held_ = k;
     s.publisher_ = f.pub;
     s.slot_ = f.slot;
+    s.epoch_ = sl.epoch;
     got.push_back(std::move(s));
   }
   // Stored newest first: receive() takes from the back.
@@ -736,6 +747,7 @@ bool TopicSubscriber::try_take(Sample& out, Errc& err) noexcept {
       }
       out.data_ = {v_->slot_data(p, idx - 1) + offset, size};
       out.seq_ = sl.seq.load(std::memory_order_relaxed);
+      out.epoch_ = sl.epoch;
       auto& sb = v_->sub(me_);
       sb.received.store(++received_, std::memory_order_relaxed);
       bytes_ += size;

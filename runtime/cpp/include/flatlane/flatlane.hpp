@@ -6,5 +6,6 @@
 #include "flatlane/layout.hpp"
 #include "flatlane/liveness.hpp"
 #include "flatlane/segment.hpp"
+#include "flatlane/service.hpp"
 #include "flatlane/topic.hpp"
 #include "flatlane/wait.hpp"

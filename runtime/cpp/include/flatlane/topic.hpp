@@ -93,7 +93,7 @@ class Sample {
   Sample() = default;
   Sample(Sample&& o) noexcept
       : sub_(std::exchange(o.sub_, nullptr)), data_(o.data_), seq_(o.seq_), held_(o.held_), publisher_(o.publisher_),
-        slot_(o.slot_) {}
+        slot_(o.slot_), epoch_(o.epoch_) {}
   Sample& operator=(Sample&& o) noexcept {
     if (this != &o) {
       release();
@@ -103,6 +103,7 @@ class Sample {
       held_ = o.held_;
       publisher_ = o.publisher_;
       slot_ = o.slot_;
+      epoch_ = o.epoch_;
     }
     return *this;
   }
@@ -115,6 +116,7 @@ class Sample {
   size_t size() const noexcept { return data_.size(); }
   uint64_t seq() const noexcept { return seq_; }            // the publisher's sequence number
   uint32_t publisher() const noexcept { return publisher_; }  // publisher block index
+  uint32_t publisher_epoch() const noexcept { return epoch_; }  // that publisher's attach epoch
   bool valid() const noexcept { return sub_ != nullptr; }
   void release() noexcept;
 
@@ -126,6 +128,7 @@ class Sample {
   uint32_t held_ = 0;  // held-table entry
   uint32_t publisher_ = 0;
   uint32_t slot_ = 0;
+  uint32_t epoch_ = 0;
 };
 
 namespace detail {
@@ -154,6 +157,9 @@ class TopicPublisher {
   uint32_t subscriber_count() noexcept;
   PublisherStats stats() noexcept;
   uint32_t index() const noexcept { return me_; }
+  uint32_t epoch() const noexcept { return epoch_; }  // this attach of the block (1, 2, ...)
+  // Subscribers attached and alive now (reads /proc for each: not for hot paths).
+  uint32_t live_subscribers() noexcept;
   const Segment& segment() const noexcept { return seg_; }
   void close() noexcept;
 
