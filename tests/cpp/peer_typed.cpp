@@ -8,6 +8,7 @@
 //   subscribe  fltest::Samples::samples Subscriber: COUNT samples, each checked.
 //   push       fltest::Bulk::blobs Pusher: COUNT blobs of sizes 0..200 KiB (many chunked).
 //   pull       fltest::Bulk::blobs Puller: COUNT blobs, each checked.
+//   calc       fltest::Calc::Add Server: answers COUNT requests (0 = forever) with a + b.
 // Output: "ready" once attached, "done <n>" at the end, "end <errc> <n>" on an API error.
 // Exit codes: 0 ok, 2 usage, 3 a message failed its check, 10 + Errc on an API error.
 #include "typed_test_util.hpp"
@@ -83,6 +84,15 @@ int main(int argc, char** argv) {
           say("bad " + why);
           return 3;
         }
+      }
+      say("done " + std::to_string(count));
+    } else if (mode == "calc") {
+      fltest::Calc::Add::Server server(o);
+      say("ready");
+      for (uint64_t i = 0; count == 0 || i < count; ++i) {
+        auto req = server.receive();
+        if (!req) return fail(req.error(), i);
+        (void)server.reply(*req, [&](auto& b) { return fltest::CreateAddReply(b, (*req)->a() + (*req)->b()); });
       }
       say("done " + std::to_string(count));
     } else {

@@ -125,7 +125,8 @@ def test_generated_traits_and_specs(gen: ModuleType) -> None:
     assert issubclass(gen.Bulk.blobs.Pusher, typed.Pusher) and gen.Bulk.blobs.Pusher.spec is gen.Bulk.blobs.spec
     assert gen.Samples.lossy.Publisher.__qualname__ == "fltest.Samples.lossy.Publisher"
     assert set(gen.CHANNELS) == {"fltest.Samples.samples", "fltest.Samples.strict", "fltest.Samples.lossy",
-                                 "fltest.Bulk.blobs", "fltest.Bulk.capped"}
+                                 "fltest.Bulk.blobs", "fltest.Bulk.capped", "fltest.Calc.Add",
+                                 "fltest.Calc.Count"}
     with pytest.raises(TypeError, match="Subscriber needs a topic channel; fltest.Bulk.blobs is a pipeline"):
         typed.Subscriber.of(gen.Bulk.blobs.spec, gen.Bulk.blobs.message)
     with pytest.raises(TypeError, match="not bound to a channel"):

@@ -179,7 +179,8 @@ struct SetMode {
       .overflow = ::flatlane::Overflow::block,
       .wait = ::flatlane::WaitStrategy::spin_then_sleep,
   };
-  // service endpoints arrive with the patterns work (issue 4).
+  using Client = ::flatlane::Client<SetMode>;
+  using Server = ::flatlane::Server<SetMode>;
 };
 
 struct GetStatus {
@@ -195,7 +196,8 @@ struct GetStatus {
       .overflow = ::flatlane::Overflow::block,
       .wait = ::flatlane::WaitStrategy::spin_then_sleep,
   };
-  // service endpoints arrive with the patterns work (issue 4).
+  using Client = ::flatlane::Client<GetStatus>;
+  using Server = ::flatlane::Server<GetStatus>;
 };
 
 /// Streams waypoints until one has `last` set.
@@ -212,7 +214,8 @@ struct PlanTrajectory {
       .overflow = ::flatlane::Overflow::block,
       .wait = ::flatlane::WaitStrategy::spin_then_sleep,
   };
-  // service endpoints arrive with the patterns work (issue 4).
+  using Client = ::flatlane::Client<PlanTrajectory>;
+  using Server = ::flatlane::Server<PlanTrajectory>;
 };
 
 }  // namespace robot::Control

@@ -53,7 +53,8 @@ struct Put {
       .overflow = ::flatlane::Overflow::block,
       .wait = ::flatlane::WaitStrategy::spin_then_sleep,
   };
-  // service endpoints arrive with the patterns work (issue 4).
+  using Client = ::flatlane::Client<Put>;
+  using Server = ::flatlane::Server<Put>;
 };
 
 struct Watch {
@@ -69,7 +70,8 @@ struct Watch {
       .overflow = ::flatlane::Overflow::block,
       .wait = ::flatlane::WaitStrategy::spin_then_sleep,
   };
-  // service endpoints arrive with the patterns work (issue 4).
+  using Client = ::flatlane::Client<Watch>;
+  using Server = ::flatlane::Server<Watch>;
 };
 
 }  // namespace ks::Sinks

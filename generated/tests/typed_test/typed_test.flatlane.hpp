@@ -14,12 +14,52 @@
 // Each specialization is guarded: another generated header may define a shared type's too.
 namespace flatlane {
 
+#ifndef FLATLANE_TRAITS_fltest_AddReply_1e81b33b70585374
+#define FLATLANE_TRAITS_fltest_AddReply_1e81b33b70585374
+template <>
+struct MessageTraits<::fltest::AddReply> {
+  static constexpr std::string_view type_name = "fltest.AddReply";
+  static constexpr uint64_t type_hash = 0x1e81b33b70585374ull;
+  static constexpr const char* file_identifier = nullptr;
+};
+#endif
+
+#ifndef FLATLANE_TRAITS_fltest_AddRequest_a00101186481159d
+#define FLATLANE_TRAITS_fltest_AddRequest_a00101186481159d
+template <>
+struct MessageTraits<::fltest::AddRequest> {
+  static constexpr std::string_view type_name = "fltest.AddRequest";
+  static constexpr uint64_t type_hash = 0xa00101186481159dull;
+  static constexpr const char* file_identifier = nullptr;
+};
+#endif
+
 #ifndef FLATLANE_TRAITS_fltest_Blob_bf22fedbcf2a71bd
 #define FLATLANE_TRAITS_fltest_Blob_bf22fedbcf2a71bd
 template <>
 struct MessageTraits<::fltest::Blob> {
   static constexpr std::string_view type_name = "fltest.Blob";
   static constexpr uint64_t type_hash = 0xbf22fedbcf2a71bdull;
+  static constexpr const char* file_identifier = nullptr;
+};
+#endif
+
+#ifndef FLATLANE_TRAITS_fltest_CountReply_cc9369bb08eb40a3
+#define FLATLANE_TRAITS_fltest_CountReply_cc9369bb08eb40a3
+template <>
+struct MessageTraits<::fltest::CountReply> {
+  static constexpr std::string_view type_name = "fltest.CountReply";
+  static constexpr uint64_t type_hash = 0xcc9369bb08eb40a3ull;
+  static constexpr const char* file_identifier = nullptr;
+};
+#endif
+
+#ifndef FLATLANE_TRAITS_fltest_CountRequest_f702d6bb2019d03e
+#define FLATLANE_TRAITS_fltest_CountRequest_f702d6bb2019d03e
+template <>
+struct MessageTraits<::fltest::CountRequest> {
+  static constexpr std::string_view type_name = "fltest.CountRequest";
+  static constexpr uint64_t type_hash = 0xf702d6bb2019d03eull;
   static constexpr const char* file_identifier = nullptr;
 };
 #endif
@@ -71,6 +111,46 @@ struct capped {
 };
 
 }  // namespace fltest::Bulk
+
+/// Request/reply, one plain and one streaming method.
+namespace fltest::Calc {
+
+struct Add {
+  using request_type = ::fltest::AddRequest;
+  using response_type = ::fltest::AddReply;
+  static constexpr bool streaming = false;  // true: a stream of replies per request
+  static constexpr ::flatlane::ChannelSpec spec{
+      .name = "fltest.Calc.Add",
+      .kind = ::flatlane::ChannelKind::service,
+      .ring_capacity = 16384ull,  // 16 KiB
+      .max_message = 1024ull,  // 1 KiB
+      .chunk_size = 0u,  // runtime default
+      .overflow = ::flatlane::Overflow::block,
+      .wait = ::flatlane::WaitStrategy::spin_then_sleep,
+  };
+  using Client = ::flatlane::Client<Add>;
+  using Server = ::flatlane::Server<Add>;
+};
+
+/// One reply per number from 1 to `to`, the last without MORE.
+struct Count {
+  using request_type = ::fltest::CountRequest;
+  using response_type = ::fltest::CountReply;
+  static constexpr bool streaming = true;  // true: a stream of replies per request
+  static constexpr ::flatlane::ChannelSpec spec{
+      .name = "fltest.Calc.Count",
+      .kind = ::flatlane::ChannelKind::service,
+      .ring_capacity = 16384ull,  // 16 KiB
+      .max_message = 1024ull,  // 1 KiB
+      .chunk_size = 0u,  // runtime default
+      .overflow = ::flatlane::Overflow::block,
+      .wait = ::flatlane::WaitStrategy::spin_then_sleep,
+  };
+  using Client = ::flatlane::Client<Count>;
+  using Server = ::flatlane::Server<Count>;
+};
+
+}  // namespace fltest::Calc
 
 namespace fltest::Samples {
 

@@ -16,7 +16,11 @@ from flatlane.typed import ChannelKind as _Kind
 from flatlane.typed import ChannelSpec as _Spec
 from flatlane.typed import MessageTraits as _Traits
 from flatlane.typed import Overflow as _Overflow
+from fltest.AddReply import AddReply as _fltest_AddReply
+from fltest.AddRequest import AddRequest as _fltest_AddRequest
 from fltest.Blob import Blob as _fltest_Blob
+from fltest.CountReply import CountReply as _fltest_CountReply
+from fltest.CountRequest import CountRequest as _fltest_CountRequest
 from fltest.Sample import Sample as _fltest_Sample
 
 GENERATOR_VERSION: Final = "0.1.0"
@@ -24,11 +28,35 @@ SCHEMA: Final = "typed_test.fbs"
 
 # One entry per message type that travels on a channel (or is the root type), by type name.
 MESSAGES: Final[Dict[str, _Traits]] = {
+    "fltest.AddReply": _Traits(
+        type_name="fltest.AddReply",
+        type_hash=0x1e81b33b70585374,
+        file_identifier=None,
+        reader=_fltest_AddReply,
+    ),
+    "fltest.AddRequest": _Traits(
+        type_name="fltest.AddRequest",
+        type_hash=0xa00101186481159d,
+        file_identifier=None,
+        reader=_fltest_AddRequest,
+    ),
     "fltest.Blob": _Traits(
         type_name="fltest.Blob",
         type_hash=0xbf22fedbcf2a71bd,
         file_identifier=None,
         reader=_fltest_Blob,
+    ),
+    "fltest.CountReply": _Traits(
+        type_name="fltest.CountReply",
+        type_hash=0xcc9369bb08eb40a3,
+        file_identifier=None,
+        reader=_fltest_CountReply,
+    ),
+    "fltest.CountRequest": _Traits(
+        type_name="fltest.CountRequest",
+        type_hash=0xf702d6bb2019d03e,
+        file_identifier=None,
+        reader=_fltest_CountRequest,
     ),
     "fltest.Sample": _Traits(
         type_name="fltest.Sample",
@@ -73,6 +101,44 @@ class Bulk:
         )
         Pusher: Final = _typed.Pusher.of(spec, message)
         Puller: Final = _typed.Puller.of(spec, message)
+
+
+class Calc:
+    """Request/reply, one plain and one streaming method."""
+
+    class Add:
+        """Channel fltest.Calc.Add (service)."""
+
+        request: Final = MESSAGES["fltest.AddRequest"]
+        response: Final = MESSAGES["fltest.AddReply"]
+        streaming: Final = False  # True: a stream of replies per request
+        spec: Final = _Spec(
+            name="fltest.Calc.Add",
+            kind=_Kind.SERVICE,
+            ring_capacity=16384,  # 16 KiB
+            max_message=1024,  # 1 KiB
+            chunk_size=0,  # runtime default
+            overflow=_Overflow.BLOCK,
+            wait=_Wait.SPIN_THEN_SLEEP,
+        )
+        # service endpoints arrive with the patterns work (issue 4).
+
+    class Count:
+        """One reply per number from 1 to `to`, the last without MORE."""
+
+        request: Final = MESSAGES["fltest.CountRequest"]
+        response: Final = MESSAGES["fltest.CountReply"]
+        streaming: Final = True  # True: a stream of replies per request
+        spec: Final = _Spec(
+            name="fltest.Calc.Count",
+            kind=_Kind.SERVICE,
+            ring_capacity=16384,  # 16 KiB
+            max_message=1024,  # 1 KiB
+            chunk_size=0,  # runtime default
+            overflow=_Overflow.BLOCK,
+            wait=_Wait.SPIN_THEN_SLEEP,
+        )
+        # service endpoints arrive with the patterns work (issue 4).
 
 
 class Samples:
@@ -131,6 +197,8 @@ class Samples:
 CHANNELS: Final[Dict[str, type]] = {
     "fltest.Bulk.blobs": Bulk.blobs,
     "fltest.Bulk.capped": Bulk.capped,
+    "fltest.Calc.Add": Calc.Add,
+    "fltest.Calc.Count": Calc.Count,
     "fltest.Samples.samples": Samples.samples,
     "fltest.Samples.strict": Samples.strict,
     "fltest.Samples.lossy": Samples.lossy,

@@ -25,6 +25,18 @@ struct SampleBuilder;
 struct Blob;
 struct BlobBuilder;
 
+struct AddRequest;
+struct AddRequestBuilder;
+
+struct AddReply;
+struct AddReplyBuilder;
+
+struct CountRequest;
+struct CountRequestBuilder;
+
+struct CountReply;
+struct CountReplyBuilder;
+
 FLATBUFFERS_MANUALLY_ALIGNED_STRUCT(8) Vec3 FLATBUFFERS_FINAL_CLASS {
  private:
   double x_;
@@ -218,6 +230,180 @@ inline flatbuffers::Offset<Blob> CreateBlobDirect(
       id,
       data__,
       checksum);
+}
+
+struct AddRequest FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef AddRequestBuilder Builder;
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_A = 4,
+    VT_B = 6
+  };
+  int64_t a() const {
+    return GetField<int64_t>(VT_A, 0);
+  }
+  int64_t b() const {
+    return GetField<int64_t>(VT_B, 0);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyField<int64_t>(verifier, VT_A, 8) &&
+           VerifyField<int64_t>(verifier, VT_B, 8) &&
+           verifier.EndTable();
+  }
+};
+
+struct AddRequestBuilder {
+  typedef AddRequest Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_a(int64_t a) {
+    fbb_.AddElement<int64_t>(AddRequest::VT_A, a, 0);
+  }
+  void add_b(int64_t b) {
+    fbb_.AddElement<int64_t>(AddRequest::VT_B, b, 0);
+  }
+  explicit AddRequestBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<AddRequest> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<AddRequest>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<AddRequest> CreateAddRequest(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    int64_t a = 0,
+    int64_t b = 0) {
+  AddRequestBuilder builder_(_fbb);
+  builder_.add_b(b);
+  builder_.add_a(a);
+  return builder_.Finish();
+}
+
+struct AddReply FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef AddReplyBuilder Builder;
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_SUM = 4
+  };
+  int64_t sum() const {
+    return GetField<int64_t>(VT_SUM, 0);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyField<int64_t>(verifier, VT_SUM, 8) &&
+           verifier.EndTable();
+  }
+};
+
+struct AddReplyBuilder {
+  typedef AddReply Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_sum(int64_t sum) {
+    fbb_.AddElement<int64_t>(AddReply::VT_SUM, sum, 0);
+  }
+  explicit AddReplyBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<AddReply> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<AddReply>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<AddReply> CreateAddReply(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    int64_t sum = 0) {
+  AddReplyBuilder builder_(_fbb);
+  builder_.add_sum(sum);
+  return builder_.Finish();
+}
+
+struct CountRequest FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef CountRequestBuilder Builder;
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_TO = 4
+  };
+  uint32_t to() const {
+    return GetField<uint32_t>(VT_TO, 0);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyField<uint32_t>(verifier, VT_TO, 4) &&
+           verifier.EndTable();
+  }
+};
+
+struct CountRequestBuilder {
+  typedef CountRequest Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_to(uint32_t to) {
+    fbb_.AddElement<uint32_t>(CountRequest::VT_TO, to, 0);
+  }
+  explicit CountRequestBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<CountRequest> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<CountRequest>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<CountRequest> CreateCountRequest(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    uint32_t to = 0) {
+  CountRequestBuilder builder_(_fbb);
+  builder_.add_to(to);
+  return builder_.Finish();
+}
+
+struct CountReply FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef CountReplyBuilder Builder;
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_N = 4
+  };
+  uint32_t n() const {
+    return GetField<uint32_t>(VT_N, 0);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyField<uint32_t>(verifier, VT_N, 4) &&
+           verifier.EndTable();
+  }
+};
+
+struct CountReplyBuilder {
+  typedef CountReply Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_n(uint32_t n) {
+    fbb_.AddElement<uint32_t>(CountReply::VT_N, n, 0);
+  }
+  explicit CountReplyBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<CountReply> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<CountReply>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<CountReply> CreateCountReply(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    uint32_t n = 0) {
+  CountReplyBuilder builder_(_fbb);
+  builder_.add_n(n);
+  return builder_.Finish();
 }
 
 }  // namespace fltest

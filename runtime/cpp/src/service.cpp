@@ -108,6 +108,7 @@ Result<std::span<std::byte>> ServiceServer::prepare_reply(const Request& r, size
   pending_ = w;
   pending_env_ = span->data();
   pending_n_ = n;
+  pending_id_ = r.id();
   const wire::Envelope env{r.id(), 0, 0};
   std::memcpy(pending_env_, &env, kEnvelope);
   return span->subspan(kEnvelope);
@@ -119,6 +120,18 @@ Result<void> ServiceServer::commit_reply(size_t used, bool more) {
   const uint32_t flags = more ? wire::kEnvelopeMore : 0;
   std::memcpy(pending_env_ + offsetof(wire::Envelope, flags), &flags, sizeof flags);
   w->commit(std::min(used, pending_n_) + kEnvelope);
+  ++stats_.replies;
+  return {};
+}
+
+Result<void> ServiceServer::commit_reply_tail(size_t used, bool more) {
+  if (pending_ == nullptr) return Errc::invalid_argument;
+  Writer* w = std::exchange(pending_, nullptr);
+  used = std::min(used, pending_n_);
+  // The envelope goes right in front of the payload, which ends where the reservation ends.
+  const wire::Envelope env{pending_id_, more ? wire::kEnvelopeMore : 0u, 0};
+  std::memcpy(pending_env_ + kEnvelope + pending_n_ - used - kEnvelope, &env, kEnvelope);
+  w->commit_tail(used + kEnvelope);
   ++stats_.replies;
   return {};
 }
@@ -152,7 +165,7 @@ void ServiceServer::close() noexcept {
 // Client
 
 ServiceClient::ServiceClient(std::string_view name, const ServiceOptions& o)
-    : requests_(name, request_topic(o)), wait_(o.wait) {
+    : requests_(name, request_topic(o)), wait_(o.wait), max_request_(requests_.max_message() - kEnvelope) {
   // The reply channel exists before the first request, so the server can always open it.
   reply_name_ = reply_channel(name, requests_.index(), requests_.epoch());
   replies_ = std::make_unique<Reader>(reply_name_, reply_options(o, OpenMode::create));
@@ -177,6 +190,20 @@ Result<uint64_t> ServiceClient::send_prepared(size_t used) {
   auto r = requests_.publish(std::min(used, loan_n_) + kEnvelope);
   if (!r) return r.error();
   return next_id_++;
+}
+
+Result<uint64_t> ServiceClient::send_prepared_tail(size_t used) {
+  if (loan_env_ == nullptr) return Errc::invalid_argument;
+  used = std::min(used, loan_n_);
+  const wire::Envelope env{next_id_, 0, 0};
+  std::memcpy(std::exchange(loan_env_, nullptr) + loan_n_ - used, &env, kEnvelope);
+  auto r = requests_.publish_tail(used + kEnvelope);
+  if (!r) return r.error();
+  return next_id_++;
+}
+
+void ServiceClient::abort_prepared() noexcept {
+  if (std::exchange(loan_env_, nullptr) != nullptr) requests_.discard();
 }
 
 Result<uint64_t> ServiceClient::send(std::span<const std::byte> data) {

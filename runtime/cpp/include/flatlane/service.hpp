@@ -102,6 +102,8 @@ class ServiceServer {
   // Zero-copy reply: bytes of the client's reply ring after the envelope, then commit.
   Result<std::span<std::byte>> prepare_reply(const Request& r, size_t n);
   Result<void> commit_reply(size_t used, bool more = false);
+  // Publishes the last `used` bytes of the prepared space (a FlatBuffer built back to front).
+  Result<void> commit_reply_tail(size_t used, bool more = false);
   void abort_reply() noexcept;
   Result<void> reply(const Request& r, std::span<const std::byte> data, bool more = false);
 
@@ -123,6 +125,7 @@ class ServiceServer {
   Writer* pending_ = nullptr;          // between prepare_reply and commit_reply
   std::byte* pending_env_ = nullptr;   // the reply's envelope in the reservation
   size_t pending_n_ = 0;
+  uint64_t pending_id_ = 0;
   ServerStats stats_;
 };
 
@@ -135,6 +138,10 @@ class ServiceClient {
   // Zero-copy request: a slot after the envelope; then send_prepared returns the request id.
   Result<std::span<std::byte>> prepare(size_t n);
   Result<uint64_t> send_prepared(size_t used);
+  // Sends the last `used` bytes of the prepared space (a FlatBuffer built back to front).
+  Result<uint64_t> send_prepared_tail(size_t used);
+  void abort_prepared() noexcept;  // give the prepared slot back unsent
+  size_t max_request() const noexcept { return max_request_; }
   Result<uint64_t> send(std::span<const std::byte> data);
   // Next reply to request `id`; replies to other (timed-out) requests are skipped. Errors:
   // timeout, peer_dead (the server died), peer_closed (it left), closed.
@@ -154,6 +161,7 @@ class ServiceClient {
   WaitOptions wait_;
   std::byte* loan_env_ = nullptr;  // the request's envelope in the loaned slot
   size_t loan_n_ = 0;
+  size_t max_request_ = 0;
   uint64_t next_id_ = 1;
   bool server_seen_ = false;
 };

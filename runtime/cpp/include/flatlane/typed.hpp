@@ -6,4 +6,5 @@
 #include "flatlane/typed/endpoints.hpp"
 #include "flatlane/typed/receiver.hpp"
 #include "flatlane/typed/sender.hpp"
+#include "flatlane/typed/service.hpp"
 #include "flatlane/typed/spec.hpp"
