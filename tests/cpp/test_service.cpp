@@ -28,11 +28,12 @@ class EchoServer {
       }
     });
   }
-  ~EchoServer() {
+  ~EchoServer() { stop(); }
+  void stop() {
     stop_ = true;
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
   }
-  ServiceServer& server() { return server_; }
+  ServiceServer& server() { return server_; }  // stats: after stop()
 
  private:
   ServiceServer server_;
@@ -74,7 +75,9 @@ TEST(Service, ConcurrentClientsGetTheirOwnReplies) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(failures.load(), 0);
+  echo.stop();
   EXPECT_EQ(echo.server().stats().dropped_replies, 0u);
+  EXPECT_EQ(echo.server().stats().requests, kClients * 2000u);
 }
 
 TEST(Service, ATimedOutCallDoesNotConfuseTheNextOne) {
