@@ -485,7 +485,10 @@ TEST(TopicProcesses, AKilledPublisherIsReportedAndReplaced) {
     ++got;
   }
   EXPECT_GT(got, 0u);
-  EXPECT_EQ(next.stats().free_slots, next.stats().slot_count);
+  // The dead publisher's loan and its half-done delivery are recovered exactly; a kill that lands
+  // between dropping a full queue's oldest entry and releasing it leaks that one slot (PROTOCOL.md
+  // OP-T1), so allow one.
+  EXPECT_GE(next.stats().free_slots + 1, next.stats().slot_count);
 }
 
 // ---------------------------------------------------------------------------------------------

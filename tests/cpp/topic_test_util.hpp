@@ -21,6 +21,14 @@ inline TopicOptions topic_options(OpenMode mode) {
   return o;
 }
 
+// Push/pull: the same settings as a work queue, with its own type.
+inline TopicOptions work_options(OpenMode mode) {
+  TopicOptions o = topic_options(mode);
+  o.topic.distribution = Distribution::work_queue;
+  o.topic.type = {"fltest.Work", 7};
+  return o;
+}
+
 inline uint8_t topic_byte(uint64_t id, size_t i) { return static_cast<uint8_t>((id * 131 + i * 7) ^ (i >> 3)); }
 
 inline void fill_message(std::span<std::byte> p, uint64_t id) {

@@ -99,10 +99,13 @@ void set_member_state(wire::MemberLine& m, uint64_t& owner, uint32_t state) noex
   if (m.owner.compare_exchange_strong(expected, want, std::memory_order_seq_cst)) owner = want;
 }
 
-// Cleans up after subscriber s, whose block we have claimed (its owner died or is us, closing).
+// Cleans up after subscriber s, whose block we have claimed (its previous owner died or left).
+// A work queue is shared: its entries stay for the other subscribers, and what the departed one
+// held is lost, which is counted (PROTOCOL.md 14.6).
 void clean_subscriber(const TopicView& v, uint32_t s) noexcept {
-  v.drain_queues(s);
-  v.release_held(s);
+  if (!v.work_queue()) v.drain_queues(s);
+  const uint32_t held = v.release_held(s);
+  if (v.work_queue() && held != 0) v.state().lost.fetch_add(held, std::memory_order_relaxed);
 }
 
 // Removes the name when no live member is left.
@@ -140,6 +143,7 @@ Segment open_or_create_topic(std::string_view name, const TopicOptions& o) {
         "max_subscribers must be in [1, 1024]");
     arg(c.max_held >= 1 && c.max_held <= wire::kMaxTopicHeld, "max_held must be in [1, 1024]");
     arg(c.history <= wire::kMaxTopicHistory && c.history < c.slot_count, "history must be below slot_count");
+    arg(c.distribution != Distribution::work_queue || c.history == 0, "a work queue keeps no history");
     const auto l = detail::compute_layout(slot_size, c.slot_count, c.max_publishers, c.max_subscribers, depth,
                                           c.max_held, c.history);
     SegmentConfig sc;
@@ -158,6 +162,7 @@ Segment open_or_create_topic(std::string_view name, const TopicOptions& o) {
       h.queue_depth = depth;
       h.max_held = c.max_held;
       h.history = c.history;
+      h.distribution = static_cast<uint32_t>(c.distribution);
       h.publishers_offset = l.publishers_offset;
       h.subscribers_offset = l.subscribers_offset;
       h.queues_offset = l.queues_offset;
@@ -361,6 +366,7 @@ bool TopicPublisher::reclaim_for_pool() noexcept {
     next_poll_check_ = now + wait_.liveness_interval;
     any = reap_dead_subscribers();
   }
+  if (v_->work_queue()) return any;  // queued work is never dropped to free a slot
   for (uint32_t s = 0; s < v_->subs; ++s) {
     auto& sb = v_->sub(s);
     const uint32_t st = wire::owner_state(sb.member.owner.load(std::memory_order_acquire));
@@ -446,6 +452,7 @@ Result<void> TopicPublisher::deliver(uint32_t slot, uint32_t offset, size_t used
       reap_dead_subscribers();
     }
   }
+  if (v_->work_queue()) return deliver_work(slot);
   refresh_members();
   const uint32_t keep = v_->history != 0 ? 1 : 0;
   const uint32_t refs = static_cast<uint32_t>(members_.size()) + keep;
@@ -548,6 +555,57 @@ Result<void> TopicPublisher::deliver(uint32_t slot, uint32_t offset, size_t used
   return result == Errc::ok ? Result<void>{} : Result<void>{result};
 }
 
+// Work queue: one reference, one shared queue; wait for space while it is full (work is never
+// dropped), then wake one sleeping subscriber.
+Result<void> TopicPublisher::deliver_work(uint32_t slot) {
+  auto& sl = v_->slot(me_, slot);
+  auto& pb = v_->pub(me_);
+  ++messages_;
+  bytes_ += sl.size;
+  pb.seq.store(seq_, std::memory_order_relaxed);
+  pb.messages.store(messages_, std::memory_order_relaxed);
+  pb.bytes.store(bytes_, std::memory_order_relaxed);
+  pb.inflight_action.store(0, std::memory_order_relaxed);
+  pb.inflight_remaining.store(1, std::memory_order_relaxed);
+  pb.inflight_slot.store(slot + 1, std::memory_order_relaxed);
+  sl.state.store(1, std::memory_order_release);
+  auto& q = v_->queue(me_, 0);
+  const uint64_t t = q.tail.load(std::memory_order_relaxed);  // ours alone
+  auto space = [&] { return t - q.head.load(std::memory_order_acquire) < v_->depth; };
+  if (!space()) {
+    Clock::time_point next_check{};
+    auto r = detail::wait_until(space, pb.pool_event, wait_, block_timeout_, closed_, next_check, nullptr,
+                                [] { return Errc::ok; }, [] { return Errc::ok; });
+    if (!r) {
+      pb.inflight_remaining.store(0, std::memory_order_release);
+      v_->unref(me_, slot);
+      pb.inflight_slot.store(0, std::memory_order_release);
+      ++timeouts_;
+      return r.error();
+    }
+  }
+  pb.inflight_sub.store(0, std::memory_order_relaxed);
+  pb.inflight_tail.store(t, std::memory_order_relaxed);
+  pb.inflight_action.store(1, std::memory_order_relaxed);
+  pb.inflight_remaining.store(0, std::memory_order_release);
+  v_->cell(me_, 0, t).store(slot + 1, std::memory_order_relaxed);
+  q.tail.store(t + 1, std::memory_order_release);
+  pb.inflight_slot.store(0, std::memory_order_release);
+  // Wake one sleeping subscriber, the next after the last one woken: any of them may take it.
+  detail::full_fence();
+  for (uint32_t i = 0; i < v_->subs; ++i) {
+    const uint32_t s = (wake_next_ + i) % v_->subs;
+    auto& ev = v_->sub(s).data_event;
+    if (ev.waiters.load(std::memory_order_relaxed) != 0) {
+      ev.seq.fetch_add(1, std::memory_order_release);
+      detail::futex_wake_all(&ev.seq);
+      wake_next_ = s + 1;
+      break;
+    }
+  }
+  return {};
+}
+
 uint32_t TopicPublisher::subscriber_count() noexcept {
   refresh_members();
   return static_cast<uint32_t>(members_.size());
@@ -571,6 +629,7 @@ PublisherStats TopicPublisher::stats() noexcept {
   st.timeouts = timeouts_;
   st.subscribers = subscriber_count();
   st.slot_count = v_->slot_count;
+  st.lost = v_->state().lost.load(std::memory_order_relaxed);
   for (uint32_t i = 0; i < v_->slot_count; ++i)
     if (v_->slot(me_, i).state.load(std::memory_order_relaxed) & wire::kSlotFree) ++st.free_slots;
   return st;
@@ -710,7 +769,8 @@ void TopicSubscriber::take_history(uint32_t per_publisher) noexcept {
 bool TopicSubscriber::try_take(Sample& out, Errc& err) noexcept {
   for (uint32_t i = 0; i < v_->pubs; ++i) {
     const uint32_t p = (next_pub_ + i) % v_->pubs;
-    auto& q = v_->queue(p, me_);
+    const uint32_t qs = v_->queue_of(me_);
+    auto& q = v_->queue(p, qs);
     for (;;) {
       uint64_t h = q.head.load(std::memory_order_acquire);
       const uint64_t t = q.tail.load(std::memory_order_acquire);
@@ -723,8 +783,9 @@ bool TopicSubscriber::try_take(Sample& out, Errc& err) noexcept {
         err = Errc::busy;  // the caller holds max_held samples already
         return false;
       }
-      const uint32_t idx = v_->cell(p, me_, h).load(std::memory_order_relaxed);
-      if (!q.head.compare_exchange_strong(h, h + 1, std::memory_order_acq_rel)) continue;  // a publisher dropped it
+      const uint32_t idx = v_->cell(p, qs, h).load(std::memory_order_relaxed);
+      // Fails when a publisher dropped the entry, or (work queue) another subscriber took it.
+      if (!q.head.compare_exchange_strong(h, h + 1, std::memory_order_acq_rel)) continue;
       if (idx == 0 || idx > v_->slot_count) {
         err = Errc::corrupt;
         return false;
@@ -752,8 +813,12 @@ bool TopicSubscriber::try_take(Sample& out, Errc& err) noexcept {
       sb.received.store(++received_, std::memory_order_relaxed);
       bytes_ += size;
       sb.bytes.store(bytes_, std::memory_order_relaxed);
-      if (sb.member.mode.load(std::memory_order_relaxed) == static_cast<uint32_t>(SubscriberMode::block_publisher))
+      if (v_->work_queue()) {
+        detail::notify(v_->pub(p).pool_event);  // a publisher may wait for queue space
+      } else if (sb.member.mode.load(std::memory_order_relaxed) ==
+                 static_cast<uint32_t>(SubscriberMode::block_publisher)) {
         detail::notify(sb.space_event);
+      }
       next_pub_ = p + 1;
       return true;
     }
@@ -822,7 +887,7 @@ SubscriberStats TopicSubscriber::stats() noexcept {
   st.dropped = sb.dropped.load(std::memory_order_relaxed);
   st.held = held_;
   for (uint32_t p = 0; p < v_->pubs; ++p) {
-    auto& q = v_->queue(p, me_);
+    auto& q = v_->queue(p, v_->queue_of(me_));
     const uint64_t h = q.head.load(std::memory_order_relaxed), t = q.tail.load(std::memory_order_relaxed);
     if (t > h) st.queued += static_cast<uint32_t>(std::min<uint64_t>(t - h, v_->depth));
   }
@@ -839,7 +904,7 @@ void TopicSubscriber::close() noexcept {
   sb.data_event.seq.fetch_add(1, std::memory_order_release);
   detail::futex_wake_all(&sb.data_event.seq);
   history_.clear();
-  v_->drain_queues(me_);
+  if (!v_->work_queue()) v_->drain_queues(me_);
 }
 
 }  // namespace flatlane

@@ -54,6 +54,7 @@ class TopicView {
     depth = h.queue_depth;
     max_held = h.max_held;
     history = h.history;
+    distribution = h.distribution;
     const uint64_t offs[] = {h.publishers_offset, h.subscribers_offset, h.queues_offset, h.history_offset,
                              h.slots_offset,      h.publisher_stride,   h.subscriber_stride, h.queue_stride,
                              h.history_stride,    h.slot_stride};
@@ -67,6 +68,8 @@ class TopicView {
     if (depth < 2 || depth > (1u << 16) || (depth & (depth - 1)) != 0) bad("queue depth " + std::to_string(depth));
     if (max_held == 0 || max_held > wire::kMaxTopicHeld) bad("max held " + std::to_string(max_held));
     if (history > wire::kMaxTopicHistory || history >= slot_count) bad("history " + std::to_string(history));
+    if (distribution > wire::kDistributionWorkQueue) bad("distribution " + std::to_string(distribution));
+    if (distribution == wire::kDistributionWorkQueue && history != 0) bad("a work queue with history");
     l = compute_layout(slot_size, slot_count, pubs, subs, depth, max_held, history);
     const uint64_t want[] = {l.publishers_offset, l.subscribers_offset, l.queues_offset, l.history_offset,
                              l.slots_offset,      l.publisher_stride,   l.subscriber_stride, l.queue_stride,
@@ -144,16 +147,26 @@ class TopicView {
     }
   }
 
-  // Returns the references a (dead or closing) subscriber still holds.
-  void release_held(uint32_t s) const noexcept {
+  // Returns the references a (dead or closing) subscriber still holds; how many there were.
+  uint32_t release_held(uint32_t s) const noexcept {
+    uint32_t n = 0;
     for (uint32_t k = 0; k < max_held; ++k) {
       auto& e = held(s, k);
       const uint32_t idx = e.slot.exchange(0, std::memory_order_acq_rel);
-      if (idx != 0) unref(e.publisher.load(std::memory_order_relaxed), idx - 1);
+      if (idx != 0) {
+        unref(e.publisher.load(std::memory_order_relaxed), idx - 1);
+        ++n;
+      }
     }
+    return n;
   }
 
+  // The queue subscriber s takes from: its own, or in a work queue the one all share.
+  uint32_t queue_of(uint32_t s) const noexcept { return work_queue() ? 0 : s; }
+  bool work_queue() const noexcept { return distribution == wire::kDistributionWorkQueue; }
+
   uint32_t slot_size = 0, slot_count = 0, pubs = 0, subs = 0, depth = 0, max_held = 0, history = 0;
+  uint32_t distribution = 0;
   Layout l{};
 
  private:

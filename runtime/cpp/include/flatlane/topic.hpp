@@ -35,6 +35,13 @@
 
 namespace flatlane {
 
+// How a message is distributed among subscribers.
+enum class Distribution : uint32_t {
+  fan_out = 0,     // publish/subscribe: every attached subscriber gets every message
+  work_queue = 1,  // push/pull: each message goes to exactly one subscriber (whichever takes it
+                   // first; a sleeping one is woken), and waits in the queue while none is attached
+};
+
 // Set by the creator; openers use what the segment says.
 struct TopicConfig {
   uint32_t slot_size = 4096;     // largest message, bytes (rounded up to 64)
@@ -43,7 +50,8 @@ struct TopicConfig {
   uint32_t max_subscribers = 32;
   uint32_t queue_depth = 32;     // messages waiting per subscriber and publisher (power of two)
   uint32_t max_held = 16;        // samples a subscriber may hold at once
-  uint32_t history = 0;          // messages each publisher retains for late joiners
+  uint32_t history = 0;          // messages each publisher retains for late joiners (fan-out only)
+  Distribution distribution = Distribution::fan_out;
   mode_t mode = 0600;
   TypeId type;
 };
@@ -74,6 +82,7 @@ struct PublisherStats {
   uint32_t subscribers = 0;  // attached now
   uint32_t free_slots = 0;   // in this publisher's pool, not in use by anybody
   uint32_t slot_count = 0;
+  uint64_t lost = 0;         // work queue: messages held by subscribers that died (all publishers)
 };
 
 struct SubscriberStats {
@@ -165,6 +174,7 @@ class TopicPublisher {
 
  private:
   Result<void> deliver(uint32_t slot, uint32_t offset, size_t used);
+  Result<void> deliver_work(uint32_t slot);
   bool pop_free(uint32_t& slot) noexcept;
   bool reclaim_for_pool() noexcept;
   bool reap_dead_subscribers() noexcept;
@@ -183,6 +193,7 @@ class TopicPublisher {
   std::vector<uint32_t> free_;      // slots taken off the shared free stack, reserved up front
   std::vector<uint32_t> members_;   // attached subscribers at the last membership change
   uint64_t members_gen_ = ~0ull;
+  uint32_t wake_next_ = 0;  // work queue: the subscriber to try waking first
   bool loaned_ = false;
   uint32_t loan_slot_ = 0;
   size_t loan_size_ = 0;

@@ -26,6 +26,8 @@ inline constexpr uint32_t kMaxTopicSubscribers = 1024;
 inline constexpr uint32_t kMaxTopicSlots = 1u << 24;   // per publisher
 inline constexpr uint32_t kMaxTopicHeld = 1024;        // held-frame entries per subscriber
 inline constexpr uint32_t kMaxTopicHistory = 1024;
+inline constexpr uint32_t kDistributionFanOut = 0;    // publish/subscribe
+inline constexpr uint32_t kDistributionWorkQueue = 1;  // push/pull: queue (p, 0) is shared by all
 
 struct TopicHeader {
   uint32_t slot_size;           // +0   payload bytes of a slot, a multiple of 64
@@ -35,7 +37,7 @@ struct TopicHeader {
   uint32_t queue_depth;         // +16  entries of each index queue, a power of two
   uint32_t max_held;            // +20  held-frame entries per subscriber
   uint32_t history;             // +24  messages each publisher keeps for late joiners
-  uint32_t reserved0;           // +28
+  uint32_t distribution;        // +28  0 fan-out (every subscriber), 1 work queue (one subscriber)
   uint64_t publishers_offset;   // +32  from the segment base
   uint64_t subscribers_offset;  // +40
   uint64_t queues_offset;       // +48
@@ -52,7 +54,8 @@ static_assert(sizeof(TopicHeader) == 256);
 
 struct alignas(64) TopicState {
   std::atomic<uint64_t> members_gen;  // +0 bumped on every attach/detach of a subscriber
-  uint8_t pad[56];
+  std::atomic<uint64_t> lost;         // +8 work queue: messages held by subscribers that died
+  uint8_t pad[48];
 };
 static_assert(sizeof(TopicState) == 64);
 
@@ -143,8 +146,8 @@ static_assert(sizeof(SlotHeader) == 64);
 inline constexpr uint64_t kSlotDataOffset = sizeof(SlotHeader);
 
 inline constexpr const char* kTopicLayoutDescription =
-    "flatlane-topic-v1;th=256:slot_size0,slot_count4,pubs8,subs12,depth16,held20,history24,offs32..64,"
-    "strides72..104;ts=512:gen0;member=owner0,start8,epoch16,mode20;pub=member0,free64,pool128,seq192,"
+    "flatlane-topic-v1;th=256:slot_size0,slot_count4,pubs8,subs12,depth16,held20,history24,dist28,offs32..64,"
+    "strides72..104;ts=512:gen0,lost8;member=owner0,start8,epoch16,mode20;pub=member0,free64,pool128,seq192,"
     "msgs200,bytes208,noreceiver216,inflight224:slot+1,action228,remaining232,sub236,tail240;sub=member0,recv64,bytes72,dropped128,data192,space256,held320:slot+1,pub;"
     "queue=head0,tail64,cells128:u32 slot+1;hist=seq0,slot8;slot=state0:free31,stack30,refs,next4,seq8,"
     "size16,offset20,flags24,epoch28,data64";
