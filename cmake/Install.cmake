@@ -9,6 +9,7 @@ set_target_properties(flatlane_runtime PROPERTIES EXPORT_NAME runtime)
 install(TARGETS flatlane_runtime EXPORT flatlaneTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(TARGETS flatlane_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})  # the `flatlane` CLI (docs/CLI.md)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/runtime/cpp/include/flatlane DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT flatlaneTargets NAMESPACE flatlane:: DESTINATION ${FLATLANE_INSTALL_CMAKEDIR})
 
