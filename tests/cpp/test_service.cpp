@@ -206,3 +206,18 @@ TEST(ServiceProcesses, AServerThatDiesBeforeItsFirstReplyIsReportedToo) {
     EXPECT_EQ(id.error(), Errc::timeout);  // its queue may be gone with it
   }
 }
+
+TEST(Service, AZeroTimeoutPollsForAReply) {
+  TempName n;
+  ServiceServer server(n, service_options());
+  ServiceClient client(n, service_options());
+  auto id = client.send(as_bytes_of("poll me"));
+  ASSERT_TRUE(id.ok());
+  EXPECT_EQ(client.receive(*id, 0ns).error(), Errc::timeout);  // not answered yet
+  auto req = server.receive(1s);
+  ASSERT_TRUE(req.ok());
+  ASSERT_TRUE(answer(server, *req).ok());
+  auto rep = client.receive(*id, 0ns);
+  ASSERT_TRUE(rep.ok()) << to_string(rep.error());
+  EXPECT_TRUE(is_answer(as_bytes_of("poll me"), rep->data()));
+}

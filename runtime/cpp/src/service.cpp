@@ -165,7 +165,10 @@ void ServiceServer::close() noexcept {
 // Client
 
 ServiceClient::ServiceClient(std::string_view name, const ServiceOptions& o)
-    : requests_(name, request_topic(o)), wait_(o.wait), max_request_(requests_.max_message() - kEnvelope) {
+    : requests_(name, request_topic(o)),
+      wait_(o.wait),
+      send_timeout_(o.send_timeout),
+      max_request_(requests_.max_message() - kEnvelope) {
   // The reply channel exists before the first request, so the server can always open it.
   reply_name_ = reply_channel(name, requests_.index(), requests_.epoch());
   replies_ = std::make_unique<Reader>(reply_name_, reply_options(o, OpenMode::create));
@@ -176,7 +179,7 @@ ServiceClient::~ServiceClient() { close(); }
 Result<std::span<std::byte>> ServiceClient::prepare(size_t n) {
   if (requests_.subscriber_count() == 0) return server_seen_ ? Errc::peer_closed : Errc::not_found;
   server_seen_ = true;
-  auto slot = requests_.loan(n + kEnvelope);
+  auto slot = requests_.loan(n + kEnvelope, send_timeout_);
   if (!slot) return slot.error();
   loan_env_ = slot->data();
   loan_n_ = n;
@@ -226,12 +229,11 @@ Result<Reply> ServiceClient::receive(uint64_t id, nanoseconds timeout) {
   const bool forever = timeout.count() < 0;
   const auto deadline = forever ? Clock::time_point::max() : Clock::now() + timeout;
   for (;;) {
-    const auto now = Clock::now();
-    if (!forever && now >= deadline) return Errc::timeout;
     // Wait in slices: a server that died before it ever answered us has no writer on our ring,
-    // so the ring cannot report it; the request topic can.
+    // so the ring cannot report it; the request topic can. A zero timeout still polls once.
+    const auto now = Clock::now();
     const nanoseconds left = forever ? wait_.liveness_interval
-                                     : std::min<nanoseconds>(deadline - now, wait_.liveness_interval);
+                                     : std::clamp<nanoseconds>(deadline - now, nanoseconds{0}, wait_.liveness_interval);
     auto f = replies_->read(left);
     if (!f) {
       if (f.error() != Errc::timeout) return f.error();

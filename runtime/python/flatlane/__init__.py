@@ -15,6 +15,22 @@ Quick use::
             print(bytes(frame.data))              # frame.data: read-only memoryview, zero copy
         print(r.recv(timeout=100))                # whole message as bytes
 
+Publish/subscribe and request/reply (any number of Python and C++ processes)::
+
+    pub = flatlane.TopicPublisher("telemetry")   # every subscriber gets every message
+    sub = flatlane.TopicSubscriber("telemetry")
+    pub.send(b"state")
+    with sub.receive(timeout=100) as s:           # s.data: read-only view of the publisher's slot
+        print(s.seq, bytes(s.data))
+
+    server = flatlane.ServiceServer("control")
+    client = flatlane.ServiceClient("control")
+    rid = client.send(b"ping")
+    with server.receive(timeout=100) as req:
+        server.reply(req, b"pong")
+    with client.receive(rid, timeout=100) as rep:
+        print(bytes(rep.data))
+
 Typed endpoints generated from a schema (``flatlane-gen --lang python``) build FlatBuffers in the
 ring and read them in place: see ``flatlane.typed``.
 
@@ -25,6 +41,8 @@ from __future__ import annotations
 
 from . import _native
 from ._channel import EndpointStats, OpenMode, Reader, WaitStrategy, Writer
+from ._service import ClientStats, Reply, Request, ServerStats, ServiceClient, ServiceServer
+from ._topic import PublisherStats, Sample, SubscriberMode, SubscriberStats, TopicPublisher, TopicSubscriber
 from ._errors import (
     BufferFullError,
     ChannelBusyError,
@@ -63,6 +81,7 @@ __all__ = [
     "ChannelExistsError",
     "ChannelNotFoundError",
     "ChannelPermissionError",
+    "ClientStats",
     "ClosedError",
     "CorruptMessageError",
     "CorruptSegmentError",
@@ -80,8 +99,19 @@ __all__ = [
     "PROTOCOL_VERSION",
     "PeerClosedError",
     "PeerDeadError",
+    "PublisherStats",
     "Reader",
+    "Reply",
+    "Request",
+    "Sample",
     "SchemaMismatchError",
+    "ServerStats",
+    "ServiceClient",
+    "ServiceServer",
+    "SubscriberMode",
+    "SubscriberStats",
+    "TopicPublisher",
+    "TopicSubscriber",
     "TypeMismatchError",
     "WaitStrategy",
     "Writer",

@@ -45,7 +45,8 @@ class FlatlaneError(Exception):
     Attributes:
         errc: the runtime's error code.
         channel: the channel name ("" when not tied to one).
-        role: "writer", "reader" or "" (setup helpers).
+        role: "writer", "reader", "publisher", "subscriber", "server", "client" or "" (setup
+            helpers).
     """
 
     errc: Errc = Errc.SYSTEM
@@ -54,7 +55,8 @@ class FlatlaneError(Exception):
 
 
 class ChannelNotFoundError(FlatlaneError, builtins.FileNotFoundError):
-    """No channel of that name exists (opening with ``mode=OpenMode.OPEN``)."""
+    """No channel of that name exists (opening with ``mode=OpenMode.OPEN``), or a service client
+    sent a request while no server was attached."""
 
 
 class ChannelExistsError(FlatlaneError, builtins.FileExistsError):
@@ -63,7 +65,8 @@ class ChannelExistsError(FlatlaneError, builtins.FileExistsError):
 
 class ChannelBusyError(FlatlaneError):
     """The writer or reader role is held by another live endpoint (channels are single-producer,
-    single-consumer)."""
+    single-consumer), a topic has its maximum of live publishers or subscribers, or a subscriber
+    already holds ``max_held`` samples."""
 
 
 class ChannelPermissionError(FlatlaneError, builtins.PermissionError):
@@ -106,7 +109,9 @@ class FlatlaneTimeoutError(FlatlaneError, builtins.TimeoutError):
 
 
 class BufferFullError(FlatlaneTimeoutError):
-    """Writer side: no ring space became free within the timeout (``timeout=0``: would block)."""
+    """Sender side: no ring space (writer), no free slot or a full block_publisher subscriber
+    (topic publisher), or a full server queue (service client) within the timeout
+    (``timeout=0``: would block)."""
 
 
 class FlatlaneConnectionError(FlatlaneError, builtins.ConnectionError):
@@ -155,13 +160,15 @@ ERROR_CLASSES: Dict[Errc, Type[FlatlaneError]] = {
 _BY_CODE = tuple((errc, ERROR_CLASSES.get(errc, FlatlaneError)) for errc in Errc)
 
 
-def make_error(code: int, message: str, channel: str, role: str) -> FlatlaneError:
-    """Builds the exception for a runtime error code (called by the native module)."""
+def make_error(code: int, message: str, channel: str, role: str, full: bool = False) -> FlatlaneError:
+    """Builds the exception for a runtime error code (called by the native module). ``full``: the
+    error comes from a sender waiting for space (a topic publisher's slot or a service client's
+    queue), so a timeout is a BufferFullError there too."""
     if 0 <= code < len(_BY_CODE):
         errc, cls = _BY_CODE[code]
     else:
         errc, cls = Errc.SYSTEM, FlatlaneOSError
-    if cls is FlatlaneTimeoutError and role == "writer":
+    if cls is FlatlaneTimeoutError and (full or role == "writer"):
         cls = BufferFullError
     # One positional argument only: the OSError-derived classes would read more as errno/filename.
     exc = cls(message)

@@ -1,4 +1,4 @@
-// flatlane._native: the CPython binding of the C++ runtime (SPSC channel).
+// flatlane._native: the CPython binding of the C++ runtime (channels, topics, services).
 //
 // Ownership. Each endpoint's C++ object lives in a core (WriterCore/ReaderCore) held by
 // std::shared_ptr. The Python Writer/Reader holds one reference, and so does one small "mapping"
@@ -33,6 +33,9 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <initializer_list>
+#include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
@@ -1275,6 +1278,1553 @@ PyTypeObject* make_type(PyType_Spec* spec) {
   return reinterpret_cast<PyTypeObject*>(t);
 }
 
+
+// ================================================================================================
+// Topics and services.
+//
+// The same ownership and threading rules as the channel endpoints above, generalised: each C++
+// endpoint lives in a core (PatternCore) behind a std::shared_ptr. The Python endpoint holds one
+// reference; every received message object (Sample, Request, Reply) holds one, and so does the
+// exporter behind every writable view (a loaned slot, a prepared reply or request). So the
+// segments stay mapped until the last of them is gone, and close() never refuses.
+//
+// Unlike a channel reader's frames, a message released after its endpoint closed is released, not
+// abandoned: a closed subscriber keeps its block claimed until its held samples come back (C++
+// topic.cpp), a server's requests are samples of its subscriber, and a client's reply channel is
+// its own (index and epoch in the name), so nobody else could take the messages over.
+//
+// A C++ topic or service endpoint's close() is not safe against a call running in another thread,
+// so close() here takes the endpoint's mutex. Every wait holding that mutex runs in slices of
+// kWaitSlice and checks the core's `closed` flag between slices, so close() waits at most one
+// slice — except behind a publish() blocked by a block_publisher subscriber (up to that
+// publisher's block_timeout) or a client's send() waiting for a free request slot, which the C++
+// runtime does not slice.
+
+struct NoHeld {};
+
+template <class Ep, class Held>
+struct PatternCore {
+  template <class Opts>
+  PatternCore(const std::string& n, const Opts& o) : name(n), ep(n, o) {}
+  const std::string name;
+  Ep ep;  // declared before `pending`: queued messages are released before the endpoint goes away
+  std::mutex mu;  // serialises calls into `ep`
+  std::atomic<bool> closed{false};
+  std::atomic<uint64_t> held{0};  // messages handed to Python and not yet given back
+  std::mutex pending_mu;
+  std::vector<Held> pending;  // given back while another thread held `mu`
+  std::atomic<bool> has_pending{false};
+  uint64_t sent = 0, replies = 0;  // service clients: requests sent, replies received (under `mu`)
+
+  // With `mu` held: releases the messages queued by other threads.
+  void drain_locked() noexcept {
+    if (!has_pending.load(std::memory_order_seq_cst)) return;
+    std::vector<Held> batch;
+    {
+      std::lock_guard<std::mutex> g(pending_mu);
+      batch.swap(pending);
+      has_pending.store(false, std::memory_order_seq_cst);
+    }
+    batch.clear();  // each destructor releases its slot or frame
+  }
+
+  // Returns a message from Python (GIL held, so this never waits for `mu`).
+  void give_back(Held&& h) noexcept {
+    held.fetch_sub(1, std::memory_order_relaxed);
+    std::unique_lock<std::mutex> lk(mu, std::try_to_lock);
+    if (lk.owns_lock()) {
+      { Held done(std::move(h)); }
+      drain_locked();
+      return;
+    }
+    try {
+      std::lock_guard<std::mutex> g(pending_mu);
+      pending.push_back(std::move(h));
+      has_pending.store(true, std::memory_order_seq_cst);
+    } catch (const std::bad_alloc&) {
+      // Out of memory for the queue: wait for the mutex instead (the holder waits in slices).
+      lk.lock();
+      { Held done(std::move(h)); }
+      drain_locked();
+      return;
+    }
+    if (lk.try_lock()) drain_locked();
+  }
+
+  void unlock(std::unique_lock<std::mutex>& lk) noexcept {
+    drain_locked();
+    lk.unlock();
+    if (has_pending.load(std::memory_order_seq_cst) && lk.try_lock()) {
+      drain_locked();
+      lk.unlock();
+    }
+  }
+};
+
+using PubCore = PatternCore<fl::TopicPublisher, NoHeld>;
+using SubCore = PatternCore<fl::TopicSubscriber, fl::Sample>;
+using ServerCore = PatternCore<fl::ServiceServer, fl::Request>;
+using ClientCore = PatternCore<fl::ServiceClient, fl::Reply>;
+
+// Sets the Python error; `full` turns a timeout into BufferFullError (a sender waiting for space).
+void set_pattern_error(fl::Errc e, const std::string& detail, const std::string& name, const char* role, bool full) {
+  const std::string msg = std::string("flatlane: ") + fl::to_string(e) + ": " + detail;
+  if (g_error_factory == nullptr) {
+    PyErr_SetString(PyExc_RuntimeError, msg.c_str());
+    return;
+  }
+  PyObject* exc = PyObject_CallFunction(g_error_factory, "isssi", static_cast<int>(e), msg.c_str(), name.c_str(), role,
+                                        full ? 1 : 0);
+  if (exc == nullptr) return;
+  PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc)), exc);
+  Py_DECREF(exc);
+}
+
+// Parses positional-or-keyword arguments of a METH_FASTCALL | METH_KEYWORDS call into `out`
+// (nullptr where absent). The first `required` are mandatory.
+bool parse_fast(const char* fn, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
+                std::initializer_list<const char*> names, size_t required, PyObject** out) {
+  const size_t n = names.size();
+  for (size_t i = 0; i < n; ++i) out[i] = nullptr;
+  if (static_cast<size_t>(nargs) > n) {
+    PyErr_Format(PyExc_TypeError, "%s() takes at most %zu arguments (%zd given)", fn, n, nargs);
+    return false;
+  }
+  for (Py_ssize_t i = 0; i < nargs; ++i) out[i] = args[i];
+  const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  for (Py_ssize_t k = 0; k < nkw; ++k) {
+    PyObject* key = PyTuple_GET_ITEM(kwnames, k);
+    size_t i = 0;
+    for (const char* name : names) {
+      if (PyUnicode_CompareWithASCIIString(key, name) == 0) break;
+      ++i;
+    }
+    if (i == n || out[i] != nullptr) {
+      PyErr_Format(PyExc_TypeError, "%s() got an unexpected or repeated keyword argument '%U'", fn, key);
+      return false;
+    }
+    out[i] = args[nargs + k];
+  }
+  size_t i = 0;
+  for (const char* name : names) {
+    if (i < required && out[i] == nullptr) {
+      PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", fn, name);
+      return false;
+    }
+    ++i;
+  }
+  return true;
+}
+
+bool to_flag(PyObject* o, bool* out) {
+  if (o == nullptr) {
+    *out = false;
+    return true;
+  }
+  const int v = PyObject_IsTrue(o);
+  if (v < 0) return false;
+  *out = v != 0;
+  return true;
+}
+
+// Waits in slices (GIL released, `lk` held) so that messages given back by other threads are
+// released, and close() gets the mutex, between slices. `op(t)` is one wait of at most t.
+template <class Core, class Op>
+auto wait_in_slices(Core& c, std::unique_lock<std::mutex>& lk, nanoseconds timeout, nanoseconds min_slice, Op&& op)
+    -> decltype(op(timeout)) {
+  const bool forever = timeout.count() < 0;
+  const auto deadline = forever ? fl::Clock::time_point::max() : fl::Clock::now() + timeout;
+  for (;;) {
+    nanoseconds slice = kWaitSlice;
+    if (!forever) {
+      const auto left = std::chrono::duration_cast<nanoseconds>(deadline - fl::Clock::now());
+      slice = std::max(min_slice, std::min(slice, left));
+    }
+    auto r = op(slice);
+    if (r || r.error() != fl::Errc::timeout) return r;
+    if (c.closed.load(std::memory_order_acquire)) return fl::Errc::closed;
+    if (!forever && fl::Clock::now() >= deadline) return r;
+    c.unlock(lk);
+    std::this_thread::yield();
+    lk.lock();
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Exporter: the buffer behind the writable view of a loaned slot or a prepared reply/request.
+
+struct ExportObject {
+  PyObject_HEAD
+  std::shared_ptr<void> keep;  // the endpoint's core: the mapping outlives every view
+  std::byte* ptr;
+  size_t len;
+  bool live;  // a loan/preparation is open (memoryview() of a stale one is refused)
+};
+
+PyTypeObject* g_export_type = nullptr;
+
+void export_dealloc(PyObject* self) {
+  auto* e = reinterpret_cast<ExportObject*>(self);
+  PyTypeObject* tp = Py_TYPE(self);
+  e->keep.~shared_ptr();
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+int export_getbuffer(PyObject* self, Py_buffer* view, int flags) {
+  auto* e = reinterpret_cast<ExportObject*>(self);
+  if (!e->live) {
+    PyErr_SetString(PyExc_BufferError, "flatlane: no loaned slot or prepared message to export");
+    view->obj = nullptr;
+    return -1;
+  }
+  return PyBuffer_FillInfo(view, self, e->ptr, static_cast<Py_ssize_t>(e->len), 0, flags);
+}
+
+ExportObject* new_exporter(std::shared_ptr<void> keep) {
+  auto* e = PyObject_New(ExportObject, g_export_type);
+  if (e == nullptr) throw py::error_already_set();
+  new (&e->keep) std::shared_ptr<void>(std::move(keep));
+  e->ptr = nullptr;
+  e->len = 0;
+  e->live = false;
+  return e;
+}
+
+PyObject* export_view(ExportObject* e, std::span<std::byte> s) {
+  e->ptr = s.data();
+  e->len = s.size();
+  e->live = true;
+  return PyMemoryView_FromObject(reinterpret_cast<PyObject*>(e));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Received messages: Sample (topic), Request (server side), Reply (client side). One layout; `a`
+// is the sequence number or request id, `b` the publisher or client index.
+
+template <class Core, class Held>
+struct MsgObject {
+  PyObject_HEAD
+  std::shared_ptr<Core> core;
+  std::optional<Held> held;  // engaged while the slot or frame is ours
+  const std::byte* data;
+  size_t size;
+  uint64_t a;
+  uint32_t b;
+  bool more;
+  bool release_requested;  // release() was called; done once `exports` drops to 0
+  Py_ssize_t exports;      // live buffer exports of `data`
+};
+
+using SampleObject = MsgObject<SubCore, fl::Sample>;
+using RequestObject = MsgObject<ServerCore, fl::Request>;
+using ReplyObject = MsgObject<ClientCore, fl::Reply>;
+
+PyTypeObject* g_sample_type = nullptr;
+PyTypeObject* g_request_type = nullptr;
+PyTypeObject* g_reply_type = nullptr;
+
+template <class Obj>
+struct MsgTraits;
+template <>
+struct MsgTraits<SampleObject> {
+  static PyTypeObject* type() { return g_sample_type; }
+  static constexpr const char* kName = "Sample";
+  static constexpr const char* kA = "seq";
+};
+template <>
+struct MsgTraits<RequestObject> {
+  static PyTypeObject* type() { return g_request_type; }
+  static constexpr const char* kName = "Request";
+  static constexpr const char* kA = "id";
+};
+template <>
+struct MsgTraits<ReplyObject> {
+  static PyTypeObject* type() { return g_reply_type; }
+  static constexpr const char* kName = "Reply";
+  static constexpr const char* kA = "id";
+};
+
+// Wraps a received message. On failure (MemoryError) `h` stays with the caller, who holds `mu`,
+// so its destructor releases it there.
+template <class Obj, class Core, class Held>
+PyObject* new_msg(const std::shared_ptr<Core>& core, Held& h, std::span<const std::byte> data, uint64_t a, uint32_t b,
+                  bool more) {
+  auto* o = PyObject_New(Obj, MsgTraits<Obj>::type());
+  if (o == nullptr) return nullptr;
+  new (&o->core) std::shared_ptr<Core>(core);
+  new (&o->held) std::optional<Held>(std::move(h));
+  o->data = data.data();
+  o->size = data.size();
+  o->a = a;
+  o->b = b;
+  o->more = more;
+  o->release_requested = false;
+  o->exports = 0;
+  core->held.fetch_add(1, std::memory_order_relaxed);
+  return reinterpret_cast<PyObject*>(o);
+}
+
+template <class Obj>
+void msg_give_back(Obj* m) {
+  if (m->held) {
+    auto h = std::move(*m->held);
+    m->held.reset();
+    m->core->give_back(std::move(h));
+  }
+}
+
+template <class Obj>
+void msg_dealloc(PyObject* self) {
+  auto* m = reinterpret_cast<Obj*>(self);
+  PyTypeObject* tp = Py_TYPE(self);
+  msg_give_back(m);  // no export can be live: each holds a reference to this object
+  m->held.~optional();
+  m->core.~shared_ptr();
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+template <class Obj>
+int msg_getbuffer(PyObject* self, Py_buffer* view, int flags) {
+  auto* m = reinterpret_cast<Obj*>(self);
+  if (m->release_requested) {
+    PyErr_Format(PyExc_ValueError, "flatlane: %s %llu was released", MsgTraits<Obj>::kName,
+                 static_cast<unsigned long long>(m->a));
+    view->obj = nullptr;
+    return -1;
+  }
+  // Read-only: the bytes belong to the sender's slot or ring.
+  if (PyBuffer_FillInfo(view, self, const_cast<std::byte*>(m->data), static_cast<Py_ssize_t>(m->size), 1, flags) < 0)
+    return -1;
+  ++m->exports;
+  return 0;
+}
+
+template <class Obj>
+void msg_releasebuffer(PyObject* self, Py_buffer*) {
+  auto* m = reinterpret_cast<Obj*>(self);
+  if (--m->exports == 0 && m->release_requested) msg_give_back(m);
+}
+
+template <class Obj>
+PyObject* msg_release(PyObject* self, PyObject*) {
+  auto* m = reinterpret_cast<Obj*>(self);
+  m->release_requested = true;
+  if (m->exports == 0) msg_give_back(m);
+  Py_RETURN_NONE;
+}
+
+template <class Obj>
+PyObject* msg_exit(PyObject* self, PyObject* const*, Py_ssize_t) {
+  msg_release<Obj>(self, nullptr);
+  Py_RETURN_FALSE;
+}
+
+template <class Obj>
+Py_ssize_t msg_len(PyObject* self) {
+  return static_cast<Py_ssize_t>(reinterpret_cast<Obj*>(self)->size);
+}
+
+template <class Obj>
+PyObject* msg_get_a(PyObject* self, void*) {
+  return PyLong_FromUnsignedLongLong(reinterpret_cast<Obj*>(self)->a);
+}
+template <class Obj>
+PyObject* msg_get_b(PyObject* self, void*) {
+  return PyLong_FromUnsignedLong(reinterpret_cast<Obj*>(self)->b);
+}
+template <class Obj>
+PyObject* msg_get_released(PyObject* self, void*) {
+  return PyBool_FromLong(reinterpret_cast<Obj*>(self)->release_requested);
+}
+PyObject* reply_get_more(PyObject* self, void*) { return PyBool_FromLong(reinterpret_cast<ReplyObject*>(self)->more); }
+
+template <class Obj>
+PyObject* msg_repr(PyObject* self) {
+  auto* m = reinterpret_cast<Obj*>(self);
+  return PyUnicode_FromFormat("<flatlane.%s %s=%llu size=%zu%s>", MsgTraits<Obj>::kName, MsgTraits<Obj>::kA,
+                              static_cast<unsigned long long>(m->a), m->size,
+                              m->release_requested ? " released" : "");
+}
+
+template <class Obj>
+PyMethodDef* msg_methods() {
+  static PyMethodDef methods[] = {
+      {"release", msg_release<Obj>, METH_NOARGS,
+       "Give the message's slot or ring space back. Takes effect once no memoryview or array of it is "
+       "alive; `data` refuses new views from now on. Idempotent."},
+      {"numpy", as_cfunction(frame_numpy), METH_VARARGS | METH_KEYWORDS,
+       "numpy(dtype=None, count=-1, offset=0) -> numpy.ndarray\n\nA read-only NumPy array over the payload "
+       "(numpy.frombuffer, zero copy). The array keeps the message held."},
+      {"__enter__", frame_enter, METH_NOARGS, nullptr},
+      {"__exit__", as_cfunction(msg_exit<Obj>), METH_FASTCALL, nullptr},
+      {nullptr, nullptr, 0, nullptr}};
+  return methods;
+}
+
+PyGetSetDef sample_getset[] = {
+    {"data", frame_get_data, nullptr,
+     "Read-only memoryview of the payload in the publisher's slot (zero copy). The slot stays held, and is never "
+     "reused, while the sample or any view of it is alive.",
+     nullptr},
+    {"seq", msg_get_a<SampleObject>, nullptr, "The publisher's sequence number (1-based, per publisher).", nullptr},
+    {"publisher", msg_get_b<SampleObject>, nullptr, "The publisher's block index in the topic.", nullptr},
+    {"released", msg_get_released<SampleObject>, nullptr, "True once release() was called.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+PyGetSetDef request_getset[] = {
+    {"data", frame_get_data, nullptr, "Read-only memoryview of the request payload (zero copy, after the envelope).",
+     nullptr},
+    {"id", msg_get_a<RequestObject>, nullptr, "The request id (chosen by the client, increasing from 1).", nullptr},
+    {"client", msg_get_b<RequestObject>, nullptr, "The client's index (its publisher block on the request topic).",
+     nullptr},
+    {"released", msg_get_released<RequestObject>, nullptr, "True once release() was called.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+PyGetSetDef reply_getset[] = {
+    {"data", frame_get_data, nullptr, "Read-only memoryview of the reply payload in the reply ring (zero copy).",
+     nullptr},
+    {"id", msg_get_a<ReplyObject>, nullptr, "The id of the request this answers.", nullptr},
+    {"more", reply_get_more, nullptr, "True if another reply to the same request follows (streaming).", nullptr},
+    {"released", msg_get_released<ReplyObject>, nullptr, "True once release() was called.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+// ------------------------------------------------------------------------------------------------
+// Endpoint objects.
+
+template <class Core>
+struct PatternObject {
+  PyObject_HEAD
+  std::string name;
+  std::shared_ptr<Core> core;  // null once closed (or before __init__)
+  ExportObject* exporter;      // writable views (publisher, server, client); null once closed
+};
+
+using PublisherObject = PatternObject<PubCore>;
+using SubscriberObject = PatternObject<SubCore>;
+using ServerObject = PatternObject<ServerCore>;
+using ClientObject = PatternObject<ClientCore>;
+
+template <class Obj>
+struct RoleOf;
+template <>
+struct RoleOf<PublisherObject> {
+  static constexpr const char* kRole = "publisher";
+  static constexpr const char* kWhat = "topic";
+};
+template <>
+struct RoleOf<SubscriberObject> {
+  static constexpr const char* kRole = "subscriber";
+  static constexpr const char* kWhat = "topic";
+};
+template <>
+struct RoleOf<ServerObject> {
+  static constexpr const char* kRole = "server";
+  static constexpr const char* kWhat = "service";
+};
+template <>
+struct RoleOf<ClientObject> {
+  static constexpr const char* kRole = "client";
+  static constexpr const char* kWhat = "service";
+};
+
+template <class Obj>
+PyObject* pattern_new(PyTypeObject* type, PyObject*, PyObject*) {
+  PyObject* o = type->tp_alloc(type, 0);
+  if (o == nullptr) return nullptr;
+  auto* p = reinterpret_cast<Obj*>(o);
+  new (&p->name) std::string();
+  new (&p->core) decltype(p->core)();
+  p->exporter = nullptr;
+  return o;
+}
+
+// The core of an open endpoint, or nullptr with ClosedError set.
+template <class Obj>
+auto* pattern_core(Obj* self) {
+  if (!self->core) {
+    set_pattern_error(fl::Errc::closed,
+                      std::string(RoleOf<Obj>::kRole) + " of " + RoleOf<Obj>::kWhat + " '" + self->name + "' is closed",
+                      self->name, RoleOf<Obj>::kRole, false);
+    return static_cast<decltype(self->core.get())>(nullptr);
+  }
+  return self->core.get();
+}
+
+template <class Obj>
+PyObject* pattern_fail(Obj* self, fl::Errc e, const std::string& op, const std::string& why, bool full = false) {
+  std::string d = op + " on " + RoleOf<Obj>::kWhat + " '" + self->name + "'";
+  if (!why.empty()) d += ": " + why;
+  set_pattern_error(e, d, self->name, RoleOf<Obj>::kRole, full);
+  return nullptr;
+}
+
+// Locks the core's mutex; when another thread holds it (it waits in slices), waits without the GIL.
+template <class Obj, class Core>
+void lock_core(Obj* self, Core* c, std::unique_lock<std::mutex>& lk) {
+  lk = std::unique_lock<std::mutex>(c->mu, std::try_to_lock);
+  if (lk.owns_lock()) return;
+  std::shared_ptr<Core> keep = self->core;  // a concurrent close() drops ours
+  py::gil_scoped_release nogil;
+  lk.lock();
+}
+
+template <class Obj>
+void pattern_close_impl(Obj* self) {
+  if (!self->core) return;
+  auto core = std::move(self->core);  // later calls see a closed endpoint at once
+  core->closed.store(true, std::memory_order_release);
+  if (self->exporter) self->exporter->live = false;
+  {
+    std::unique_lock<std::mutex> lk(core->mu, std::try_to_lock);
+    if (!lk.owns_lock()) {
+      // A call blocked in another thread gives the mutex up within a slice (it sees `closed`).
+      py::gil_scoped_release nogil;
+      lk.lock();
+    }
+    core->ep.close();
+    core->unlock(lk);
+  }
+  PyObject* e = reinterpret_cast<PyObject*>(self->exporter);
+  self->exporter = nullptr;
+  Py_XDECREF(e);  // views still alive keep the exporter (and the core) until they go
+}
+
+template <class Obj>
+void pattern_dealloc(PyObject* o) {
+  auto* self = reinterpret_cast<Obj*>(o);
+  PyTypeObject* tp = Py_TYPE(o);
+  pattern_close_impl(self);
+  self->core.~shared_ptr();
+  self->name.~basic_string();
+  tp->tp_free(o);
+  Py_DECREF(tp);
+}
+
+template <class Obj>
+PyObject* pattern_close(PyObject* o, PyObject*) {
+  pattern_close_impl(reinterpret_cast<Obj*>(o));
+  Py_RETURN_NONE;
+}
+
+template <class Obj>
+PyObject* pattern_get_closed(PyObject* o, void*) {
+  return PyBool_FromLong(!reinterpret_cast<Obj*>(o)->core);
+}
+template <class Obj>
+PyObject* pattern_get_name(PyObject* o, void*) {
+  const std::string& n = reinterpret_cast<Obj*>(o)->name;
+  return PyUnicode_FromStringAndSize(n.data(), static_cast<Py_ssize_t>(n.size()));
+}
+
+// Creates the core without the GIL (creating a segment prefaults it); setup errors raise.
+template <class Obj, class Core, class Opts>
+int pattern_init(Obj* self, const std::string& name, const Opts& opts, bool with_exporter) {
+  if (self->core) {
+    PyErr_SetString(PyExc_RuntimeError, "flatlane: endpoint is already initialised");
+    return -1;
+  }
+  self->name = name;
+  std::shared_ptr<Core> core;
+  PyObject* r = guarded([&]() -> PyObject* {
+    try {
+      py::gil_scoped_release nogil;
+      core = std::make_shared<Core>(name, opts);
+    } catch (const fl::Error& e) {
+      set_setup_error(e, name, RoleOf<Obj>::kRole);
+      return nullptr;
+    }
+    Py_RETURN_NONE;
+  });
+  if (r == nullptr) return -1;
+  Py_DECREF(r);
+  if (with_exporter) {
+    PyObject* e = guarded([&] { return reinterpret_cast<PyObject*>(new_exporter(core)); });
+    if (e == nullptr) return -1;
+    self->exporter = reinterpret_cast<ExportObject*>(e);
+  }
+  self->core = std::move(core);
+  return 0;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Topic options (keyword arguments of TopicPublisher/TopicSubscriber.__init__).
+
+bool parse_wait(int wait, long long spin_ns, long long liveness_ns, fl::WaitOptions* w) {
+  if (wait < 0 || wait > 2) {
+    PyErr_SetString(PyExc_ValueError, "flatlane: wait must be 0 (busy_spin), 1 (spin_then_sleep) or 2 (blocking)");
+    return false;
+  }
+  if (spin_ns < 0 || liveness_ns <= 0) {
+    PyErr_SetString(PyExc_ValueError, "flatlane: spin budget must be >= 0 and liveness interval > 0");
+    return false;
+  }
+  w->strategy = static_cast<fl::WaitStrategy>(wait);
+  w->spin_budget = nanoseconds(spin_ns);
+  w->liveness_interval = nanoseconds(liveness_ns);
+  return true;
+}
+
+bool parse_mode(int mode, fl::OpenMode* out) {
+  if (mode < 0 || mode > 2) {
+    PyErr_SetString(PyExc_ValueError, "flatlane: mode must be 0 (create), 1 (open) or 2 (create_or_open)");
+    return false;
+  }
+  *out = static_cast<fl::OpenMode>(mode);
+  return true;
+}
+
+bool parse_topic_options(PyObject* args, PyObject* kwargs, std::string* name, fl::TopicOptions* o) {
+  static const char* kw[] = {"name",         "mode",           "slot_size",       "slot_count",   "max_publishers",
+                             "max_subscribers", "queue_depth",  "max_held",        "history",      "permissions",
+                             "type_name",    "type_hash",      "type_name_only",  "wait",         "spin_budget_ns",
+                             "liveness_interval_ns", "unlink_on_close", "subscriber_mode", "history_request",
+                             "block_timeout_ns", nullptr};
+  const char* name_c = nullptr;
+  Py_ssize_t name_len = 0;
+  const char* type_c = "";
+  Py_ssize_t type_len = 0;
+  const fl::TopicConfig d;
+  int mode = 2, wait = 1, unlink = 1, name_only = 0, sub_mode = 0;
+  unsigned int slot_size = d.slot_size, slot_count = d.slot_count, max_pubs = d.max_publishers,
+               max_subs = d.max_subscribers, depth = d.queue_depth, max_held = d.max_held, history = d.history,
+               perms = 0600, history_request = 0;
+  unsigned long long hash = 0;
+  long long spin_ns = 50'000, liveness_ns = 50'000'000, block_ns = 1'000'000'000;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s#|$iIIIIIIIIs#KpiLLpiIL:Topic", const_cast<char**>(kw), &name_c,
+                                   &name_len, &mode, &slot_size, &slot_count, &max_pubs, &max_subs, &depth, &max_held,
+                                   &history, &perms, &type_c, &type_len, &hash, &name_only, &wait, &spin_ns,
+                                   &liveness_ns, &unlink, &sub_mode, &history_request, &block_ns))
+    return false;
+  if (!parse_mode(mode, &o->mode) || !parse_wait(wait, spin_ns, liveness_ns, &o->wait)) return false;
+  if (perms > 0777) {
+    PyErr_SetString(PyExc_ValueError, "flatlane: permissions must be a file mode like 0o600");
+    return false;
+  }
+  if (sub_mode < 0 || sub_mode > 1) {
+    PyErr_SetString(PyExc_ValueError, "flatlane: subscriber_mode must be 0 (drop_oldest) or 1 (block_publisher)");
+    return false;
+  }
+  name->assign(name_c, static_cast<size_t>(name_len));
+  o->topic.slot_size = slot_size;
+  o->topic.slot_count = slot_count;
+  o->topic.max_publishers = max_pubs;
+  o->topic.max_subscribers = max_subs;
+  o->topic.queue_depth = depth;
+  o->topic.max_held = max_held;
+  o->topic.history = history;
+  o->topic.mode = static_cast<mode_t>(perms);
+  o->topic.type.name.assign(type_c, static_cast<size_t>(type_len));
+  o->topic.type.hash = hash;
+  o->topic.type.name_only = name_only != 0;
+  o->unlink_on_close = unlink != 0;
+  o->subscriber_mode = static_cast<fl::SubscriberMode>(sub_mode);
+  o->history_request = history_request;
+  o->block_timeout = block_ns < 0 ? fl::kInfinite : nanoseconds(block_ns);
+  return true;
+}
+
+bool parse_service_options(PyObject* args, PyObject* kwargs, std::string* name, fl::ServiceOptions* o) {
+  static const char* kw[] = {"name",          "mode",          "max_clients",       "max_request",
+                             "request_slots", "queue_depth",   "reply_ring",        "request_type_name",
+                             "request_type_hash", "reply_type_name", "reply_type_hash", "type_name_only",
+                             "wait",          "spin_budget_ns", "liveness_interval_ns", "send_timeout_ns", nullptr};
+  const char* name_c = nullptr;
+  Py_ssize_t name_len = 0;
+  const char *req_c = "", *rep_c = "";
+  Py_ssize_t req_len = 0, rep_len = 0;
+  const fl::ServiceOptions d;
+  int mode = 2, wait = 1, name_only = 0;
+  unsigned int max_clients = d.max_clients, max_request = d.max_request, slots = d.request_slots,
+               depth = d.queue_depth;
+  unsigned long long ring = d.reply_ring, req_hash = 0, rep_hash = 0;
+  long long spin_ns = 50'000, liveness_ns = 50'000'000, send_ns = 1'000'000'000;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s#|$iIIIIKs#Ks#KpiLLL:Service", const_cast<char**>(kw), &name_c,
+                                   &name_len, &mode, &max_clients, &max_request, &slots, &depth, &ring, &req_c,
+                                   &req_len, &req_hash, &rep_c, &rep_len, &rep_hash, &name_only, &wait, &spin_ns,
+                                   &liveness_ns, &send_ns))
+    return false;
+  if (!parse_mode(mode, &o->mode) || !parse_wait(wait, spin_ns, liveness_ns, &o->wait)) return false;
+  name->assign(name_c, static_cast<size_t>(name_len));
+  o->max_clients = max_clients;
+  o->max_request = max_request;
+  o->request_slots = slots;
+  o->queue_depth = depth;
+  o->reply_ring = ring;
+  o->request_type.name.assign(req_c, static_cast<size_t>(req_len));
+  o->request_type.hash = req_hash;
+  o->request_type.name_only = name_only != 0;
+  o->reply_type.name.assign(rep_c, static_cast<size_t>(rep_len));
+  o->reply_type.hash = rep_hash;
+  o->reply_type.name_only = name_only != 0;
+  o->send_timeout = send_ns < 0 ? fl::kInfinite : nanoseconds(send_ns);
+  return true;
+}
+
+// ------------------------------------------------------------------------------------------------
+// TopicPublisher
+
+PyTypeObject* g_publisher_type = nullptr;
+PyTypeObject* g_subscriber_type = nullptr;
+PyTypeObject* g_server_type = nullptr;
+PyTypeObject* g_client_type = nullptr;
+
+int publisher_init(PyObject* o, PyObject* args, PyObject* kwargs) {
+  std::string name;
+  fl::TopicOptions opts;
+  if (!parse_topic_options(args, kwargs, &name, &opts)) return -1;
+  return pattern_init<PublisherObject, PubCore>(reinterpret_cast<PublisherObject*>(o), name, opts, true);
+}
+
+std::string loan_why(fl::Errc e, PubCore* c, size_t n, nanoseconds timeout) {
+  if (e == fl::Errc::timeout) return "no free slot within " + ms_text(timeout) + " (every slot is held or queued)";
+  if (e == fl::Errc::message_too_large)
+    return std::to_string(n) + " bytes exceed the slot size " + std::to_string(c->ep.max_message());
+  return {};
+}
+
+PyObject* publisher_loan(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  auto* self = reinterpret_cast<PublisherObject*>(o);
+  PyObject* a[2];
+  size_t n;
+  nanoseconds timeout;
+  if (!parse_fast("loan", args, nargs, kwnames, {"n", "timeout"}, 1, a) || !to_size(a[0], &n) ||
+      !to_timeout(a[1], &timeout))
+    return nullptr;
+  PubCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    self->exporter->live = false;  // a new loan gives the previous one back (C++ discards it)
+    fl::Result<std::span<std::byte>> r = fl::Errc::timeout;
+    {
+      std::unique_lock<std::mutex> lk(c->mu, std::try_to_lock);
+      if (lk.owns_lock()) r = c->ep.loan(n, nanoseconds(0));
+      if (!r && r.error() == fl::Errc::timeout && timeout.count() != 0) {
+        std::shared_ptr<PubCore> keep = self->core;
+        py::gil_scoped_release nogil;
+        if (!lk.owns_lock()) lk.lock();
+        r = wait_in_slices(*c, lk, timeout, nanoseconds(0), [&](nanoseconds t) { return c->ep.loan(n, t); });
+      }
+      if (r && !self->core) {  // closed meanwhile (close() waits for `mu`, so not yet in C++)
+        c->ep.discard();
+        r = fl::Errc::closed;
+      }
+    }
+    if (!r) {
+      return pattern_fail(self, r.error(), "loan(" + std::to_string(n) + ")", loan_why(r.error(), c, n, timeout),
+                          true);
+    }
+    return export_view(self->exporter, *r);
+  });
+}
+
+PyObject* publisher_publish_impl(PyObject* o, PyObject* used_obj, bool tail) {
+  auto* self = reinterpret_cast<PublisherObject*>(o);
+  size_t used;
+  if (!to_size(used_obj, &used)) return nullptr;
+  PubCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  if (!self->exporter->live) {
+    PyErr_SetString(PyExc_ValueError, "flatlane: publish without a loaned slot (loan() first)");
+    return nullptr;
+  }
+  if (used > self->exporter->len) {
+    PyErr_Format(PyExc_ValueError, "flatlane: publish of %zu bytes exceeds the loan of %zu", used, self->exporter->len);
+    return nullptr;
+  }
+  return guarded([&]() -> PyObject* {
+    self->exporter->live = false;
+    fl::Result<void> r;
+    {
+      // Without the GIL: a block_publisher subscriber may make publish wait (block_timeout).
+      std::shared_ptr<PubCore> keep = self->core;
+      py::gil_scoped_release nogil;
+      std::lock_guard<std::mutex> lk(c->mu);
+      r = tail ? c->ep.publish_tail(used) : c->ep.publish(used);
+    }
+    if (!r) {
+      return pattern_fail(self, r.error(), tail ? "publish_tail()" : "publish()",
+                          r.error() == fl::Errc::timeout
+                              ? "a block_publisher subscriber had no queue space within block_timeout (the others "
+                                "got the message)"
+                              : "",
+                          true);
+    }
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* publisher_publish(PyObject* o, PyObject* used) { return publisher_publish_impl(o, used, false); }
+PyObject* publisher_publish_tail(PyObject* o, PyObject* used) { return publisher_publish_impl(o, used, true); }
+
+PyObject* publisher_discard(PyObject* o, PyObject*) {
+  auto* self = reinterpret_cast<PublisherObject*>(o);
+  PubCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    self->exporter->live = false;
+    std::unique_lock<std::mutex> lk;
+    lock_core(self, c, lk);
+    c->ep.discard();
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* publisher_send(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  auto* self = reinterpret_cast<PublisherObject*>(o);
+  PyObject* a[2];
+  nanoseconds timeout;
+  if (!parse_fast("send", args, nargs, kwnames, {"data", "timeout"}, 1, a) || !to_timeout(a[1], &timeout))
+    return nullptr;
+  PubCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  BufferView buf;
+  if (!buf.get(a[0])) return nullptr;  // not bytes-like, or a non-contiguous array
+  const auto bytes = buf.bytes();
+  return guarded([&]() -> PyObject* {
+    self->exporter->live = false;  // sending gives any loaned slot back
+    fl::Result<void> r;
+    bool published = false;
+    {
+      std::shared_ptr<PubCore> keep = self->core;
+      py::gil_scoped_release nogil;
+      std::unique_lock<std::mutex> lk(c->mu);
+      auto slot = wait_in_slices(*c, lk, timeout, nanoseconds(0),
+                                 [&](nanoseconds t) { return c->ep.loan(bytes.size(), t); });
+      if (!slot) {
+        r = slot.error();
+      } else {
+        if (!bytes.empty()) std::memcpy(slot->data(), bytes.data(), bytes.size());
+        r = c->ep.publish(bytes.size());
+        published = true;
+      }
+    }
+    if (!r) {
+      const std::string op = "send(" + std::to_string(bytes.size()) + " bytes)";
+      if (published)
+        return pattern_fail(self, r.error(), op,
+                            "a block_publisher subscriber had no queue space within block_timeout (the others got "
+                            "the message)",
+                            true);
+      return pattern_fail(self, r.error(), op, loan_why(r.error(), c, bytes.size(), timeout), true);
+    }
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* publisher_stats(PyObject* o, PyObject*) {
+  auto* self = reinterpret_cast<PublisherObject*>(o);
+  PubCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    std::unique_lock<std::mutex> lk;
+    lock_core(self, c, lk);
+    const fl::PublisherStats s = c->ep.stats();
+    lk.unlock();
+    return Py_BuildValue("(KKKKkkk)", static_cast<unsigned long long>(s.messages),
+                         static_cast<unsigned long long>(s.bytes), static_cast<unsigned long long>(s.no_receiver),
+                         static_cast<unsigned long long>(s.timeouts), static_cast<unsigned long>(s.subscribers),
+                         static_cast<unsigned long>(s.free_slots), static_cast<unsigned long>(s.slot_count));
+  });
+}
+
+PyObject* publisher_get_subscribers(PyObject* o, void*) {
+  auto* self = reinterpret_cast<PublisherObject*>(o);
+  PubCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    std::unique_lock<std::mutex> lk;
+    lock_core(self, c, lk);
+    const uint32_t n = c->ep.subscriber_count();
+    lk.unlock();
+    return PyLong_FromUnsignedLong(n);
+  });
+}
+
+PyObject* publisher_get_max_message(PyObject* o, void*) {
+  PubCore* c = pattern_core(reinterpret_cast<PublisherObject*>(o));
+  return c ? PyLong_FromUnsignedLong(c->ep.max_message()) : nullptr;
+}
+PyObject* publisher_get_index(PyObject* o, void*) {
+  PubCore* c = pattern_core(reinterpret_cast<PublisherObject*>(o));
+  return c ? PyLong_FromUnsignedLong(c->ep.index()) : nullptr;
+}
+
+PyMethodDef publisher_methods[] = {
+    {"loan", as_cfunction(publisher_loan), METH_FASTCALL | METH_KEYWORDS,
+     "loan(n, timeout=None) -> memoryview\n\nA writable view of n bytes of a free slot of this publisher's pool. "
+     "Fill it, then publish(used), publish_tail(used) or discard(). When every slot is in use, queued messages of "
+     "drop_oldest subscribers are dropped to free one; else waits (ms; None forever, 0 never). Raises "
+     "BufferFullError when no slot came in time, MessageTooLargeError when n > max_message."},
+    {"publish", publisher_publish, METH_O,
+     "publish(used)\n\nHand the first `used` bytes of the loaned slot to every attached subscriber."},
+    {"publish_tail", publisher_publish_tail, METH_O,
+     "publish_tail(used)\n\nPublish the last `used` bytes of the loan where they are (a FlatBuffer built back to "
+     "front)."},
+    {"discard", publisher_discard, METH_NOARGS, "Give the loaned slot back unpublished."},
+    {"send", as_cfunction(publisher_send), METH_FASTCALL | METH_KEYWORDS,
+     "send(data, timeout=None)\n\nloan + copy + publish of a bytes-like object (at most max_message bytes). The "
+     "timeout (ms) bounds the wait for a free slot."},
+    {"close", pattern_close<PublisherObject>, METH_NOARGS, "Detach from the topic (idempotent)."},
+    {"_stats", publisher_stats, METH_NOARGS,
+     "(messages, bytes, no_receiver, timeouts, subscribers, free_slots, slot_count)"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyGetSetDef publisher_getset[] = {
+    {"closed", pattern_get_closed<PublisherObject>, nullptr, "True once close() was called.", nullptr},
+    {"name", pattern_get_name<PublisherObject>, nullptr, "The topic name.", nullptr},
+    {"subscriber_count", publisher_get_subscribers, nullptr, "Subscribers attached now.", nullptr},
+    {"max_message", publisher_get_max_message, nullptr, "The slot size: the largest message.", nullptr},
+    {"index", publisher_get_index, nullptr, "This publisher's block index (Sample.publisher on the other side).",
+     nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+// ------------------------------------------------------------------------------------------------
+// TopicSubscriber
+
+int subscriber_init(PyObject* o, PyObject* args, PyObject* kwargs) {
+  std::string name;
+  fl::TopicOptions opts;
+  if (!parse_topic_options(args, kwargs, &name, &opts)) return -1;
+  return pattern_init<SubscriberObject, SubCore>(reinterpret_cast<SubscriberObject*>(o), name, opts, false);
+}
+
+PyObject* subscriber_receive(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  auto* self = reinterpret_cast<SubscriberObject*>(o);
+  nanoseconds timeout;
+  if (!parse_timeout_only("receive", args, nargs, kwnames, &timeout)) return nullptr;
+  SubCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    std::shared_ptr<SubCore> keep = self->core;  // the sample's owner, even if closed meanwhile
+    std::unique_lock<std::mutex> lk(c->mu, std::try_to_lock);
+    fl::Result<fl::Sample> r = fl::Errc::timeout;
+    if (lk.owns_lock()) r = c->ep.receive(nanoseconds(0));
+    if (!r && r.error() == fl::Errc::timeout && timeout.count() != 0) {
+      py::gil_scoped_release nogil;
+      if (!lk.owns_lock()) lk.lock();
+      r = wait_in_slices(*c, lk, timeout, nanoseconds(0), [&](nanoseconds t) { return c->ep.receive(t); });
+    }
+    PyObject* out = nullptr;
+    if (r) {
+      // A sample taken before a concurrent close() is still delivered (released normally later).
+      fl::Sample s = std::move(r).value();
+      const auto data = s.data();
+      out = new_msg<SampleObject>(keep, s, data, s.seq(), s.publisher(), false);
+    }  // `s` (live only if new_msg failed) is released here, under `mu`
+    if (lk.owns_lock()) c->unlock(lk);
+    if (!r) {
+      std::string why;
+      switch (r.error()) {
+        case fl::Errc::timeout: why = "nothing arrived within " + ms_text(timeout); break;
+        case fl::Errc::busy: why = "max_held samples are held already: release some first"; break;
+        case fl::Errc::peer_dead: why = "every publisher is gone and one died"; break;
+        case fl::Errc::peer_closed: why = "every publisher closed the topic"; break;
+        default: break;
+      }
+      return pattern_fail(self, r.error(), "receive()", why);
+    }
+    return out;
+  });
+}
+
+PyObject* subscriber_stats(PyObject* o, PyObject*) {
+  auto* self = reinterpret_cast<SubscriberObject*>(o);
+  SubCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    std::unique_lock<std::mutex> lk;
+    lock_core(self, c, lk);
+    const fl::SubscriberStats s = c->ep.stats();
+    c->unlock(lk);
+    return Py_BuildValue("(KKKkk)", static_cast<unsigned long long>(s.received),
+                         static_cast<unsigned long long>(s.bytes), static_cast<unsigned long long>(s.dropped),
+                         static_cast<unsigned long>(s.held), static_cast<unsigned long>(s.queued));
+  });
+}
+
+PyObject* subscriber_get_held(PyObject* o, void*) {
+  SubCore* c = pattern_core(reinterpret_cast<SubscriberObject*>(o));
+  return c ? PyLong_FromUnsignedLongLong(c->held.load(std::memory_order_relaxed)) : nullptr;
+}
+PyObject* subscriber_get_index(PyObject* o, void*) {
+  SubCore* c = pattern_core(reinterpret_cast<SubscriberObject*>(o));
+  return c ? PyLong_FromUnsignedLong(c->ep.index()) : nullptr;
+}
+
+PyMethodDef subscriber_methods[] = {
+    {"receive", as_cfunction(subscriber_receive), METH_FASTCALL | METH_KEYWORDS,
+     "receive(timeout=None) -> Sample\n\nThe next message from any publisher, zero copy (ms; None forever, 0 never "
+     "waits). Raises FlatlaneTimeoutError, ChannelBusyError when max_held samples are held, PeerDeadError / "
+     "PeerClosedError once every publisher is gone and nothing is queued."},
+    {"close", pattern_close<SubscriberObject>, METH_NOARGS, "Detach from the topic (idempotent)."},
+    {"_stats", subscriber_stats, METH_NOARGS, "(received, bytes, dropped, held, queued)"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyGetSetDef subscriber_getset[] = {
+    {"closed", pattern_get_closed<SubscriberObject>, nullptr, "True once close() was called.", nullptr},
+    {"name", pattern_get_name<SubscriberObject>, nullptr, "The topic name.", nullptr},
+    {"held_samples", subscriber_get_held, nullptr, "Samples returned by receive() and not yet released.", nullptr},
+    {"index", subscriber_get_index, nullptr, "This subscriber's block index.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+// ------------------------------------------------------------------------------------------------
+// ServiceServer
+
+int server_init(PyObject* o, PyObject* args, PyObject* kwargs) {
+  std::string name;
+  fl::ServiceOptions opts;
+  if (!parse_service_options(args, kwargs, &name, &opts)) return -1;
+  return pattern_init<ServerObject, ServerCore>(reinterpret_cast<ServerObject*>(o), name, opts, true);
+}
+
+PyObject* server_receive(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  auto* self = reinterpret_cast<ServerObject*>(o);
+  nanoseconds timeout;
+  if (!parse_timeout_only("receive", args, nargs, kwnames, &timeout)) return nullptr;
+  ServerCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    std::shared_ptr<ServerCore> keep = self->core;
+    std::unique_lock<std::mutex> lk(c->mu, std::try_to_lock);
+    fl::Result<fl::Request> r = fl::Errc::timeout;
+    if (lk.owns_lock()) r = c->ep.receive(nanoseconds(0));
+    if (!r && r.error() == fl::Errc::timeout && timeout.count() != 0) {
+      py::gil_scoped_release nogil;
+      if (!lk.owns_lock()) lk.lock();
+      r = wait_in_slices(*c, lk, timeout, nanoseconds(0), [&](nanoseconds t) { return c->ep.receive(t); });
+    }
+    PyObject* out = nullptr;
+    if (r) {
+      fl::Request q = std::move(r).value();
+      const auto data = q.data();
+      out = new_msg<RequestObject>(keep, q, data, q.id(), q.client(), false);
+    }
+    if (lk.owns_lock()) c->unlock(lk);
+    if (!r) {
+      std::string why;
+      if (r.error() == fl::Errc::timeout) why = "no request within " + ms_text(timeout);
+      if (r.error() == fl::Errc::busy) why = "too many requests held: release some first";
+      if (r.error() == fl::Errc::peer_dead) why = "every client is gone and one died";
+      if (r.error() == fl::Errc::peer_closed) why = "every client closed the service";
+      return pattern_fail(self, r.error(), "receive()", why);
+    }
+    return out;
+  });
+}
+
+// The C++ Request of a Python Request, or nullptr with an error set.
+const fl::Request* request_of(ServerObject* self, PyObject* req) {
+  if (Py_TYPE(req) != g_request_type) {
+    PyErr_Format(PyExc_TypeError, "flatlane: expected a Request of this server, got %s", Py_TYPE(req)->tp_name);
+    return nullptr;
+  }
+  auto* r = reinterpret_cast<RequestObject*>(req);
+  if (r->core != self->core) {
+    PyErr_SetString(PyExc_ValueError, "flatlane: the Request came from another server");
+    return nullptr;
+  }
+  if (!r->held) {
+    PyErr_Format(PyExc_ValueError, "flatlane: Request %llu was released: answer before releasing it",
+                 static_cast<unsigned long long>(r->a));
+    return nullptr;
+  }
+  return &*r->held;
+}
+
+// Errors of a reply that was dropped: the client left or died, or its ring is full.
+bool reply_dropped(fl::Errc e) {
+  return e == fl::Errc::peer_closed || e == fl::Errc::peer_dead || e == fl::Errc::timeout;
+}
+
+std::string reply_why(fl::Errc e) {
+  switch (e) {
+    case fl::Errc::peer_closed: return "the client left (reply dropped)";
+    case fl::Errc::peer_dead: return "the client died (reply dropped)";
+    case fl::Errc::timeout: return "the client's reply ring is full (reply dropped; a server never waits)";
+    case fl::Errc::message_too_large: return "larger than the client's reply frames";
+    default: return {};
+  }
+}
+
+PyObject* server_prepare_reply(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  auto* self = reinterpret_cast<ServerObject*>(o);
+  PyObject* a[2];
+  size_t n;
+  if (!parse_fast("prepare_reply", args, nargs, kwnames, {"request", "n"}, 2, a) || !to_size(a[1], &n)) return nullptr;
+  ServerCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  const fl::Request* req = request_of(self, a[0]);
+  if (req == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    self->exporter->live = false;  // preparing gives an earlier preparation back
+    std::unique_lock<std::mutex> lk;
+    lock_core(self, c, lk);
+    auto r = c->ep.prepare_reply(*req, n);
+    if (r && !self->core) {  // closed while we waited for the mutex: nothing left to export from
+      c->ep.abort_reply();
+      r = fl::Errc::closed;
+    }
+    c->unlock(lk);
+    if (!r) return pattern_fail(self, r.error(), "prepare_reply(" + std::to_string(n) + ")", reply_why(r.error()), true);
+    return export_view(self->exporter, *r);
+  });
+}
+
+PyObject* server_commit_impl(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, bool tail) {
+  auto* self = reinterpret_cast<ServerObject*>(o);
+  const char* fn = tail ? "commit_reply_tail" : "commit_reply";
+  PyObject* a[2];
+  size_t used;
+  bool more;
+  if (!parse_fast(fn, args, nargs, kwnames, {"used", "more"}, 1, a) || !to_size(a[0], &used) || !to_flag(a[1], &more))
+    return nullptr;
+  ServerCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  if (!self->exporter->live) {
+    PyErr_Format(PyExc_ValueError, "flatlane: %s without a prepared reply (prepare_reply() first)", fn);
+    return nullptr;
+  }
+  if (used > self->exporter->len) {
+    PyErr_Format(PyExc_ValueError, "flatlane: %s of %zu bytes exceeds the prepared %zu", fn, used, self->exporter->len);
+    return nullptr;
+  }
+  return guarded([&]() -> PyObject* {
+    self->exporter->live = false;
+    std::unique_lock<std::mutex> lk;
+    lock_core(self, c, lk);
+    auto r = tail ? c->ep.commit_reply_tail(used, more) : c->ep.commit_reply(used, more);
+    c->unlock(lk);
+    if (!r) return pattern_fail(self, r.error(), std::string(fn) + "()", "");
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* server_commit_reply(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return server_commit_impl(o, args, nargs, kwnames, false);
+}
+PyObject* server_commit_reply_tail(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return server_commit_impl(o, args, nargs, kwnames, true);
+}
+
+PyObject* server_abort_reply(PyObject* o, PyObject*) {
+  auto* self = reinterpret_cast<ServerObject*>(o);
+  ServerCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    self->exporter->live = false;
+    std::unique_lock<std::mutex> lk;
+    lock_core(self, c, lk);
+    c->ep.abort_reply();
+    c->unlock(lk);
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* server_reply(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  auto* self = reinterpret_cast<ServerObject*>(o);
+  PyObject* a[3];
+  bool more;
+  if (!parse_fast("reply", args, nargs, kwnames, {"request", "data", "more"}, 2, a) || !to_flag(a[2], &more))
+    return nullptr;
+  ServerCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  const fl::Request* req = request_of(self, a[0]);
+  if (req == nullptr) return nullptr;
+  BufferView buf;
+  if (!buf.get(a[1])) return nullptr;
+  const auto bytes = buf.bytes();
+  return guarded([&]() -> PyObject* {
+    self->exporter->live = false;  // reply() voids a preparation (C++ aborts it)
+    std::unique_lock<std::mutex> lk;
+    lock_core(self, c, lk);
+    auto r = c->ep.reply(*req, bytes, more);
+    c->unlock(lk);
+    if (r) Py_RETURN_TRUE;
+    if (reply_dropped(r.error())) Py_RETURN_FALSE;  // counted in stats().dropped_replies
+    return pattern_fail(self, r.error(), "reply(" + std::to_string(bytes.size()) + " bytes)", reply_why(r.error()));
+  });
+}
+
+PyObject* server_stats(PyObject* o, PyObject*) {
+  auto* self = reinterpret_cast<ServerObject*>(o);
+  ServerCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    std::unique_lock<std::mutex> lk;
+    lock_core(self, c, lk);
+    const fl::ServerStats s = c->ep.stats();
+    c->unlock(lk);
+    return Py_BuildValue("(KKKk)", static_cast<unsigned long long>(s.requests),
+                         static_cast<unsigned long long>(s.replies), static_cast<unsigned long long>(s.dropped_replies),
+                         static_cast<unsigned long>(s.clients));
+  });
+}
+
+PyObject* server_get_held(PyObject* o, void*) {
+  ServerCore* c = pattern_core(reinterpret_cast<ServerObject*>(o));
+  return c ? PyLong_FromUnsignedLongLong(c->held.load(std::memory_order_relaxed)) : nullptr;
+}
+
+PyMethodDef server_methods[] = {
+    {"receive", as_cfunction(server_receive), METH_FASTCALL | METH_KEYWORDS,
+     "receive(timeout=None) -> Request\n\nThe next request from any client, zero copy (ms; None forever, 0 never "
+     "waits)."},
+    {"prepare_reply", as_cfunction(server_prepare_reply), METH_FASTCALL | METH_KEYWORDS,
+     "prepare_reply(request, n) -> memoryview\n\nA writable view of n bytes in the client's reply ring; then "
+     "commit_reply(used, more=False). Never waits: raises BufferFullError when the ring is full, "
+     "PeerClosedError / PeerDeadError when the client is gone (the reply is counted as dropped)."},
+    {"commit_reply", as_cfunction(server_commit_reply), METH_FASTCALL | METH_KEYWORDS,
+     "commit_reply(used, more=False)\n\nSend the first `used` bytes of the prepared reply; more=True: another reply "
+     "to the same request follows."},
+    {"commit_reply_tail", as_cfunction(server_commit_reply_tail), METH_FASTCALL | METH_KEYWORDS,
+     "commit_reply_tail(used, more=False)\n\nSend the last `used` bytes of the prepared reply where they are."},
+    {"abort_reply", server_abort_reply, METH_NOARGS, "Drop the prepared reply."},
+    {"reply", as_cfunction(server_reply), METH_FASTCALL | METH_KEYWORDS,
+     "reply(request, data, more=False) -> bool\n\nCopy a bytes-like object into the client's reply ring. Never "
+     "waits: returns False when the reply was dropped (client gone, or its ring full; counted in "
+     "stats().dropped_replies)."},
+    {"close", pattern_close<ServerObject>, METH_NOARGS, "Detach from the service (idempotent)."},
+    {"_stats", server_stats, METH_NOARGS, "(requests, replies, dropped_replies, clients)"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyGetSetDef server_getset[] = {
+    {"closed", pattern_get_closed<ServerObject>, nullptr, "True once close() was called.", nullptr},
+    {"name", pattern_get_name<ServerObject>, nullptr, "The service name.", nullptr},
+    {"held_requests", server_get_held, nullptr, "Requests returned by receive() and not yet released.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+// ------------------------------------------------------------------------------------------------
+// ServiceClient
+
+int client_init(PyObject* o, PyObject* args, PyObject* kwargs) {
+  std::string name;
+  fl::ServiceOptions opts;
+  if (!parse_service_options(args, kwargs, &name, &opts)) return -1;
+  return pattern_init<ClientObject, ClientCore>(reinterpret_cast<ClientObject*>(o), name, opts, true);
+}
+
+std::string client_why(fl::Errc e, nanoseconds timeout, bool sending) {
+  switch (e) {
+    case fl::Errc::not_found: return "no server is attached";
+    case fl::Errc::timeout:
+      return sending ? "the server's queue stayed full for send_timeout" : "no reply within " + ms_text(timeout);
+    case fl::Errc::peer_dead: return "the server died";
+    case fl::Errc::peer_closed: return "the server closed the service";
+    case fl::Errc::message_too_large: return "larger than max_request";
+    default: return {};
+  }
+}
+
+// C++ ServiceClient::receive(id, t) returns timeout before its first read when t is ~0, so a
+// poll (timeout=0) waits for this long at least.
+constexpr nanoseconds kClientMinSlice = std::chrono::microseconds(20);
+
+// With `mu` held and the GIL released: the next reply to `id`.
+fl::Result<fl::Reply> client_wait(ClientCore& c, std::unique_lock<std::mutex>& lk, uint64_t id, nanoseconds timeout) {
+  return wait_in_slices(c, lk, timeout, kClientMinSlice, [&](nanoseconds t) { return c.ep.receive(id, t); });
+}
+
+PyObject* client_reply_object(ClientObject*, const std::shared_ptr<ClientCore>& keep, fl::Result<fl::Reply>& r) {
+  fl::Reply rep = std::move(r).value();
+  const auto data = rep.data();
+  return new_msg<ReplyObject>(keep, rep, data, rep.id(), 0, rep.more());
+}
+
+PyObject* client_send(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  auto* self = reinterpret_cast<ClientObject*>(o);
+  PyObject* a[1];
+  if (!parse_fast("send", args, nargs, kwnames, {"data"}, 1, a)) return nullptr;
+  ClientCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  BufferView buf;
+  if (!buf.get(a[0])) return nullptr;
+  const auto bytes = buf.bytes();
+  return guarded([&]() -> PyObject* {
+    self->exporter->live = false;
+    fl::Result<uint64_t> r = fl::Errc::timeout;
+    {
+      std::shared_ptr<ClientCore> keep = self->core;
+      py::gil_scoped_release nogil;  // waits for a slot and for server queue space
+      std::lock_guard<std::mutex> lk(c->mu);
+      r = c->ep.send(bytes);
+      if (r) ++c->sent;
+    }
+    if (!r)
+      return pattern_fail(self, r.error(), "send(" + std::to_string(bytes.size()) + " bytes)",
+                          client_why(r.error(), nanoseconds(0), true), true);
+    return PyLong_FromUnsignedLongLong(*r);
+  });
+}
+
+PyObject* client_receive(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  auto* self = reinterpret_cast<ClientObject*>(o);
+  PyObject* a[2];
+  nanoseconds timeout;
+  if (!parse_fast("receive", args, nargs, kwnames, {"id", "timeout"}, 1, a) || !to_timeout(a[1], &timeout))
+    return nullptr;
+  const unsigned long long id = PyLong_AsUnsignedLongLong(a[0]);
+  if (id == static_cast<unsigned long long>(-1) && PyErr_Occurred()) return nullptr;
+  ClientCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    std::shared_ptr<ClientCore> keep = self->core;
+    std::unique_lock<std::mutex> lk;
+    fl::Result<fl::Reply> r = fl::Errc::timeout;
+    {
+      py::gil_scoped_release nogil;
+      lk = std::unique_lock<std::mutex>(c->mu);
+      r = client_wait(*c, lk, id, timeout);
+      if (r) ++c->replies;
+    }
+    PyObject* out = r ? client_reply_object(self, keep, r) : nullptr;
+    c->unlock(lk);
+    if (!r) return pattern_fail(self, r.error(), "receive(" + std::to_string(id) + ")", client_why(r.error(), timeout, false));
+    return out;
+  });
+}
+
+PyObject* client_call(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  auto* self = reinterpret_cast<ClientObject*>(o);
+  PyObject* a[2];
+  nanoseconds timeout;
+  if (!parse_fast("call", args, nargs, kwnames, {"data", "timeout"}, 1, a) || !to_timeout(a[1], &timeout))
+    return nullptr;
+  ClientCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  BufferView buf;
+  if (!buf.get(a[0])) return nullptr;
+  const auto bytes = buf.bytes();
+  return guarded([&]() -> PyObject* {
+    self->exporter->live = false;
+    std::shared_ptr<ClientCore> keep = self->core;
+    std::unique_lock<std::mutex> lk;
+    fl::Result<uint64_t> id = fl::Errc::timeout;
+    fl::Result<fl::Reply> r = fl::Errc::timeout;
+    {
+      py::gil_scoped_release nogil;
+      lk = std::unique_lock<std::mutex>(c->mu);
+      id = c->ep.send(bytes);
+      if (id) {
+        ++c->sent;
+        r = client_wait(*c, lk, *id, timeout);
+        if (r) ++c->replies;
+      }
+    }
+    PyObject* out = id && r ? client_reply_object(self, keep, r) : nullptr;
+    c->unlock(lk);
+    const std::string op = "call(" + std::to_string(bytes.size()) + " bytes)";
+    if (!id) return pattern_fail(self, id.error(), op, client_why(id.error(), timeout, true), true);
+    if (!r) return pattern_fail(self, r.error(), op, client_why(r.error(), timeout, false));
+    return out;
+  });
+}
+
+PyObject* client_prepare(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  auto* self = reinterpret_cast<ClientObject*>(o);
+  PyObject* a[1];
+  size_t n;
+  if (!parse_fast("prepare", args, nargs, kwnames, {"n"}, 1, a) || !to_size(a[0], &n)) return nullptr;
+  ClientCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    self->exporter->live = false;
+    fl::Result<std::span<std::byte>> r = fl::Errc::timeout;
+    {
+      std::shared_ptr<ClientCore> keep = self->core;
+      py::gil_scoped_release nogil;  // waits for a free request slot
+      std::lock_guard<std::mutex> lk(c->mu);
+      c->ep.abort_prepared();  // C++ prepare() would leave an earlier loan half-done
+      r = c->ep.prepare(n);
+    }
+    if (r && !self->core) {  // closed meanwhile: close() waits for `mu`, which we no longer hold
+      std::unique_lock<std::mutex> lk;
+      lock_core(self, c, lk);
+      c->ep.abort_prepared();
+      c->unlock(lk);
+      r = fl::Errc::closed;
+    }
+    if (!r)
+      return pattern_fail(self, r.error(), "prepare(" + std::to_string(n) + ")", client_why(r.error(), nanoseconds(0), true),
+                          true);
+    return export_view(self->exporter, *r);
+  });
+}
+
+PyObject* client_send_prepared_impl(PyObject* o, PyObject* used_obj, bool tail) {
+  auto* self = reinterpret_cast<ClientObject*>(o);
+  size_t used;
+  if (!to_size(used_obj, &used)) return nullptr;
+  ClientCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  if (!self->exporter->live) {
+    PyErr_SetString(PyExc_ValueError, "flatlane: send_prepared without a prepared request (prepare() first)");
+    return nullptr;
+  }
+  if (used > self->exporter->len) {
+    PyErr_Format(PyExc_ValueError, "flatlane: send_prepared of %zu bytes exceeds the prepared %zu", used,
+                 self->exporter->len);
+    return nullptr;
+  }
+  return guarded([&]() -> PyObject* {
+    self->exporter->live = false;
+    fl::Result<uint64_t> r = fl::Errc::timeout;
+    {
+      std::shared_ptr<ClientCore> keep = self->core;
+      py::gil_scoped_release nogil;  // waits for server queue space (send_timeout)
+      std::lock_guard<std::mutex> lk(c->mu);
+      r = tail ? c->ep.send_prepared_tail(used) : c->ep.send_prepared(used);
+      if (r) ++c->sent;
+    }
+    if (!r)
+      return pattern_fail(self, r.error(), tail ? "send_prepared_tail()" : "send_prepared()",
+                          client_why(r.error(), nanoseconds(0), true), true);
+    return PyLong_FromUnsignedLongLong(*r);
+  });
+}
+
+PyObject* client_send_prepared(PyObject* o, PyObject* used) { return client_send_prepared_impl(o, used, false); }
+PyObject* client_send_prepared_tail(PyObject* o, PyObject* used) { return client_send_prepared_impl(o, used, true); }
+
+PyObject* client_abort_prepared(PyObject* o, PyObject*) {
+  auto* self = reinterpret_cast<ClientObject*>(o);
+  ClientCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    self->exporter->live = false;
+    std::unique_lock<std::mutex> lk;
+    lock_core(self, c, lk);
+    c->ep.abort_prepared();
+    c->unlock(lk);
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* client_get_max_request(PyObject* o, void*) {
+  ClientCore* c = pattern_core(reinterpret_cast<ClientObject*>(o));
+  return c ? PyLong_FromSize_t(c->ep.max_request()) : nullptr;
+}
+PyObject* client_get_index(PyObject* o, void*) {
+  ClientCore* c = pattern_core(reinterpret_cast<ClientObject*>(o));
+  return c ? PyLong_FromUnsignedLong(c->ep.index()) : nullptr;
+}
+PyObject* client_get_held(PyObject* o, void*) {
+  ClientCore* c = pattern_core(reinterpret_cast<ClientObject*>(o));
+  return c ? PyLong_FromUnsignedLongLong(c->held.load(std::memory_order_relaxed)) : nullptr;
+}
+
+PyObject* client_stats(PyObject* o, PyObject*) {
+  auto* self = reinterpret_cast<ClientObject*>(o);
+  ClientCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    std::unique_lock<std::mutex> lk;
+    lock_core(self, c, lk);
+    const uint64_t sent = c->sent, replies = c->replies;
+    c->unlock(lk);
+    return Py_BuildValue("(KKK)", static_cast<unsigned long long>(sent), static_cast<unsigned long long>(replies),
+                         static_cast<unsigned long long>(c->held.load(std::memory_order_relaxed)));
+  });
+}
+
+PyMethodDef client_methods[] = {
+    {"send", as_cfunction(client_send), METH_FASTCALL | METH_KEYWORDS,
+     "send(data) -> int\n\nSend a request (a bytes-like object of at most max_request bytes); returns its id. "
+     "Raises ChannelNotFoundError when no server is attached, BufferFullError when the server's queue stayed full "
+     "for send_timeout."},
+    {"receive", as_cfunction(client_receive), METH_FASTCALL | METH_KEYWORDS,
+     "receive(id, timeout=None) -> Reply\n\nThe next reply to request `id`, zero copy; replies to other (given up) "
+     "requests are skipped. Raises FlatlaneTimeoutError, PeerDeadError (the server died), PeerClosedError."},
+    {"call", as_cfunction(client_call), METH_FASTCALL | METH_KEYWORDS,
+     "call(data, timeout=None) -> Reply\n\nsend + receive; the timeout (ms) bounds the wait for the reply."},
+    {"prepare", as_cfunction(client_prepare), METH_FASTCALL | METH_KEYWORDS,
+     "prepare(n) -> memoryview\n\nA writable view of n bytes of a request slot; then send_prepared(used)."},
+    {"send_prepared", client_send_prepared, METH_O,
+     "send_prepared(used) -> int\n\nSend the first `used` prepared bytes; returns the request id."},
+    {"send_prepared_tail", client_send_prepared_tail, METH_O,
+     "send_prepared_tail(used) -> int\n\nSend the last `used` prepared bytes where they are."},
+    {"abort_prepared", client_abort_prepared, METH_NOARGS, "Give the prepared slot back unsent."},
+    {"close", pattern_close<ClientObject>, METH_NOARGS, "Detach from the service (idempotent)."},
+    {"_stats", client_stats, METH_NOARGS, "(requests, replies, held_replies)"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyGetSetDef client_getset[] = {
+    {"closed", pattern_get_closed<ClientObject>, nullptr, "True once close() was called.", nullptr},
+    {"name", pattern_get_name<ClientObject>, nullptr, "The service name.", nullptr},
+    {"max_request", client_get_max_request, nullptr, "The largest request payload.", nullptr},
+    {"index", client_get_index, nullptr, "This client's index (Request.client on the server).", nullptr},
+    {"held_replies", client_get_held, nullptr, "Replies returned and not yet released.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+template <class Obj>
+PyType_Spec* msg_spec(const char* name, PyGetSetDef* getset, const char* doc) {
+  static PyType_Slot slots[] = {{Py_tp_dealloc, reinterpret_cast<void*>(msg_dealloc<Obj>)},
+                                {Py_tp_methods, msg_methods<Obj>()},
+                                {Py_tp_getset, getset},
+                                {Py_tp_repr, reinterpret_cast<void*>(msg_repr<Obj>)},
+                                {Py_sq_length, reinterpret_cast<void*>(msg_len<Obj>)},
+                                {Py_bf_getbuffer, reinterpret_cast<void*>(msg_getbuffer<Obj>)},
+                                {Py_bf_releasebuffer, reinterpret_cast<void*>(msg_releasebuffer<Obj>)},
+                                {Py_tp_doc, const_cast<char*>(doc)},
+                                {0, nullptr}};
+  static PyType_Spec spec = {name, sizeof(Obj), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, slots};
+  return &spec;
+}
+
+template <class Obj>
+PyType_Spec* endpoint_spec(const char* name, initproc init, PyMethodDef* methods, PyGetSetDef* getset,
+                           const char* doc) {
+  static PyType_Slot slots[] = {{Py_tp_new, reinterpret_cast<void*>(pattern_new<Obj>)},
+                                {Py_tp_init, reinterpret_cast<void*>(init)},
+                                {Py_tp_dealloc, reinterpret_cast<void*>(pattern_dealloc<Obj>)},
+                                {Py_tp_methods, methods},
+                                {Py_tp_getset, getset},
+                                {Py_tp_doc, const_cast<char*>(doc)},
+                                {0, nullptr}};
+  static PyType_Spec spec = {name, sizeof(Obj), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, slots};
+  return &spec;
+}
+
+void add_pattern_types(py::module_& m) {
+  static PyType_Slot export_slots[] = {
+      {Py_tp_dealloc, reinterpret_cast<void*>(export_dealloc)},
+      {Py_bf_getbuffer, reinterpret_cast<void*>(export_getbuffer)},
+      {Py_tp_doc, const_cast<char*>("Owner of a loaned slot's or prepared message's writable view (internal).")},
+      {0, nullptr}};
+  static PyType_Spec export_spec = {"flatlane._native.SlotExport", sizeof(ExportObject), 0,
+                                    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, export_slots};
+  g_export_type = make_type(&export_spec);
+  g_sample_type = make_type(msg_spec<SampleObject>(
+      "flatlane._native.Sample", sample_getset,
+      "A received topic message: a zero-copy, read-only view of the publisher's slot. Release it (release(), "
+      "`with`, or by dropping it) to give the slot back."));
+  g_request_type = make_type(msg_spec<RequestObject>(
+      "flatlane._native.Request", request_getset,
+      "A request as the server sees it: zero-copy, read-only; holds the client's request slot until released."));
+  g_reply_type = make_type(msg_spec<ReplyObject>(
+      "flatlane._native.Reply", reply_getset,
+      "A reply as the client sees it: zero-copy, read-only view of the reply ring until released."));
+  g_publisher_type = make_type(endpoint_spec<PublisherObject>("flatlane._native.TopicPublisher", publisher_init,
+                                                               publisher_methods, publisher_getset,
+                                                               "Native topic publisher; use flatlane.TopicPublisher."));
+  g_subscriber_type = make_type(endpoint_spec<SubscriberObject>(
+      "flatlane._native.TopicSubscriber", subscriber_init, subscriber_methods, subscriber_getset,
+      "Native topic subscriber; use flatlane.TopicSubscriber."));
+  g_server_type = make_type(endpoint_spec<ServerObject>("flatlane._native.ServiceServer", server_init, server_methods,
+                                                         server_getset, "Native service server; use flatlane.ServiceServer."));
+  g_client_type = make_type(endpoint_spec<ClientObject>("flatlane._native.ServiceClient", client_init, client_methods,
+                                                         client_getset, "Native service client; use flatlane.ServiceClient."));
+  m.add_object("SlotExport", reinterpret_cast<PyObject*>(g_export_type));
+  m.add_object("Sample", reinterpret_cast<PyObject*>(g_sample_type));
+  m.add_object("Request", reinterpret_cast<PyObject*>(g_request_type));
+  m.add_object("Reply", reinterpret_cast<PyObject*>(g_reply_type));
+  m.add_object("TopicPublisher", reinterpret_cast<PyObject*>(g_publisher_type));
+  m.add_object("TopicSubscriber", reinterpret_cast<PyObject*>(g_subscriber_type));
+  m.add_object("ServiceServer", reinterpret_cast<PyObject*>(g_server_type));
+  m.add_object("ServiceClient", reinterpret_cast<PyObject*>(g_client_type));
+}
+
 }  // namespace
 
 // The module is pybind11's; the types are plain CPython heap types because their methods are the
@@ -1331,6 +2881,7 @@ PYBIND11_MODULE(_native, m) {
   m.add_object("Frame", reinterpret_cast<PyObject*>(g_frame_type));
   m.add_object("Writer", reinterpret_cast<PyObject*>(g_writer_type));
   m.add_object("Reader", reinterpret_cast<PyObject*>(g_reader_type));
+  add_pattern_types(m);
 
   m.def(
       "_set_error_factory",

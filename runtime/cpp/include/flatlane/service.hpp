@@ -44,13 +44,14 @@ inline constexpr uint32_t kEnvelopeMore = 1u << 0;
 struct ServiceOptions {
   OpenMode mode = OpenMode::create_or_open;
   uint32_t max_clients = 32;        // clients attached at once (at most 64)
-  uint32_t max_request = 4096;      // bytes of request payload
+  uint32_t max_request = 4096;      // bytes of request payload (at least; the slot is rounded to 64)
   uint32_t request_slots = 64;      // per client
   uint32_t queue_depth = 32;        // requests waiting per client before the client waits
   uint64_t reply_ring = 1u << 16;   // bytes of each client's reply ring
   TypeId request_type, reply_type;  // type identity of each direction (empty: untyped)
   WaitOptions wait;
-  std::chrono::nanoseconds send_timeout = std::chrono::seconds(1);  // client: server queue full
+  // Client: how long a request waits for a free slot or for room in the server's queue.
+  std::chrono::nanoseconds send_timeout = std::chrono::seconds(1);
 };
 
 // A request as the server sees it; holds the request slot until destroyed.
@@ -159,6 +160,7 @@ class ServiceClient {
   std::unique_ptr<Reader> replies_;
   std::string reply_name_;
   WaitOptions wait_;
+  std::chrono::nanoseconds send_timeout_;
   std::byte* loan_env_ = nullptr;  // the request's envelope in the loaned slot
   size_t loan_n_ = 0;
   size_t max_request_ = 0;
