@@ -51,13 +51,14 @@ static_assert(flatlane::wire::kFrameChunked == FLATLANE_FRAME_CHUNKED);
 constexpr int kMaxErrc = FLATLANE_SYSTEM;
 
 // What failed, for the lazily formatted message. Each operation has its own literal format.
-enum class Op : uint8_t { none, reserve, commit, commit_tail, write_message, read, release, read_message };
+enum class Op : uint8_t { none, reserve, commit, commit_tail, write_message, read, release, read_message, named };
 
 struct LastError {
   int code = FLATLANE_OK;
   bool pending = false;  // `text` not yet formatted from the fields below
   Op op = Op::none;
   const char* role = "";
+  const char* opname = "";  // Op::named: the call's name
   uint64_t a = 0;  // operation-specific sizes (see format())
   uint64_t b = 0;
   char channel[256] = {};
@@ -101,6 +102,16 @@ struct LastError {
                       "flatlane: %s '%s': read_message failed: %s (max message size %llu, %llu chunks received)",
                       role, channel, what, ull(a), ull(b));
         break;
+      case Op::named:
+        // Topics and services: the call, its size argument if it has one (a), and what failed.
+        if (a == UINT64_MAX)
+          std::snprintf(text, sizeof text, "flatlane: %s '%s': %s failed: %s", role, channel, opname, what);
+        else if (b == UINT64_MAX)
+          std::snprintf(text, sizeof text, "flatlane: %s '%s': %s(%llu) failed: %s", role, channel, opname, ull(a), what);
+        else
+          std::snprintf(text, sizeof text, "flatlane: %s '%s': %s(%llu) failed: %s (limit %llu)", role, channel, opname,
+                        ull(a), what, ull(b));
+        break;
       case Op::none:
         std::snprintf(text, sizeof text, "flatlane: %s", what);
         break;
@@ -124,6 +135,15 @@ int fail(int code, Op op, const char* role, const std::string& channel, uint64_t
   t_err.a = a;
   t_err.b = b;
   copy_name(t_err.channel, channel);
+  return code;
+}
+
+// Failure of a topic or service call: a = its size argument (UINT64_MAX: none), b = the limit it
+// broke (UINT64_MAX: none). Literal strings only, so nothing is copied but the channel name.
+int fail_named(int code, const char* role, const char* opname, const std::string& channel, uint64_t a = UINT64_MAX,
+               uint64_t b = UINT64_MAX) noexcept {
+  fail(code, Op::named, role, channel, a, b);
+  t_err.opname = opname;
   return code;
 }
 
@@ -496,5 +516,610 @@ void flatlane_reader_stats(const flatlane_reader* r, flatlane_stats* out) {
 void flatlane_reader_close(flatlane_reader* r) { r->r.close(); }
 
 void flatlane_reader_destroy(flatlane_reader* r) { delete r; }
+
+}  // extern "C"
+
+// ---- topics and services: shared machinery --------------------------------------------------
+
+namespace {
+
+// Held samples, requests and replies: move-only C++ objects kept in a slot table, handed out as
+// tokens (generation << 32 | slot + 1), exactly like the reader's frames. A stale or copied token
+// fails instead of releasing a slot twice; nothing here allocates once the table is big enough.
+template <class T>
+struct HeldTable {
+  struct Slot {
+    T item{};
+    uint32_t gen = 1;  // bumped on every release, so old tokens stop matching
+    uint32_t next_free = 0;
+    bool used = false;
+  };
+  static constexpr uint32_t kNone = UINT32_MAX;
+  std::vector<Slot> slots;
+  uint32_t free_head = kNone;
+
+  HeldTable() { grow(64); }
+
+  void grow(size_t to) {
+    const size_t from = slots.size();
+    slots.resize(to);
+    for (size_t i = to; i-- > from;) {
+      slots[i].next_free = free_head;
+      free_head = static_cast<uint32_t>(i);
+    }
+  }
+  // Called before taking an item out of the runtime, so a failed allocation cannot lose it.
+  int ensure_room() noexcept {
+    if (free_head != kNone) return FLATLANE_OK;
+    try {
+      grow(slots.size() * 2);
+      return FLATLANE_OK;
+    } catch (...) {
+      return fail_current_exception();
+    }
+  }
+  // Requires ensure_room() first. Returns the token and the stored item.
+  uint64_t put(T&& v, T*& stored) noexcept {
+    const uint32_t idx = free_head;
+    Slot& s = slots[idx];
+    free_head = s.next_free;
+    s.item = std::move(v);
+    s.used = true;
+    stored = &s.item;
+    return (static_cast<uint64_t>(s.gen) << 32) | (static_cast<uint64_t>(idx) + 1);
+  }
+  T* find(uint64_t token) noexcept {
+    const uint64_t low = token & 0xFFFFFFFFu;
+    if (low == 0 || low > slots.size()) return nullptr;
+    Slot& s = slots[low - 1];
+    if (!s.used || s.gen != static_cast<uint32_t>(token >> 32)) return nullptr;
+    return &s.item;
+  }
+  bool release(uint64_t token) noexcept {
+    if (find(token) == nullptr) return false;
+    const uint32_t idx = static_cast<uint32_t>((token & 0xFFFFFFFFu) - 1);
+    Slot& s = slots[idx];
+    s.item = T{};  // the runtime object's destructor gives the slot / ring space back
+    s.used = false;
+    if (++s.gen == 0) s.gen = 1;
+    s.next_free = free_head;
+    free_head = idx;
+    return true;
+  }
+  void clear() noexcept {
+    for (auto& s : slots) s.item = T{};
+  }
+};
+
+int to_wait(int32_t strategy, int64_t spin, int64_t liveness, flatlane::WaitOptions& out) {
+  switch (strategy) {
+    case FLATLANE_WAIT_BUSY_SPIN: out.strategy = flatlane::WaitStrategy::busy_spin; break;
+    case FLATLANE_WAIT_SPIN_THEN_SLEEP: out.strategy = flatlane::WaitStrategy::spin_then_sleep; break;
+    case FLATLANE_WAIT_BLOCKING: out.strategy = flatlane::WaitStrategy::blocking; break;
+    default: return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: unknown wait_strategy");
+  }
+  if (spin < 0 || liveness <= 0)
+    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: spin_budget_ns must be >= 0 and liveness_interval_ns > 0");
+  out.spin_budget = std::chrono::nanoseconds(spin);
+  out.liveness_interval = std::chrono::nanoseconds(liveness);
+  return FLATLANE_OK;
+}
+
+int to_open_mode(int32_t m, flatlane::OpenMode& out) {
+  switch (m) {
+    case FLATLANE_OPEN_CREATE: out = flatlane::OpenMode::create; return FLATLANE_OK;
+    case FLATLANE_OPEN_OPEN: out = flatlane::OpenMode::open; return FLATLANE_OK;
+    case FLATLANE_OPEN_CREATE_OR_OPEN: out = flatlane::OpenMode::create_or_open; return FLATLANE_OK;
+    default: return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: unknown open_mode");
+  }
+}
+
+int to_topic_options(const flatlane_topic_options* in, flatlane::TopicOptions& out) {
+  flatlane_topic_options defaults;
+  if (in == nullptr) {
+    flatlane_topic_options_init(&defaults);
+    in = &defaults;
+  }
+  if (in->struct_size != sizeof(flatlane_topic_options))
+    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: flatlane_topic_options.struct_size does not match this library "
+                                                "(call flatlane_topic_options_init; binding built for another ABI?)");
+  if (int rc = to_open_mode(in->open_mode, out.mode); rc != FLATLANE_OK) return rc;
+  if (int rc = to_wait(in->wait_strategy, in->spin_budget_ns, in->liveness_interval_ns, out.wait); rc != FLATLANE_OK)
+    return rc;
+  switch (in->distribution) {
+    case FLATLANE_DIST_FAN_OUT: out.topic.distribution = flatlane::Distribution::fan_out; break;
+    case FLATLANE_DIST_WORK_QUEUE: out.topic.distribution = flatlane::Distribution::work_queue; break;
+    default: return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: unknown distribution");
+  }
+  switch (in->subscriber_mode) {
+    case FLATLANE_SUB_DROP_OLDEST: out.subscriber_mode = flatlane::SubscriberMode::drop_oldest; break;
+    case FLATLANE_SUB_BLOCK_PUBLISHER: out.subscriber_mode = flatlane::SubscriberMode::block_publisher; break;
+    default: return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: unknown subscriber_mode");
+  }
+  if (in->block_timeout_ns < 0)
+    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: block_timeout_ns must be >= 0");
+  out.topic.slot_size = in->slot_size;
+  out.topic.slot_count = in->slot_count;
+  out.topic.max_publishers = in->max_publishers;
+  out.topic.max_subscribers = in->max_subscribers;
+  out.topic.queue_depth = in->queue_depth;
+  out.topic.max_held = in->max_held;
+  out.topic.history = in->history;
+  out.topic.mode = static_cast<mode_t>(in->file_mode);
+  if (in->type_name != nullptr) out.topic.type.name = in->type_name;
+  out.topic.type.hash = in->type_hash;
+  out.unlink_on_close = in->unlink_on_close != 0;
+  out.history_request = in->history_request;
+  out.block_timeout = std::chrono::nanoseconds(in->block_timeout_ns);
+  return FLATLANE_OK;
+}
+
+int to_service_options(const flatlane_service_options* in, flatlane::ServiceOptions& out) {
+  flatlane_service_options defaults;
+  if (in == nullptr) {
+    flatlane_service_options_init(&defaults);
+    in = &defaults;
+  }
+  if (in->struct_size != sizeof(flatlane_service_options))
+    return fail_text(FLATLANE_INVALID_ARGUMENT,
+                     "flatlane: flatlane_service_options.struct_size does not match this library "
+                     "(call flatlane_service_options_init; binding built for another ABI?)");
+  if (int rc = to_open_mode(in->open_mode, out.mode); rc != FLATLANE_OK) return rc;
+  if (int rc = to_wait(in->wait_strategy, in->spin_budget_ns, in->liveness_interval_ns, out.wait); rc != FLATLANE_OK)
+    return rc;
+  if (in->send_timeout_ns < 0) return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: send_timeout_ns must be >= 0");
+  out.max_clients = in->max_clients;
+  out.max_request = in->max_request;
+  out.request_slots = in->request_slots;
+  out.queue_depth = in->queue_depth;
+  out.reply_ring = in->reply_ring;
+  if (in->request_type_name != nullptr) out.request_type.name = in->request_type_name;
+  out.request_type.hash = in->request_type_hash;
+  if (in->reply_type_name != nullptr) out.reply_type.name = in->reply_type_name;
+  out.reply_type.hash = in->reply_type_hash;
+  out.send_timeout = std::chrono::nanoseconds(in->send_timeout_ns);
+  return FLATLANE_OK;
+}
+
+int code_of(Errc e) noexcept { return static_cast<int>(e); }
+
+}  // namespace
+
+struct flatlane_publisher {
+  flatlane_publisher(const char* n, const flatlane::TopicOptions& o) : p(n, o), name(n) {}
+  flatlane::TopicPublisher p;
+  std::string name;
+  // Mirrors the loan so publish can refuse misuse (the C++ call would clamp or ignore it).
+  uint64_t loan_n = 0;
+  bool loaned = false;
+};
+
+struct flatlane_subscriber {
+  flatlane_subscriber(const char* n, const flatlane::TopicOptions& o) : s(n, o), name(n) {}
+  // Declared first, destroyed last: every held Sample must be released while it lives.
+  flatlane::TopicSubscriber s;
+  std::string name;
+  HeldTable<flatlane::Sample> held;
+  ~flatlane_subscriber() { held.clear(); }
+};
+
+struct flatlane_server {
+  flatlane_server(const char* n, const flatlane::ServiceOptions& o) : s(n, o), name(n) {}
+  flatlane::ServiceServer s;
+  std::string name;
+  HeldTable<flatlane::Request> held;
+  bool prepared = false;
+  uint64_t prepared_n = 0;
+  ~flatlane_server() { held.clear(); }
+};
+
+struct flatlane_client {
+  flatlane_client(const char* n, const flatlane::ServiceOptions& o) : c(n, o), name(n) {}
+  flatlane::ServiceClient c;
+  std::string name;
+  HeldTable<flatlane::Reply> held;
+  bool prepared = false;
+  uint64_t prepared_n = 0;
+  ~flatlane_client() { held.clear(); }
+};
+
+extern "C" {
+
+// ---- topics ----------------------------------------------------------------------------------
+
+void flatlane_topic_options_init(flatlane_topic_options* o) {
+  if (o == nullptr) return;
+  const flatlane::TopicOptions d;
+  std::memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+  o->open_mode = FLATLANE_OPEN_CREATE_OR_OPEN;
+  o->slot_size = d.topic.slot_size;
+  o->slot_count = d.topic.slot_count;
+  o->max_publishers = d.topic.max_publishers;
+  o->max_subscribers = d.topic.max_subscribers;
+  o->queue_depth = d.topic.queue_depth;
+  o->max_held = d.topic.max_held;
+  o->history = d.topic.history;
+  o->distribution = static_cast<int32_t>(d.topic.distribution);
+  o->file_mode = static_cast<uint32_t>(d.topic.mode);
+  o->wait_strategy = FLATLANE_WAIT_SPIN_THEN_SLEEP;
+  o->spin_budget_ns = d.wait.spin_budget.count();
+  o->liveness_interval_ns = d.wait.liveness_interval.count();
+  o->type_name = nullptr;
+  o->type_hash = 0;
+  o->unlink_on_close = d.unlink_on_close ? 1 : 0;
+  o->subscriber_mode = static_cast<int32_t>(d.subscriber_mode);
+  o->history_request = d.history_request;
+  o->block_timeout_ns = d.block_timeout.count();
+}
+
+int flatlane_publisher_open(const char* name, const flatlane_topic_options* opts, flatlane_publisher** out) {
+  if (out == nullptr || name == nullptr)
+    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: publisher_open: name and out must not be NULL");
+  *out = nullptr;
+  try {
+    flatlane::TopicOptions o;
+    if (int rc = to_topic_options(opts, o); rc != FLATLANE_OK) return rc;
+    *out = new flatlane_publisher(name, o);
+    return FLATLANE_OK;
+  } catch (...) {
+    return fail_current_exception();
+  }
+}
+
+int flatlane_publisher_loan(flatlane_publisher* p, uint64_t n, int64_t timeout_ns, uint8_t** out_ptr,
+                            uint64_t* out_capacity) {
+  p->loaned = false;  // a new loan replaces the old one in the runtime too
+  auto span = p->p.loan(static_cast<size_t>(n), to_timeout(timeout_ns));
+  if (!span) {
+    *out_ptr = nullptr;
+    if (out_capacity != nullptr) *out_capacity = 0;
+    return fail_named(code_of(span.error()), "publisher", "loan", p->name, n, p->p.max_message());
+  }
+  p->loaned = true;
+  p->loan_n = n;
+  *out_ptr = reinterpret_cast<uint8_t*>(span->data());
+  if (out_capacity != nullptr) *out_capacity = span->size();
+  return FLATLANE_OK;
+}
+
+static int publish_impl(flatlane_publisher* p, uint64_t used, bool tail) {
+  const char* op = tail ? "publish_tail" : "publish";
+  if (!p->loaned || used > p->loan_n)
+    return fail_named(FLATLANE_INVALID_ARGUMENT, "publisher", op, p->name, used, p->loaned ? p->loan_n : UINT64_MAX);
+  p->loaned = false;
+  auto r = tail ? p->p.publish_tail(static_cast<size_t>(used)) : p->p.publish(static_cast<size_t>(used));
+  if (!r) return fail_named(code_of(r.error()), "publisher", op, p->name, used);
+  return FLATLANE_OK;
+}
+
+int flatlane_publisher_publish(flatlane_publisher* p, uint64_t used) { return publish_impl(p, used, false); }
+
+int flatlane_publisher_publish_tail(flatlane_publisher* p, uint64_t used) { return publish_impl(p, used, true); }
+
+void flatlane_publisher_discard(flatlane_publisher* p) {
+  p->loaned = false;
+  p->p.discard();
+}
+
+int flatlane_publisher_send(flatlane_publisher* p, const uint8_t* data, uint64_t size, int64_t timeout_ns) {
+  if (data == nullptr && size != 0)
+    return fail_named(FLATLANE_INVALID_ARGUMENT, "publisher", "send", p->name, size, p->p.max_message());
+  p->loaned = false;
+  auto r = p->p.send({reinterpret_cast<const std::byte*>(data), static_cast<size_t>(size)}, to_timeout(timeout_ns));
+  if (!r) return fail_named(code_of(r.error()), "publisher", "send", p->name, size, p->p.max_message());
+  return FLATLANE_OK;
+}
+
+uint32_t flatlane_publisher_subscriber_count(flatlane_publisher* p) { return p->p.subscriber_count(); }
+
+void flatlane_publisher_stats(flatlane_publisher* p, flatlane_publisher_counters* out) {
+  const flatlane::PublisherStats s = p->p.stats();
+  *out = flatlane_publisher_counters{};
+  out->messages = s.messages;
+  out->bytes = s.bytes;
+  out->no_receiver = s.no_receiver;
+  out->timeouts = s.timeouts;
+  out->subscribers = s.subscribers;
+  out->free_slots = s.free_slots;
+  out->slot_count = s.slot_count;
+  out->max_message = p->p.max_message();
+  out->lost = s.lost;
+}
+
+void flatlane_publisher_close(flatlane_publisher* p) {
+  p->loaned = false;
+  p->p.close();
+}
+
+void flatlane_publisher_destroy(flatlane_publisher* p) { delete p; }
+
+int flatlane_subscriber_open(const char* name, const flatlane_topic_options* opts, flatlane_subscriber** out) {
+  if (out == nullptr || name == nullptr)
+    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: subscriber_open: name and out must not be NULL");
+  *out = nullptr;
+  try {
+    flatlane::TopicOptions o;
+    if (int rc = to_topic_options(opts, o); rc != FLATLANE_OK) return rc;
+    *out = new flatlane_subscriber(name, o);
+    return FLATLANE_OK;
+  } catch (...) {
+    return fail_current_exception();
+  }
+}
+
+int flatlane_subscriber_receive(flatlane_subscriber* s, int64_t timeout_ns, flatlane_sample* out) {
+  if (int rc = s->held.ensure_room(); rc != FLATLANE_OK) return rc;
+  auto r = s->s.receive(to_timeout(timeout_ns));
+  if (!r) {
+    *out = flatlane_sample{};
+    return fail_named(code_of(r.error()), "subscriber", "receive", s->name);
+  }
+  flatlane::Sample* smp = nullptr;
+  out->token = s->held.put(std::move(r).value(), smp);
+  out->data = reinterpret_cast<const uint8_t*>(smp->ptr());
+  out->size = smp->size();
+  out->seq = smp->seq();
+  out->publisher = smp->publisher();
+  out->publisher_epoch = smp->publisher_epoch();
+  return FLATLANE_OK;
+}
+
+int flatlane_subscriber_release(flatlane_subscriber* s, uint64_t token) {
+  if (!s->held.release(token)) return fail_named(FLATLANE_INVALID_ARGUMENT, "subscriber", "release", s->name, token);
+  return FLATLANE_OK;
+}
+
+void flatlane_subscriber_stats(flatlane_subscriber* s, flatlane_subscriber_counters* out) {
+  const flatlane::SubscriberStats st = s->s.stats();
+  *out = flatlane_subscriber_counters{};
+  out->received = st.received;
+  out->bytes = st.bytes;
+  out->dropped = st.dropped;
+  out->held = st.held;
+  out->queued = st.queued;
+}
+
+void flatlane_subscriber_close(flatlane_subscriber* s) { s->s.close(); }
+
+void flatlane_subscriber_destroy(flatlane_subscriber* s) { delete s; }
+
+// ---- services --------------------------------------------------------------------------------
+
+void flatlane_service_options_init(flatlane_service_options* o) {
+  if (o == nullptr) return;
+  const flatlane::ServiceOptions d;
+  std::memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+  o->open_mode = FLATLANE_OPEN_CREATE_OR_OPEN;
+  o->max_clients = d.max_clients;
+  o->max_request = d.max_request;
+  o->request_slots = d.request_slots;
+  o->queue_depth = d.queue_depth;
+  o->reply_ring = d.reply_ring;
+  o->request_type_name = nullptr;
+  o->request_type_hash = 0;
+  o->reply_type_name = nullptr;
+  o->reply_type_hash = 0;
+  o->wait_strategy = FLATLANE_WAIT_SPIN_THEN_SLEEP;
+  o->spin_budget_ns = d.wait.spin_budget.count();
+  o->liveness_interval_ns = d.wait.liveness_interval.count();
+  o->send_timeout_ns = d.send_timeout.count();
+}
+
+int flatlane_server_open(const char* name, const flatlane_service_options* opts, flatlane_server** out) {
+  if (out == nullptr || name == nullptr)
+    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: server_open: name and out must not be NULL");
+  *out = nullptr;
+  try {
+    flatlane::ServiceOptions o;
+    if (int rc = to_service_options(opts, o); rc != FLATLANE_OK) return rc;
+    *out = new flatlane_server(name, o);
+    return FLATLANE_OK;
+  } catch (...) {
+    return fail_current_exception();
+  }
+}
+
+int flatlane_server_receive(flatlane_server* s, int64_t timeout_ns, flatlane_request* out) {
+  if (int rc = s->held.ensure_room(); rc != FLATLANE_OK) return rc;
+  auto r = s->s.receive(to_timeout(timeout_ns));
+  if (!r) {
+    *out = flatlane_request{};
+    return fail_named(code_of(r.error()), "server", "receive", s->name);
+  }
+  flatlane::Request* req = nullptr;
+  out->token = s->held.put(std::move(r).value(), req);
+  out->data = reinterpret_cast<const uint8_t*>(req->data().data());
+  out->size = req->size();
+  out->id = req->id();
+  out->client = req->client();
+  out->reserved0 = 0;
+  return FLATLANE_OK;
+}
+
+int flatlane_server_release(flatlane_server* s, uint64_t token) {
+  if (!s->held.release(token)) return fail_named(FLATLANE_INVALID_ARGUMENT, "server", "release", s->name, token);
+  return FLATLANE_OK;
+}
+
+int flatlane_server_prepare_reply(flatlane_server* s, uint64_t request_token, uint64_t n, uint8_t** out_ptr) {
+  *out_ptr = nullptr;
+  s->prepared = false;
+  const flatlane::Request* req = s->held.find(request_token);
+  if (req == nullptr)
+    return fail_named(FLATLANE_INVALID_ARGUMENT, "server", "prepare_reply (request not held)", s->name, n);
+  // May open the client's reply channel (allocates once per client), hence the try.
+  try {
+    auto span = s->s.prepare_reply(*req, static_cast<size_t>(n));
+    if (!span) return fail_named(code_of(span.error()), "server", "prepare_reply", s->name, n);
+    s->prepared = true;
+    s->prepared_n = n;
+    *out_ptr = reinterpret_cast<uint8_t*>(span->data());
+    return FLATLANE_OK;
+  } catch (...) {
+    return fail_current_exception();
+  }
+}
+
+static int commit_reply_impl(flatlane_server* s, uint64_t used, int32_t more, bool tail) {
+  const char* op = tail ? "commit_reply_tail" : "commit_reply";
+  if (!s->prepared || used > s->prepared_n)
+    return fail_named(FLATLANE_INVALID_ARGUMENT, "server", op, s->name, used, s->prepared ? s->prepared_n : UINT64_MAX);
+  s->prepared = false;
+  auto r = tail ? s->s.commit_reply_tail(static_cast<size_t>(used), more != 0)
+                : s->s.commit_reply(static_cast<size_t>(used), more != 0);
+  if (!r) return fail_named(code_of(r.error()), "server", op, s->name, used);
+  return FLATLANE_OK;
+}
+
+int flatlane_server_commit_reply(flatlane_server* s, uint64_t used, int32_t more) {
+  return commit_reply_impl(s, used, more, false);
+}
+
+int flatlane_server_commit_reply_tail(flatlane_server* s, uint64_t used, int32_t more) {
+  return commit_reply_impl(s, used, more, true);
+}
+
+void flatlane_server_abort_reply(flatlane_server* s) {
+  s->prepared = false;
+  s->s.abort_reply();
+}
+
+int flatlane_server_reply(flatlane_server* s, uint64_t request_token, const uint8_t* data, uint64_t size,
+                          int32_t more) {
+  s->prepared = false;
+  const flatlane::Request* req = s->held.find(request_token);
+  if (req == nullptr) return fail_named(FLATLANE_INVALID_ARGUMENT, "server", "reply (request not held)", s->name, size);
+  if (data == nullptr && size != 0) return fail_named(FLATLANE_INVALID_ARGUMENT, "server", "reply", s->name, size);
+  try {
+    auto r = s->s.reply(*req, {reinterpret_cast<const std::byte*>(data), static_cast<size_t>(size)}, more != 0);
+    if (!r) return fail_named(code_of(r.error()), "server", "reply", s->name, size);
+    return FLATLANE_OK;
+  } catch (...) {
+    return fail_current_exception();
+  }
+}
+
+void flatlane_server_stats(flatlane_server* s, flatlane_server_counters* out) {
+  const flatlane::ServerStats st = s->s.stats();
+  *out = flatlane_server_counters{};
+  out->requests = st.requests;
+  out->replies = st.replies;
+  out->dropped_replies = st.dropped_replies;
+  out->clients = st.clients;
+}
+
+void flatlane_server_close(flatlane_server* s) {
+  s->prepared = false;
+  s->s.close();
+}
+
+void flatlane_server_destroy(flatlane_server* s) { delete s; }
+
+int flatlane_client_open(const char* name, const flatlane_service_options* opts, flatlane_client** out) {
+  if (out == nullptr || name == nullptr)
+    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: client_open: name and out must not be NULL");
+  *out = nullptr;
+  try {
+    flatlane::ServiceOptions o;
+    if (int rc = to_service_options(opts, o); rc != FLATLANE_OK) return rc;
+    *out = new flatlane_client(name, o);
+    return FLATLANE_OK;
+  } catch (...) {
+    return fail_current_exception();
+  }
+}
+
+int flatlane_client_prepare(flatlane_client* c, uint64_t n, uint8_t** out_ptr) {
+  c->prepared = false;
+  auto span = c->c.prepare(static_cast<size_t>(n));
+  if (!span) {
+    *out_ptr = nullptr;
+    return fail_named(code_of(span.error()), "client", "prepare", c->name, n, c->c.max_request());
+  }
+  c->prepared = true;
+  c->prepared_n = n;
+  *out_ptr = reinterpret_cast<uint8_t*>(span->data());
+  return FLATLANE_OK;
+}
+
+static int send_prepared_impl(flatlane_client* c, uint64_t used, uint64_t* out_id, bool tail) {
+  const char* op = tail ? "send_prepared_tail" : "send_prepared";
+  if (!c->prepared || used > c->prepared_n)
+    return fail_named(FLATLANE_INVALID_ARGUMENT, "client", op, c->name, used, c->prepared ? c->prepared_n : UINT64_MAX);
+  c->prepared = false;
+  auto r = tail ? c->c.send_prepared_tail(static_cast<size_t>(used)) : c->c.send_prepared(static_cast<size_t>(used));
+  if (!r) return fail_named(code_of(r.error()), "client", op, c->name, used);
+  *out_id = r.value();
+  return FLATLANE_OK;
+}
+
+int flatlane_client_send_prepared(flatlane_client* c, uint64_t used, uint64_t* out_id) {
+  return send_prepared_impl(c, used, out_id, false);
+}
+
+int flatlane_client_send_prepared_tail(flatlane_client* c, uint64_t used, uint64_t* out_id) {
+  return send_prepared_impl(c, used, out_id, true);
+}
+
+void flatlane_client_abort_prepared(flatlane_client* c) {
+  c->prepared = false;
+  c->c.abort_prepared();
+}
+
+uint64_t flatlane_client_max_request(flatlane_client* c) { return c->c.max_request(); }
+
+int flatlane_client_send(flatlane_client* c, const uint8_t* data, uint64_t size, uint64_t* out_id) {
+  c->prepared = false;
+  if (data == nullptr && size != 0)
+    return fail_named(FLATLANE_INVALID_ARGUMENT, "client", "send", c->name, size, c->c.max_request());
+  auto r = c->c.send({reinterpret_cast<const std::byte*>(data), static_cast<size_t>(size)});
+  if (!r) return fail_named(code_of(r.error()), "client", "send", c->name, size, c->c.max_request());
+  *out_id = r.value();
+  return FLATLANE_OK;
+}
+
+static void fill_reply(flatlane_client* c, flatlane::Reply&& rep, flatlane_reply* out) noexcept {
+  flatlane::Reply* stored = nullptr;
+  out->token = c->held.put(std::move(rep), stored);
+  out->data = reinterpret_cast<const uint8_t*>(stored->data().data());
+  out->size = stored->size();
+  out->id = stored->id();
+  out->more = stored->more() ? 1 : 0;
+  out->reserved0 = 0;
+}
+
+int flatlane_client_receive(flatlane_client* c, uint64_t id, int64_t timeout_ns, flatlane_reply* out) {
+  if (int rc = c->held.ensure_room(); rc != FLATLANE_OK) return rc;
+  auto r = c->c.receive(id, to_timeout(timeout_ns));
+  if (!r) {
+    *out = flatlane_reply{};
+    return fail_named(code_of(r.error()), "client", "receive", c->name, id);
+  }
+  fill_reply(c, std::move(r).value(), out);
+  return FLATLANE_OK;
+}
+
+int flatlane_client_release(flatlane_client* c, uint64_t token) {
+  if (!c->held.release(token)) return fail_named(FLATLANE_INVALID_ARGUMENT, "client", "release", c->name, token);
+  return FLATLANE_OK;
+}
+
+int flatlane_client_call(flatlane_client* c, const uint8_t* data, uint64_t size, int64_t timeout_ns,
+                         flatlane_reply* out) {
+  *out = flatlane_reply{};
+  if (int rc = c->held.ensure_room(); rc != FLATLANE_OK) return rc;
+  uint64_t id = 0;
+  if (int rc = flatlane_client_send(c, data, size, &id); rc != FLATLANE_OK) return rc;
+  return flatlane_client_receive(c, id, timeout_ns, out);
+}
+
+void flatlane_client_close(flatlane_client* c) {
+  c->prepared = false;
+  c->c.close();
+}
+
+void flatlane_client_destroy(flatlane_client* c) { delete c; }
 
 }  // extern "C"

@@ -30,17 +30,22 @@ internal static class Build
         ? Path.GetFullPath(d)
         : Path.Combine(RepoRoot, "build");
 
-    public static string PeerProcess
+    public static string PeerProcess => PeerProgram("flatlane_peer_process");
+
+    /// <summary>tests/cpp/peer_topic.cpp: a topic publisher or subscriber.</summary>
+    public static string PeerTopic => PeerProgram("flatlane_peer_topic");
+
+    /// <summary>tests/cpp/peer_service.cpp: a service server or client.</summary>
+    public static string PeerService => PeerProgram("flatlane_peer_service");
+
+    private static string PeerProgram(string target)
     {
-        get
-        {
-            string p = Path.Combine(Dir, "tests", "cpp", "flatlane_peer_process");
-            if (!File.Exists(p))
-                throw new FileNotFoundException(
-                    $"C++ peer program missing: {p}. Build it (cmake --build <build> --target flatlane_peer_process) " +
-                    "and point FLATLANE_BUILD_DIR at that build directory.", p);
-            return p;
-        }
+        string p = Path.Combine(Dir, "tests", "cpp", target);
+        if (!File.Exists(p))
+            throw new FileNotFoundException(
+                $"C++ peer program missing: {p}. Build it (cmake --build <build> --target {target}) " +
+                "and point FLATLANE_BUILD_DIR at that build directory.", p);
+        return p;
     }
 }
 
@@ -58,11 +63,13 @@ internal sealed class Channel : IDisposable
     public static ChannelOptions Small(OpenMode mode = OpenMode.CreateOrOpen, WaitStrategy wait = WaitStrategy.SpinThenSleep) =>
         new() { Mode = mode, RingCapacity = 65536, Wait = wait };
 
+    // Also removes names derived from this one (a service's reply channels "<name>.reply.<i>.<e>"),
+    // which a killed peer leaves behind.
     public void Dispose()
     {
         try
         {
-            File.Delete("/dev/shm/flatlane." + Name);
+            foreach (string f in Directory.GetFiles("/dev/shm", "flatlane." + Name + "*")) File.Delete(f);
         }
         catch (IOException)
         {
@@ -142,17 +149,22 @@ internal sealed class Peer : IDisposable
     private readonly List<string> _all = new();
     private readonly StringWriter _stderr = new();
 
-    public Peer(string mode, string channel, params string[] keys)
+    public Peer(string mode, string channel, params string[] keys) : this(Build.PeerProcess, [mode, channel, .. keys])
     {
-        var psi = new ProcessStartInfo(Build.PeerProcess)
+    }
+
+    /// <summary>Starts any peer program of the build (e.g. <see cref="Build.PeerTopic"/>) with these arguments.</summary>
+    public static Peer Start(string program, params string[] args) => new(program, args);
+
+    private Peer(string program, string[] args)
+    {
+        var psi = new ProcessStartInfo(program)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        psi.ArgumentList.Add(mode);
-        psi.ArgumentList.Add(channel);
-        foreach (string k in keys) psi.ArgumentList.Add(k);
+        foreach (string a in args) psi.ArgumentList.Add(a);
         _p = new Process { StartInfo = psi };
         _p.OutputDataReceived += (_, e) =>
         {

@@ -1,5 +1,5 @@
-/* Flatlane C ABI: the single-producer/single-consumer channel of the C++ runtime behind plain C
- * types, for language bindings (the C# library P/Invokes it) and C programs.
+/* Flatlane C ABI: the channels, topics and services of the C++ runtime behind plain C types, for
+ * language bindings (the C# library P/Invokes it) and C programs.
  *
  * Conventions
  *  - Every fallible function returns an int error code: FLATLANE_OK (0) or one of the
@@ -205,6 +205,224 @@ FLATLANE_C_API void flatlane_reader_stats(const flatlane_reader* r, flatlane_sta
 FLATLANE_C_API void flatlane_reader_close(flatlane_reader* r);
 /* Releases every held frame and message, closes, frees. NULL is a no-op. */
 FLATLANE_C_API void flatlane_reader_destroy(flatlane_reader* r);
+
+/* ---- topics: publish/subscribe and push/pull (docs/PROTOCOL.md section 14) --------------------
+ *
+ * Many publishers, many subscribers. Publishers loan a slot of their pool, write in place and
+ * publish; every attached subscriber (fan_out) or exactly one of them (work_queue) gets a
+ * zero-copy sample that stays valid until released. Threading as for channels: one thread at a
+ * time per publisher, and per subscriber together with its samples (receive, release, stats must
+ * not overlap; *_close must not overlap them either, because the C++ topic endpoints clean up
+ * their queues on close). A binding that releases from other threads serialises itself (the C#
+ * one queues such releases). Hot calls (loan, publish, publish_tail, discard, send, receive,
+ * release, stats, subscriber_count) do not allocate; a subscriber's table of held samples starts
+ * with room for 64 and grows only when more are held than ever before. */
+
+typedef enum flatlane_distribution {
+  FLATLANE_DIST_FAN_OUT = 0,   /* every attached subscriber gets every message */
+  FLATLANE_DIST_WORK_QUEUE = 1 /* each message goes to exactly one subscriber; waits while none is attached */
+} flatlane_distribution;
+
+typedef enum flatlane_subscriber_mode {
+  FLATLANE_SUB_DROP_OLDEST = 0,    /* never slows publishers; a full queue loses its oldest message */
+  FLATLANE_SUB_BLOCK_PUBLISHER = 1 /* publishers wait for queue space up to their block_timeout */
+} flatlane_subscriber_mode;
+
+/* Topic options (flatlane::TopicOptions). Call flatlane_topic_options_init first. (create) fields
+ * only matter to the member that creates the segment. No implicit padding: the field order keeps
+ * every member naturally aligned, so bindings can mirror it field for field. */
+typedef struct flatlane_topic_options {
+  uint32_t struct_size;      /* sizeof(flatlane_topic_options) */
+  int32_t open_mode;         /* flatlane_open_mode; default CREATE_OR_OPEN */
+  uint32_t slot_size;        /* (create) largest message, bytes (rounded up to 64); 4096 */
+  uint32_t slot_count;       /* (create) slots per publisher; 64 */
+  uint32_t max_publishers;   /* (create) 4 */
+  uint32_t max_subscribers;  /* (create) 32 */
+  uint32_t queue_depth;      /* (create) messages waiting per subscriber and publisher (power of two); 32 */
+  uint32_t max_held;         /* (create) samples a subscriber may hold at once; 16 */
+  uint32_t history;          /* (create) messages each publisher retains for late joiners; 0 */
+  int32_t distribution;      /* (create) flatlane_distribution; FAN_OUT */
+  uint32_t file_mode;        /* (create) 0600 */
+  int32_t wait_strategy;     /* flatlane_wait_strategy; SPIN_THEN_SLEEP */
+  int64_t spin_budget_ns;
+  int64_t liveness_interval_ns;
+  const char* type_name;     /* NULL or "" = untyped */
+  uint64_t type_hash;
+  int32_t unlink_on_close;   /* nonzero: the last member to leave removes the name; 1 */
+  int32_t subscriber_mode;   /* subscribers: flatlane_subscriber_mode; DROP_OLDEST */
+  uint32_t history_request;  /* subscribers: retained messages to receive first, per publisher; 0 */
+  uint32_t reserved0;        /* must be 0 */
+  int64_t block_timeout_ns;  /* publishers: wait for a block_publisher queue / a free slot; 1 s */
+} flatlane_topic_options;
+
+typedef struct flatlane_publisher_counters {
+  uint64_t messages;     /* published */
+  uint64_t bytes;
+  uint64_t no_receiver;  /* published while no subscriber was attached */
+  uint64_t timeouts;     /* deliveries abandoned after block_timeout */
+  uint32_t subscribers;  /* attached now */
+  uint32_t free_slots;   /* in this publisher's pool */
+  uint32_t slot_count;
+  uint32_t max_message;  /* the slot size */
+  uint64_t lost;         /* work queue: messages held by subscribers that died */
+} flatlane_publisher_counters;
+
+typedef struct flatlane_subscriber_counters {
+  uint64_t received;
+  uint64_t bytes;
+  uint64_t dropped;  /* lost: oldest dropped on a full queue, or a publisher timed out */
+  uint32_t held;     /* samples held now */
+  uint32_t queued;   /* messages waiting now */
+} flatlane_subscriber_counters;
+
+/* A received message: a zero-copy view of the publisher's slot, valid until released. */
+typedef struct flatlane_sample {
+  const uint8_t* data;
+  uint64_t size;
+  uint64_t seq;              /* the publisher's sequence number */
+  uint64_t token;            /* pass to flatlane_subscriber_release; never 0 for a held sample */
+  uint32_t publisher;        /* publisher block index */
+  uint32_t publisher_epoch;  /* that publisher's attach epoch */
+} flatlane_sample;
+
+typedef struct flatlane_publisher flatlane_publisher;
+typedef struct flatlane_subscriber flatlane_subscriber;
+
+FLATLANE_C_API void flatlane_topic_options_init(flatlane_topic_options* opts);
+
+/* Joins the topic as a publisher. opts may be NULL. Errors: BUSY (max_publishers attached), ... */
+FLATLANE_C_API int flatlane_publisher_open(const char* name, const flatlane_topic_options* opts,
+                                           flatlane_publisher** out);
+/* A free slot of n bytes (n <= max_message); waits for one up to timeout_ns. A new loan discards
+ * an unpublished one. Errors: MESSAGE_TOO_LARGE, TIMEOUT, CLOSED. */
+FLATLANE_C_API int flatlane_publisher_loan(flatlane_publisher* p, uint64_t n, int64_t timeout_ns, uint8_t** out_ptr,
+                                           uint64_t* out_capacity);
+/* Publishes the first (publish) or last (publish_tail) `used` bytes of the loan. INVALID_ARGUMENT
+ * without a loan or with used > n (the loan stays). TIMEOUT: a block_publisher subscriber had no
+ * queue space within block_timeout (the others got the message; the loan is consumed). */
+FLATLANE_C_API int flatlane_publisher_publish(flatlane_publisher* p, uint64_t used);
+FLATLANE_C_API int flatlane_publisher_publish_tail(flatlane_publisher* p, uint64_t used);
+/* Gives the loaned slot back unpublished. No-op without a loan. */
+FLATLANE_C_API void flatlane_publisher_discard(flatlane_publisher* p);
+/* loan + copy + publish. */
+FLATLANE_C_API int flatlane_publisher_send(flatlane_publisher* p, const uint8_t* data, uint64_t size,
+                                           int64_t timeout_ns);
+FLATLANE_C_API uint32_t flatlane_publisher_subscriber_count(flatlane_publisher* p);
+FLATLANE_C_API void flatlane_publisher_stats(flatlane_publisher* p, flatlane_publisher_counters* out);
+/* Leaves the topic; later calls return CLOSED. Idempotent. */
+FLATLANE_C_API void flatlane_publisher_close(flatlane_publisher* p);
+FLATLANE_C_API void flatlane_publisher_destroy(flatlane_publisher* p);
+
+FLATLANE_C_API int flatlane_subscriber_open(const char* name, const flatlane_topic_options* opts,
+                                            flatlane_subscriber** out);
+/* Next message from any publisher. Errors: TIMEOUT; BUSY (max_held samples held); PEER_DEAD /
+ * PEER_CLOSED (every publisher that attached died / left and nothing is queued); CLOSED; CORRUPT. */
+FLATLANE_C_API int flatlane_subscriber_receive(flatlane_subscriber* s, int64_t timeout_ns, flatlane_sample* out);
+/* Releases a held sample (also after close). INVALID_ARGUMENT for a token that is not held. */
+FLATLANE_C_API int flatlane_subscriber_release(flatlane_subscriber* s, uint64_t token);
+FLATLANE_C_API void flatlane_subscriber_stats(flatlane_subscriber* s, flatlane_subscriber_counters* out);
+/* Leaves the topic (held samples stay valid until released or destroy). Idempotent. */
+FLATLANE_C_API void flatlane_subscriber_close(flatlane_subscriber* s);
+/* Releases every held sample, closes, frees. NULL is a no-op. */
+FLATLANE_C_API void flatlane_subscriber_destroy(flatlane_subscriber* s);
+
+/* ---- services: request/reply (docs/PROTOCOL.md section 15) ---------------------------------
+ *
+ * One server, many clients; replies correlated by request id, several replies per request
+ * (streaming: `more`). Threading: one thread at a time per server / client, together with its
+ * requests / replies, and close included (the C++ endpoints tear down their channels on close).
+ * Hot calls do not allocate, except the server's first reply to a new client, which opens that
+ * client's reply channel. */
+
+typedef struct flatlane_service_options {
+  uint32_t struct_size;           /* sizeof(flatlane_service_options) */
+  int32_t open_mode;              /* flatlane_open_mode; CREATE_OR_OPEN */
+  uint32_t max_clients;           /* attached at once (at most 64); 32 */
+  uint32_t max_request;           /* bytes of request payload; 4096 */
+  uint32_t request_slots;         /* per client; 64 */
+  uint32_t queue_depth;           /* requests waiting per client; 32 */
+  uint64_t reply_ring;            /* bytes of each client's reply ring; 64 KiB */
+  const char* request_type_name;  /* NULL or "" = untyped */
+  uint64_t request_type_hash;
+  const char* reply_type_name;
+  uint64_t reply_type_hash;
+  int32_t wait_strategy;          /* flatlane_wait_strategy */
+  int32_t reserved0;              /* must be 0 */
+  int64_t spin_budget_ns;
+  int64_t liveness_interval_ns;
+  int64_t send_timeout_ns;        /* client: wait for a free slot or server queue space; 1 s */
+} flatlane_service_options;
+
+typedef struct flatlane_server_counters {
+  uint64_t requests;
+  uint64_t replies;
+  uint64_t dropped_replies;  /* client gone, or its reply ring full */
+  uint32_t clients;          /* reply channels open now */
+  uint32_t reserved0;
+} flatlane_server_counters;
+
+/* A request as the server holds it (zero-copy, after the envelope). */
+typedef struct flatlane_request {
+  const uint8_t* data;
+  uint64_t size;
+  uint64_t id;      /* the client's request id */
+  uint64_t token;   /* pass to release / prepare_reply / reply */
+  uint32_t client;  /* client index */
+  uint32_t reserved0;
+} flatlane_request;
+
+/* A reply as the client holds it (zero-copy in its reply ring, after the envelope). */
+typedef struct flatlane_reply {
+  const uint8_t* data;
+  uint64_t size;
+  uint64_t id;
+  uint64_t token;  /* pass to flatlane_client_release */
+  int32_t more;    /* 1: another reply to the same request follows */
+  int32_t reserved0;
+} flatlane_reply;
+
+typedef struct flatlane_server flatlane_server;
+typedef struct flatlane_client flatlane_client;
+
+FLATLANE_C_API void flatlane_service_options_init(flatlane_service_options* opts);
+
+FLATLANE_C_API int flatlane_server_open(const char* name, const flatlane_service_options* opts, flatlane_server** out);
+/* Next request, held until released. Errors: TIMEOUT, BUSY (too many held), CLOSED, ... */
+FLATLANE_C_API int flatlane_server_receive(flatlane_server* s, int64_t timeout_ns, flatlane_request* out);
+/* Releases a held request. INVALID_ARGUMENT for a token that is not held (harmless). */
+FLATLANE_C_API int flatlane_server_release(flatlane_server* s, uint64_t token);
+/* Zero-copy reply to a held request: n bytes in the client's reply ring, then commit or abort.
+ * Errors: INVALID_ARGUMENT (stale token), MESSAGE_TOO_LARGE, PEER_CLOSED/PEER_DEAD (client gone),
+ * TIMEOUT (its ring is full: the reply is dropped and counted). */
+FLATLANE_C_API int flatlane_server_prepare_reply(flatlane_server* s, uint64_t request_token, uint64_t n,
+                                                 uint8_t** out_ptr);
+FLATLANE_C_API int flatlane_server_commit_reply(flatlane_server* s, uint64_t used, int32_t more);
+FLATLANE_C_API int flatlane_server_commit_reply_tail(flatlane_server* s, uint64_t used, int32_t more);
+FLATLANE_C_API void flatlane_server_abort_reply(flatlane_server* s);
+/* Copies a reply to a held request. */
+FLATLANE_C_API int flatlane_server_reply(flatlane_server* s, uint64_t request_token, const uint8_t* data,
+                                         uint64_t size, int32_t more);
+FLATLANE_C_API void flatlane_server_stats(flatlane_server* s, flatlane_server_counters* out);
+FLATLANE_C_API void flatlane_server_close(flatlane_server* s);
+FLATLANE_C_API void flatlane_server_destroy(flatlane_server* s);
+
+FLATLANE_C_API int flatlane_client_open(const char* name, const flatlane_service_options* opts, flatlane_client** out);
+/* Zero-copy request: n bytes of a request slot; then send_prepared(_tail) gives the request id. */
+FLATLANE_C_API int flatlane_client_prepare(flatlane_client* c, uint64_t n, uint8_t** out_ptr);
+FLATLANE_C_API int flatlane_client_send_prepared(flatlane_client* c, uint64_t used, uint64_t* out_id);
+FLATLANE_C_API int flatlane_client_send_prepared_tail(flatlane_client* c, uint64_t used, uint64_t* out_id);
+FLATLANE_C_API void flatlane_client_abort_prepared(flatlane_client* c);
+FLATLANE_C_API uint64_t flatlane_client_max_request(flatlane_client* c);
+FLATLANE_C_API int flatlane_client_send(flatlane_client* c, const uint8_t* data, uint64_t size, uint64_t* out_id);
+/* Next reply to request `id` (replies to other ids are skipped), held until released. Errors:
+ * TIMEOUT, PEER_DEAD (the server died), PEER_CLOSED (it left), CLOSED. */
+FLATLANE_C_API int flatlane_client_receive(flatlane_client* c, uint64_t id, int64_t timeout_ns, flatlane_reply* out);
+FLATLANE_C_API int flatlane_client_release(flatlane_client* c, uint64_t token);
+/* send + receive. */
+FLATLANE_C_API int flatlane_client_call(flatlane_client* c, const uint8_t* data, uint64_t size, int64_t timeout_ns,
+                                        flatlane_reply* out);
+FLATLANE_C_API void flatlane_client_close(flatlane_client* c);
+FLATLANE_C_API void flatlane_client_destroy(flatlane_client* c);
 
 #ifdef __cplusplus
 }

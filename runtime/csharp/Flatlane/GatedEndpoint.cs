@@ -1,0 +1,168 @@
+using System;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Threading;
+
+namespace Flatlane;
+
+/// <summary>
+/// Common base of topic and service endpoints: owns the native handle and serialises every
+/// native call on it.
+/// <para>
+/// The C ABI allows one thread at a time per endpoint (and close must not overlap a call either:
+/// the C++ endpoints tear down queues and reply channels on close). Here a gate (one interlocked
+/// exchange per call) makes that hold whatever threads the application uses. Samples, requests and
+/// replies are released from any thread: a release that finds the gate taken is queued and applied
+/// by the gate holder as it leaves, and blocking waits run in slices of
+/// <see cref="Reader.AsyncCancellationSlice"/>, so a queued release or a <see cref="Close"/> from
+/// another thread takes effect within one slice. Close itself is queued the same way, which is how
+/// it interrupts a blocked receive (that receive then fails with <see cref="ErrorCode.Closed"/>).
+/// </para>
+/// </summary>
+public abstract unsafe class GatedEndpoint : IDisposable
+{
+    private protected static readonly long SliceNs = Native.ToNanoseconds(Reader.AsyncCancellationSlice);
+
+    private readonly PatternHandle _h;  // destroys the native endpoint (Dispose or finalizer)
+    private protected readonly IntPtr Raw;
+    private int _gate;  // 0 free, 1 a call is inside, 2 disposed
+    private int _closeRequested;
+    private bool _closedNative;  // written under the gate
+    private readonly ConcurrentQueue<ulong> _deferred = new();
+
+    /// <summary>Topic or service name.</summary>
+    public string Name { get; }
+
+    private protected GatedEndpoint(string name, IntPtr raw, delegate*<IntPtr, void> destroy)
+    {
+        Name = name;
+        Raw = raw;
+        _h = new PatternHandle(raw, destroy);
+    }
+
+    // Under the gate: release one held item / close the native endpoint.
+    private protected abstract void ReleaseNative(ulong token);
+    private protected abstract void CloseNative();
+
+    /// <summary>
+    /// Leaves the topic or service. A receive blocked in another thread fails with Closed within
+    /// one slice (10 ms); later calls fail with Closed. Held samples, requests and replies stay
+    /// valid until released. Idempotent.
+    /// </summary>
+    public void Close()
+    {
+        Volatile.Write(ref _closeRequested, 1);
+        TryDrain();
+    }
+
+    /// <summary>Closes, waits for a call running in another thread to leave, and frees the endpoint (releasing everything still held).</summary>
+    public void Dispose()
+    {
+        Volatile.Write(ref _closeRequested, 1);
+        var spin = new SpinWait();
+        for (;;)
+        {
+            int prev = Interlocked.CompareExchange(ref _gate, 2, 0);
+            if (prev == 2) return;
+            if (prev == 0) break;
+            spin.SpinOnce();
+        }
+        if (!_closedNative) CloseNative();
+        _closedNative = true;
+        OnDisposed();
+        _h.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    // Runs once, after the gate is closed for good and before the native endpoint is freed.
+    private protected virtual void OnDisposed() { }
+
+    private protected bool IsDisposed => Volatile.Read(ref _gate) == 2;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private protected void Enter()
+    {
+        if (Interlocked.CompareExchange(ref _gate, 1, 0) != 0) EnterContended();
+        if (Volatile.Read(ref _closeRequested) != 0 && !_closedNative) DoCloseNative();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void EnterContended()
+    {
+        var spin = new SpinWait();
+        for (;;)
+        {
+            int prev = Interlocked.CompareExchange(ref _gate, 1, 0);
+            if (prev == 0) return;
+            ObjectDisposedException.ThrowIf(prev == 2, this);
+            spin.SpinOnce();
+        }
+    }
+
+    private void DoCloseNative()
+    {
+        _closedNative = true;
+        CloseNative();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private protected void Exit()
+    {
+        // A full fence: a releasing thread enqueues, then tries the gate; we open the gate, then
+        // look at the queue. One of the two sees the other.
+        Interlocked.Exchange(ref _gate, 0);
+        if (!_deferred.IsEmpty || (Volatile.Read(ref _closeRequested) != 0 && !Volatile.Read(ref _closedNative))) TryDrain();
+        GC.KeepAlive(this);  // Raw was used without the SafeHandle: keep its owner alive until here
+    }
+
+    // Releases a held item from any thread (see the class doc). Stale tokens are refused by the
+    // native table, which is what makes a double release harmless; the code is ignored.
+    internal void Release(ulong token)
+    {
+        int prev = Interlocked.CompareExchange(ref _gate, 1, 0);
+        if (prev == 2) return;  // destroy released everything
+        if (prev != 0)
+        {
+            _deferred.Enqueue(token);
+            TryDrain();
+            return;
+        }
+        ReleaseNative(token);
+        Exit();
+    }
+
+    private void TryDrain()
+    {
+        while ((!_deferred.IsEmpty || (Volatile.Read(ref _closeRequested) != 0 && !Volatile.Read(ref _closedNative)))
+               && Interlocked.CompareExchange(ref _gate, 1, 0) == 0)
+        {
+            while (_deferred.TryDequeue(out ulong t)) ReleaseNative(t);
+            if (Volatile.Read(ref _closeRequested) != 0 && !_closedNative) DoCloseNative();
+            Interlocked.Exchange(ref _gate, 0);
+        }
+    }
+
+    // The next slice of a wait of timeoutNs (negative: forever) that began at `start`; `last` is
+    // true when this slice ends the wait.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private protected static long NextSlice(long timeoutNs, long start, out bool last)
+    {
+        if (timeoutNs < 0)
+        {
+            last = false;
+            return SliceNs;
+        }
+        long left = timeoutNs - (long)Stopwatch.GetElapsedTime(start).Ticks * 100;
+        last = left <= SliceNs;
+        return last ? Math.Max(left, 0) : SliceNs;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private protected void ThrowNative(int rc) => throw FlatlaneException.FromNative(rc, Name);
+
+    private protected static void ThrowOnOpen(int rc, string name)
+    {
+        throw FlatlaneException.FromNative(rc, name);
+    }
+}
