@@ -16,11 +16,11 @@
 
 #ifdef FLATLANE_BENCH_HAVE_RUNTIME
 
-#include <new>
 
 #include <flatlane/flatlane.hpp>
 
 #include "flatlane_common.hpp"
+#include "pair_cases.hpp"
 #include "measure.hpp"
 #include "platform.hpp"
 
@@ -34,10 +34,6 @@ flatlane::ChannelOptions channel_options(std::size_t size, flatlane::WaitStrateg
   o.segment.ring_capacity = ring_capacity_for(size);
   o.wait.strategy = strategy;
   return o;
-}
-
-std::string errc_text(const char* what, flatlane::Errc e) {
-  return std::string(what) + ": " + flatlane::to_string(e);
 }
 
 // Writes one message of `size` bytes in place. Returns Errc::ok or the error.
@@ -59,109 +55,39 @@ flatlane::Errc receive(flatlane::Reader& r, std::size_t size, std::uint64_t seq,
 }
 
 Result flatlane_latency(const Plan& plan, std::size_t size, flatlane::WaitStrategy strategy) {
-  if (strategy == flatlane::WaitStrategy::busy_spin && !busy_spin_possible()) {
-    return skipped_result(kNeedsTwoCpus);
-  }
-  ChannelNames names;
-  SharedRegion region(sizeof(PairSync));
-  auto* sync = new (region.data()) PairSync;
-  const std::uint64_t iters = plan.latency_iters(size);
-  const std::uint64_t warmup = plan.warmup_iters(iters);
   using flatlane::OpenMode;
-
-  Result res;
-  auto parent = [&]() -> std::string {
-    // The parent creates both segments (prefaulted by the runtime) and
-    // only then lets the child open them, so neither side races creation.
-    flatlane::Writer out(names.fwd(), channel_options(size, strategy, OpenMode::create));
-    flatlane::Reader in(names.back(), channel_options(size, strategy, OpenMode::create));
-    std::atomic_ref<std::uint32_t>(sync->go.value).store(1, std::memory_order_release);
-    spin_until_equal(sync->child_ready.value, 1u);
-
-    bool bad = false;
-    flatlane::Errc err = flatlane::Errc::ok;
-    const bool ok = measure_round_trips(
-        warmup, iters,
-        [&](std::uint64_t seq) {
-          err = send(out, size, seq);
-          if (err == flatlane::Errc::ok) err = receive(in, size, seq, bad);
-          return err == flatlane::Errc::ok;
-        },
-        res.rtt_ns);
-    if (!ok) return errc_text("flatlane ping-pong", err);
-    if (bad) return "payload mismatch seen by parent";
-    return {};
-  };
-  auto child = [&]() -> int {
-    prefault(region.data(), region.size());
-    spin_until_equal(sync->go.value, 1u);
-    flatlane::Reader in(names.fwd(), channel_options(size, strategy, OpenMode::open));
-    flatlane::Writer out(names.back(), channel_options(size, strategy, OpenMode::open));
-    std::atomic_ref<std::uint32_t>(sync->child_ready.value).store(1, std::memory_order_release);
-    bool bad = false;
-    for (std::uint64_t seq = 1; seq <= warmup + iters; ++seq) {
-      if (receive(in, size, seq, bad) != flatlane::Errc::ok) return 1;
-      if (send(out, size, seq) != flatlane::Errc::ok) return 1;
-    }
-    return bad ? 2 : 0;
-  };
-  res.error = run_pair(parent, child, plan.watchdog_s);
-  res.ok = res.error.empty();
-  return res;
+  return ping_pong_case(
+      plan, size, strategy == flatlane::WaitStrategy::busy_spin,
+      [&](const ChannelNames& n, auto&& f) {
+        flatlane::Writer out(n.fwd(), channel_options(size, strategy, OpenMode::create));
+        flatlane::Reader in(n.back(), channel_options(size, strategy, OpenMode::create));
+        return f(out, in);
+      },
+      [&](const ChannelNames& n, auto&& f) {
+        flatlane::Reader in(n.fwd(), channel_options(size, strategy, OpenMode::open));
+        flatlane::Writer out(n.back(), channel_options(size, strategy, OpenMode::open));
+        return f(in, out);
+      },
+      [&](flatlane::Writer& w, std::uint64_t seq) { return send(w, size, seq); },
+      [&](flatlane::Reader& r, std::uint64_t seq, bool& bad) { return receive(r, size, seq, bad); });
 }
 
-// One throughput trial: child = Writer, parent = Reader, same protocol as
-// the bare ring's trial (warm-up, then the parent takes t0 and says go).
+// One throughput trial: child = Writer, parent = Reader, same protocol as the bare ring's trial.
 Result flatlane_tput_trial(const Plan& plan, std::size_t size) {
-  if (!busy_spin_possible()) return skipped_result(kNeedsTwoCpus);
-  ChannelNames names;
-  SharedRegion region(sizeof(PairSync));
-  auto* sync = new (region.data()) PairSync;
-  const std::uint64_t n = plan.tput_messages(size);
-  const std::uint64_t warmup = plan.warmup_iters(n);
-  const auto strategy = flatlane::WaitStrategy::busy_spin;
   using flatlane::OpenMode;
-
-  Result res;
-  auto parent = [&]() -> std::string {
-    flatlane::Reader in(names.fwd(), channel_options(size, strategy, OpenMode::create));
-    std::atomic_ref<std::uint32_t>(sync->go.value).store(1, std::memory_order_release);
-    bool bad = false;
-    std::uint64_t seq = 1;
-    for (; seq <= warmup; ++seq) {
-      if (auto e = receive(in, size, seq, bad); e != flatlane::Errc::ok) return errc_text("read", e);
-    }
-    spin_until_equal(sync->child_ready.value, 1u);
-    const std::uint64_t t0 = now_ns();
-    std::atomic_ref<std::uint32_t>(sync->go.value).store(2, std::memory_order_release);
-    for (; seq <= warmup + n; ++seq) {
-      if (auto e = receive(in, size, seq, bad); e != flatlane::Errc::ok) return errc_text("read", e);
-    }
-    const std::uint64_t t1 = now_ns();
-    if (bad) return "payload mismatch seen by consumer";
-    res.messages = n;
-    res.bytes = n * size;
-    res.seconds = static_cast<double>(t1 - t0) * 1e-9;
-    return {};
-  };
-  auto child = [&]() -> int {
-    prefault(region.data(), region.size());
-    spin_until_equal(sync->go.value, 1u);
-    flatlane::Writer out(names.fwd(), channel_options(size, strategy, OpenMode::open));
-    std::uint64_t seq = 1;
-    for (; seq <= warmup; ++seq) {
-      if (send(out, size, seq) != flatlane::Errc::ok) return 1;
-    }
-    std::atomic_ref<std::uint32_t>(sync->child_ready.value).store(1, std::memory_order_release);
-    spin_until_equal(sync->go.value, 2u);
-    for (; seq <= warmup + n; ++seq) {
-      if (send(out, size, seq) != flatlane::Errc::ok) return 1;
-    }
-    return 0;
-  };
-  res.error = run_pair(parent, child, plan.watchdog_s);
-  res.ok = res.error.empty();
-  return res;
+  const auto strategy = flatlane::WaitStrategy::busy_spin;
+  return stream_trial(
+      plan, size,
+      [&](const ChannelNames& n, auto&& f) {
+        flatlane::Reader in(n.fwd(), channel_options(size, strategy, OpenMode::create));
+        return f(in);
+      },
+      [&](const ChannelNames& n, auto&& f) {
+        flatlane::Writer out(n.fwd(), channel_options(size, strategy, OpenMode::open));
+        return f(out);
+      },
+      [&](flatlane::Writer& w, std::uint64_t seq) { return send(w, size, seq); },
+      [&](flatlane::Reader& r, std::uint64_t seq, bool& bad) { return receive(r, size, seq, bad); });
 }
 
 }  // namespace

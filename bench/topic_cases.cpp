@@ -12,9 +12,9 @@
 
 #ifdef FLATLANE_BENCH_HAVE_RUNTIME
 
-#include <new>
 
 #include "flatlane_common.hpp"
+#include "pair_cases.hpp"
 #include "measure.hpp"
 #include "platform.hpp"
 
@@ -34,8 +34,6 @@ flatlane::TopicOptions topic_options(std::size_t size, flatlane::WaitStrategy st
   return o;
 }
 
-std::string errc_text(const char* what, flatlane::Errc e) { return std::string(what) + ": " + flatlane::to_string(e); }
-
 flatlane::Errc publish(flatlane::TopicPublisher& p, std::size_t size, std::uint64_t seq) {
   auto slot = p.loan(size);
   if (!slot) return slot.error();
@@ -51,102 +49,38 @@ flatlane::Errc take(flatlane::TopicSubscriber& s, std::size_t size, std::uint64_
 }
 
 Result topic_latency(const Plan& plan, std::size_t size, flatlane::WaitStrategy strategy) {
-  if (strategy == flatlane::WaitStrategy::busy_spin && !busy_spin_possible()) return skipped_result(kNeedsTwoCpus);
-  ChannelNames names;
-  SharedRegion region(sizeof(PairSync));
-  auto* sync = new (region.data()) PairSync;
-  const std::uint64_t iters = plan.latency_iters(size);
-  const std::uint64_t warmup = plan.warmup_iters(iters);
   using flatlane::OpenMode;
-
-  Result res;
-  auto parent = [&]() -> std::string {
-    flatlane::TopicPublisher out(names.fwd(), topic_options(size, strategy, OpenMode::create));
-    flatlane::TopicSubscriber in(names.back(), topic_options(size, strategy, OpenMode::create));
-    std::atomic_ref<std::uint32_t>(sync->go.value).store(1, std::memory_order_release);
-    spin_until_equal(sync->child_ready.value, 1u);
-    bool bad = false;
-    flatlane::Errc err = flatlane::Errc::ok;
-    const bool ok = measure_round_trips(
-        warmup, iters,
-        [&](std::uint64_t seq) {
-          err = publish(out, size, seq);
-          if (err == flatlane::Errc::ok) err = take(in, size, seq, bad);
-          return err == flatlane::Errc::ok;
-        },
-        res.rtt_ns);
-    if (!ok) return errc_text("topic ping-pong", err);
-    if (bad) return "payload mismatch seen by parent";
-    return {};
-  };
-  auto child = [&]() -> int {
-    prefault(region.data(), region.size());
-    spin_until_equal(sync->go.value, 1u);
-    flatlane::TopicSubscriber in(names.fwd(), topic_options(size, strategy, OpenMode::open));
-    flatlane::TopicPublisher out(names.back(), topic_options(size, strategy, OpenMode::open));
-    std::atomic_ref<std::uint32_t>(sync->child_ready.value).store(1, std::memory_order_release);
-    bool bad = false;
-    for (std::uint64_t seq = 1; seq <= warmup + iters; ++seq) {
-      if (take(in, size, seq, bad) != flatlane::Errc::ok) return 1;
-      if (publish(out, size, seq) != flatlane::Errc::ok) return 1;
-    }
-    return bad ? 2 : 0;
-  };
-  res.error = run_pair(parent, child, plan.watchdog_s);
-  res.ok = res.error.empty();
-  return res;
+  return ping_pong_case(
+      plan, size, strategy == flatlane::WaitStrategy::busy_spin,
+      [&](const ChannelNames& n, auto&& f) {
+        flatlane::TopicPublisher out(n.fwd(), topic_options(size, strategy, OpenMode::create));
+        flatlane::TopicSubscriber in(n.back(), topic_options(size, strategy, OpenMode::create));
+        return f(out, in);
+      },
+      [&](const ChannelNames& n, auto&& f) {
+        flatlane::TopicSubscriber in(n.fwd(), topic_options(size, strategy, OpenMode::open));
+        flatlane::TopicPublisher out(n.back(), topic_options(size, strategy, OpenMode::open));
+        return f(in, out);
+      },
+      [&](flatlane::TopicPublisher& p, std::uint64_t seq) { return publish(p, size, seq); },
+      [&](flatlane::TopicSubscriber& s, std::uint64_t seq, bool& bad) { return take(s, size, seq, bad); });
 }
 
 Result topic_tput_trial(const Plan& plan, std::size_t size) {
-  if (!busy_spin_possible()) return skipped_result(kNeedsTwoCpus);
-  ChannelNames names;
-  SharedRegion region(sizeof(PairSync));
-  auto* sync = new (region.data()) PairSync;
-  const std::uint64_t n = plan.tput_messages(size);
-  const std::uint64_t warmup = plan.warmup_iters(n);
-  const auto strategy = flatlane::WaitStrategy::busy_spin;
   using flatlane::OpenMode;
-
-  Result res;
-  auto parent = [&]() -> std::string {
-    flatlane::TopicSubscriber in(names.fwd(), topic_options(size, strategy, OpenMode::create));
-    std::atomic_ref<std::uint32_t>(sync->go.value).store(1, std::memory_order_release);
-    bool bad = false;
-    std::uint64_t seq = 1;
-    for (; seq <= warmup; ++seq) {
-      if (auto e = take(in, size, seq, bad); e != flatlane::Errc::ok) return errc_text("receive", e);
-    }
-    spin_until_equal(sync->child_ready.value, 1u);
-    const std::uint64_t t0 = now_ns();
-    std::atomic_ref<std::uint32_t>(sync->go.value).store(2, std::memory_order_release);
-    for (; seq <= warmup + n; ++seq) {
-      if (auto e = take(in, size, seq, bad); e != flatlane::Errc::ok) return errc_text("receive", e);
-    }
-    const std::uint64_t t1 = now_ns();
-    if (bad) return "payload mismatch seen by subscriber";
-    res.messages = n;
-    res.bytes = n * size;
-    res.seconds = static_cast<double>(t1 - t0) * 1e-9;
-    return {};
-  };
-  auto child = [&]() -> int {
-    prefault(region.data(), region.size());
-    spin_until_equal(sync->go.value, 1u);
-    flatlane::TopicPublisher out(names.fwd(), topic_options(size, strategy, OpenMode::open));
-    std::uint64_t seq = 1;
-    for (; seq <= warmup; ++seq) {
-      if (publish(out, size, seq) != flatlane::Errc::ok) return 1;
-    }
-    std::atomic_ref<std::uint32_t>(sync->child_ready.value).store(1, std::memory_order_release);
-    spin_until_equal(sync->go.value, 2u);
-    for (; seq <= warmup + n; ++seq) {
-      if (publish(out, size, seq) != flatlane::Errc::ok) return 1;
-    }
-    return 0;
-  };
-  res.error = run_pair(parent, child, plan.watchdog_s);
-  res.ok = res.error.empty();
-  return res;
+  const auto strategy = flatlane::WaitStrategy::busy_spin;
+  return stream_trial(
+      plan, size,
+      [&](const ChannelNames& n, auto&& f) {
+        flatlane::TopicSubscriber in(n.fwd(), topic_options(size, strategy, OpenMode::create));
+        return f(in);
+      },
+      [&](const ChannelNames& n, auto&& f) {
+        flatlane::TopicPublisher out(n.fwd(), topic_options(size, strategy, OpenMode::open));
+        return f(out);
+      },
+      [&](flatlane::TopicPublisher& p, std::uint64_t seq) { return publish(p, size, seq); },
+      [&](flatlane::TopicSubscriber& s, std::uint64_t seq, bool& bad) { return take(s, size, seq, bad); });
 }
 
 }  // namespace

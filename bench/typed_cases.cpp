@@ -13,10 +13,10 @@
 #if defined(FLATLANE_BENCH_HAVE_RUNTIME) && defined(FLATLANE_BENCH_HAVE_TYPED)
 
 #include <cstdlib>
-#include <new>
 
 #include "bench.flatlane.hpp"
 #include "flatlane_common.hpp"
+#include "pair_cases.hpp"
 #include "measure.hpp"
 #include "platform.hpp"
 
@@ -67,106 +67,40 @@ flatlane::Errc receive_tick(Receiver& r, std::size_t payload, std::uint64_t seq,
   return flatlane::Errc::ok;
 }
 
-std::string errc_text(const char* what, flatlane::Errc e) { return std::string(what) + ": " + flatlane::to_string(e); }
-
 Result typed_latency(const Plan& plan, std::size_t size) {
-  if (!busy_spin_possible()) return skipped_result(kNeedsTwoCpus);
-  ChannelNames names;
-  SharedRegion region(sizeof(PairSync));
-  auto* sync = new (region.data()) PairSync;
-  const std::uint64_t iters = plan.latency_iters(size);
-  const std::uint64_t warmup = plan.warmup_iters(iters);
-  const std::size_t payload = payload_for(size);
   using flatlane::OpenMode;
-
-  Result res;
-  auto parent = [&]() -> std::string {
-    Bench::ping::Publisher out(endpoint(names.fwd(), size, OpenMode::create));
-    Bench::pong::Subscriber in(endpoint(names.back(), size, OpenMode::create));
-    std::atomic_ref<std::uint32_t>(sync->go.value).store(1, std::memory_order_release);
-    spin_until_equal(sync->child_ready.value, 1u);
-    bool bad = false;
-    flatlane::Errc err = flatlane::Errc::ok;
-    const bool ok = measure_round_trips(
-        warmup, iters,
-        [&](std::uint64_t seq) {
-          err = send_tick(out, payload, seq);
-          if (err == flatlane::Errc::ok) err = receive_tick(in, payload, seq, bad);
-          return err == flatlane::Errc::ok;
-        },
-        res.rtt_ns);
-    if (!ok) return errc_text("typed ping-pong", err);
-    if (bad) return "message mismatch seen by parent";
-    return {};
-  };
-  auto child = [&]() -> int {
-    prefault(region.data(), region.size());
-    spin_until_equal(sync->go.value, 1u);
-    Bench::ping::Subscriber in(endpoint(names.fwd(), size, OpenMode::open));
-    Bench::pong::Publisher out(endpoint(names.back(), size, OpenMode::open));
-    std::atomic_ref<std::uint32_t>(sync->child_ready.value).store(1, std::memory_order_release);
-    bool bad = false;
-    for (std::uint64_t seq = 1; seq <= warmup + iters; ++seq) {
-      if (receive_tick(in, payload, seq, bad) != flatlane::Errc::ok) return 1;
-      if (send_tick(out, payload, seq) != flatlane::Errc::ok) return 1;
-    }
-    return bad ? 2 : 0;
-  };
-  res.error = run_pair(parent, child, plan.watchdog_s);
-  res.ok = res.error.empty();
-  return res;
+  const std::size_t payload = payload_for(size);
+  return ping_pong_case(
+      plan, size, true,
+      [&](const ChannelNames& n, auto&& f) {
+        Bench::ping::Publisher out(endpoint(n.fwd(), size, OpenMode::create));
+        Bench::pong::Subscriber in(endpoint(n.back(), size, OpenMode::create));
+        return f(out, in);
+      },
+      [&](const ChannelNames& n, auto&& f) {
+        Bench::ping::Subscriber in(endpoint(n.fwd(), size, OpenMode::open));
+        Bench::pong::Publisher out(endpoint(n.back(), size, OpenMode::open));
+        return f(in, out);
+      },
+      [&](auto& out, std::uint64_t seq) { return send_tick(out, payload, seq); },
+      [&](auto& in, std::uint64_t seq, bool& bad) { return receive_tick(in, payload, seq, bad); });
 }
 
 Result typed_tput_trial(const Plan& plan, std::size_t size) {
-  if (!busy_spin_possible()) return skipped_result(kNeedsTwoCpus);
-  ChannelNames names;
-  SharedRegion region(sizeof(PairSync));
-  auto* sync = new (region.data()) PairSync;
-  const std::uint64_t n = plan.tput_messages(size);
-  const std::uint64_t warmup = plan.warmup_iters(n);
-  const std::size_t payload = payload_for(size);
   using flatlane::OpenMode;
-
-  Result res;
-  auto parent = [&]() -> std::string {
-    Bench::ping::Subscriber in(endpoint(names.fwd(), size, OpenMode::create));
-    std::atomic_ref<std::uint32_t>(sync->go.value).store(1, std::memory_order_release);
-    bool bad = false;
-    std::uint64_t seq = 1;
-    for (; seq <= warmup; ++seq) {
-      if (auto e = receive_tick(in, payload, seq, bad); e != flatlane::Errc::ok) return errc_text("receive", e);
-    }
-    spin_until_equal(sync->child_ready.value, 1u);
-    const std::uint64_t t0 = now_ns();
-    std::atomic_ref<std::uint32_t>(sync->go.value).store(2, std::memory_order_release);
-    for (; seq <= warmup + n; ++seq) {
-      if (auto e = receive_tick(in, payload, seq, bad); e != flatlane::Errc::ok) return errc_text("receive", e);
-    }
-    const std::uint64_t t1 = now_ns();
-    if (bad) return "message mismatch seen by consumer";
-    res.messages = n;
-    res.bytes = n * size;
-    res.seconds = static_cast<double>(t1 - t0) * 1e-9;
-    return {};
-  };
-  auto child = [&]() -> int {
-    prefault(region.data(), region.size());
-    spin_until_equal(sync->go.value, 1u);
-    Bench::ping::Publisher out(endpoint(names.fwd(), size, OpenMode::open));
-    std::uint64_t seq = 1;
-    for (; seq <= warmup; ++seq) {
-      if (send_tick(out, payload, seq) != flatlane::Errc::ok) return 1;
-    }
-    std::atomic_ref<std::uint32_t>(sync->child_ready.value).store(1, std::memory_order_release);
-    spin_until_equal(sync->go.value, 2u);
-    for (; seq <= warmup + n; ++seq) {
-      if (send_tick(out, payload, seq) != flatlane::Errc::ok) return 1;
-    }
-    return 0;
-  };
-  res.error = run_pair(parent, child, plan.watchdog_s);
-  res.ok = res.error.empty();
-  return res;
+  const std::size_t payload = payload_for(size);
+  return stream_trial(
+      plan, size,
+      [&](const ChannelNames& n, auto&& f) {
+        Bench::ping::Subscriber in(endpoint(n.fwd(), size, OpenMode::create));
+        return f(in);
+      },
+      [&](const ChannelNames& n, auto&& f) {
+        Bench::ping::Publisher out(endpoint(n.fwd(), size, OpenMode::open));
+        return f(out);
+      },
+      [&](auto& out, std::uint64_t seq) { return send_tick(out, payload, seq); },
+      [&](auto& in, std::uint64_t seq, bool& bad) { return receive_tick(in, payload, seq, bad); });
 }
 
 }  // namespace

@@ -127,3 +127,35 @@ TEST(CommitTail, ConcurrentReaderSeesEveryTailIntact) {
   }
   producer.join();
 }
+
+// Fronts up to 2047 bytes travel as the frame's lead (one record); longer ones become a padding
+// record in front of the frame. Both, mixed at random, with a concurrent reader.
+TEST(CommitTail, ShortAndLongLeadsBothArriveIntact) {
+  TempName name;
+  Writer w(name, opts(OpenMode::create, 1 << 16, WaitStrategy::busy_spin));
+  Reader r(name, opts(OpenMode::open, 1 << 16, WaitStrategy::busy_spin));
+  EXPECT_EQ(wire::decode_lead(wire::encode_lead(2047)), 2047u);
+  constexpr int kMessages = 20000;
+  std::thread producer([&] {
+    std::mt19937_64 rng(5);
+    for (int i = 0; i < kMessages; ++i) {
+      const size_t n = (rng() % 1500) * 8;  // up to 12 KiB: fronts on both sides of 2047
+      auto span = w.reserve(n, 5s);
+      ASSERT_TRUE(span.ok());
+      const size_t used = n == 0 ? 0 : (rng() % (n / 8 + 1)) * 8;
+      std::byte* tail = span->data() + n - used;
+      for (size_t k = 0; k < used; ++k) tail[k] = static_cast<std::byte>(i * 13 + k);
+      w.commit_tail(used);
+    }
+  });
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < kMessages; ++i) {
+    const size_t n = (rng() % 1500) * 8;
+    const size_t used = n == 0 ? 0 : (rng() % (n / 8 + 1)) * 8;
+    auto f = r.read(5s);
+    ASSERT_TRUE(f.ok()) << to_string(f.error()) << " at message " << i;
+    ASSERT_EQ(f->size(), used);
+    for (size_t k = 0; k < used; ++k) ASSERT_EQ(f->ptr()[k], static_cast<std::byte>(i * 13 + k));
+  }
+  producer.join();
+}

@@ -227,18 +227,24 @@ void Writer::commit(size_t used) noexcept {
 void Writer::commit_tail(size_t used) noexcept {
   if (!reserved_) return;
   used = std::min(used, reserved_n_);
-  const uint64_t payload = frame_pos_ + wire::kFrameHeaderSize + reserved_n_ - used;
+  const uint64_t front = reserved_n_ - used;
+  if (front <= wire::kMaxFrameLead) {
+    // The usual case: the header stays where it was reserved and the lead skips the unused
+    // front, so the reader sees one record.
+    commit_frame(frame_pos_, front + used,
+                 wire::kFrameFirst | wire::kFrameLast | wire::encode_lead(static_cast<uint32_t>(front)), used);
+    return;
+  }
+  const uint64_t payload = frame_pos_ + wire::kFrameHeaderSize + front;
   // The header goes in the last 16-aligned slot in front of the payload; what is left of the
   // reservation before it becomes a padding record, committed with the frame.
   const uint64_t hdr_pos = (payload - wire::kFrameHeaderSize) & ~(wire::kFrameAlign - 1);
   const uint64_t lead = payload - hdr_pos - wire::kFrameHeaderSize;
-  if (hdr_pos != frame_pos_) {
-    auto* gap = reinterpret_cast<wire::FrameHeader*>(ring_ + (frame_pos_ & mask_));
-    gap->size = static_cast<uint32_t>(hdr_pos - frame_pos_ - wire::kFrameHeaderSize);
-    gap->flags = wire::kFramePadding | (epoch_ << wire::kFrameEpochShift);
-  }
+  auto* gap = reinterpret_cast<wire::FrameHeader*>(ring_ + (frame_pos_ & mask_));
+  gap->size = static_cast<uint32_t>(hdr_pos - frame_pos_ - wire::kFrameHeaderSize);
+  gap->flags = wire::kFramePadding | (epoch_ << wire::kFrameEpochShift);
   commit_frame(hdr_pos, lead + used,
-               wire::kFrameFirst | wire::kFrameLast | static_cast<uint32_t>(lead << wire::kFrameLeadShift), used);
+               wire::kFrameFirst | wire::kFrameLast | wire::encode_lead(static_cast<uint32_t>(lead)), used);
 }
 
 // Publishes the frame whose header is at `hdr_pos` (`size` bytes after the header, `payload` of
@@ -462,7 +468,7 @@ Result<Frame> Reader::read(nanoseconds timeout) {
       skip(ext);
       continue;
     }
-    const uint32_t lead = (flags & wire::kFrameLeadMask) >> wire::kFrameLeadShift;
+    const uint32_t lead = wire::decode_lead(flags);
     if (size > max_frame_ || ((flags & wire::kFrameChunked) && (size < wire::kChunkHeaderSize || lead != 0)) ||
         lead > size) {
       corrupt_ = true;

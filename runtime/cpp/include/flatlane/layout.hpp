@@ -40,11 +40,22 @@ enum FrameFlags : uint32_t {
   kFrameChunked = 1u << 3,   // payload begins with a ChunkHeader
   kFrameReleased = 1u << 8,  // set by the reader only: frame consumed, space may be reclaimed
 };
-// Bits 4-7: lead, the number of bytes (0-15) between the header and the payload of an unchunked
-// frame; `size` counts them. Lets a payload built back to front (FlatBuffers) be published where
-// it ends, without moving it.
+// Lead: the number of bytes (0-2047) between the header and the payload of an unchunked frame;
+// `size` counts them. Lets a payload built back to front (FlatBuffers) be published where it
+// ends, without moving it and without a padding record in front. Bits 4-7 hold lead % 16, bits
+// 9-15 lead / 16 (bit 8 is RELEASED).
 inline constexpr uint32_t kFrameLeadShift = 4;
 inline constexpr uint32_t kFrameLeadMask = 0xFu << kFrameLeadShift;
+inline constexpr uint32_t kFrameLeadHighShift = 9;
+inline constexpr uint32_t kFrameLeadHighMask = 0x7Fu << kFrameLeadHighShift;
+inline constexpr uint32_t kMaxFrameLead = 0x7F * 16 + 15;
+constexpr uint32_t encode_lead(uint32_t lead) {
+  return ((lead & 0xFu) << kFrameLeadShift) | ((lead >> 4) << kFrameLeadHighShift);
+}
+constexpr uint32_t decode_lead(uint32_t flags) {
+  return ((flags & kFrameLeadMask) >> kFrameLeadShift) | (((flags & kFrameLeadHighMask) >> kFrameLeadHighShift) << 4);
+}
+static_assert(decode_lead(encode_lead(kMaxFrameLead)) == kMaxFrameLead && (encode_lead(kMaxFrameLead) & (1u << 8)) == 0);
 inline constexpr uint32_t kFrameFlagMask = 0xFFFFu;
 inline constexpr uint32_t kFrameEpochShift = 16;
 
@@ -136,7 +147,7 @@ constexpr uint64_t fnv1a(const char* s, uint64_t h = 0xcbf29ce484222325ull) {
 inline constexpr const char* kLayoutDescription =
     "flatlane-spsc-v1;hdr=256;oieb=w256,r384,de512,se640;ep=pos0,owner8:pid|state<<32,start16,epoch24,"
     "count64,msgs72,bytes80;ev=seq0,waiters4,demand8;ring=4096;frame=size0:u32,flags4:u32,seq8:u64;align=16;"
-    "chunk=msize0:u64,index8:u32,count12:u32;commit=seq-last,next-slot-cleared,reserve16;lead=flags4-7";
+    "chunk=msize0:u64,index8:u32,count12:u32;commit=seq-last,next-slot-cleared,reserve16;lead=flags4-7+9-15x16";
 inline constexpr uint64_t kLayoutHash = fnv1a(kLayoutDescription);
 
 static_assert(offsetof(SegmentHeader, protocol_version) == 8 && offsetof(SegmentHeader, layout_hash) == 16 &&
