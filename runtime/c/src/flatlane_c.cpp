@@ -173,6 +173,23 @@ std::chrono::nanoseconds to_timeout(int64_t ns) noexcept {
   return ns < 0 ? flatlane::kInfinite : std::chrono::nanoseconds(ns);
 }
 
+// What every flatlane_*_open does: check the arguments, convert the C options, construct the
+// handle; errors become a code and the thread's message.
+template <class Handle, class Options, class COptions>
+int open_handle(const char* null_message, const char* name, const COptions* opts, Handle** out,
+                int (*convert)(const COptions*, Options&)) {
+  if (out == nullptr || name == nullptr) return fail_text(FLATLANE_INVALID_ARGUMENT, null_message);
+  *out = nullptr;
+  try {
+    Options o;
+    if (int rc = convert(opts, o); rc != FLATLANE_OK) return rc;
+    *out = new Handle(name, o);
+    return FLATLANE_OK;
+  } catch (...) {
+    return fail_current_exception();
+  }
+}
+
 int to_channel_options(const flatlane_options* in, flatlane::ChannelOptions& out) {
   flatlane_options defaults;
   if (in == nullptr) {
@@ -319,17 +336,7 @@ int flatlane_unlink(const char* name) {
 // ---- writer ----------------------------------------------------------------------------------
 
 int flatlane_writer_open(const char* name, const flatlane_options* opts, flatlane_writer** out) {
-  if (out == nullptr || name == nullptr)
-    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: writer_open: name and out must not be NULL");
-  *out = nullptr;
-  try {
-    flatlane::ChannelOptions o;
-    if (int rc = to_channel_options(opts, o); rc != FLATLANE_OK) return rc;
-    *out = new flatlane_writer(name, o);
-    return FLATLANE_OK;
-  } catch (...) {
-    return fail_current_exception();
-  }
+  return open_handle("flatlane: writer_open: name and out must not be NULL", name, opts, out, &to_channel_options);
 }
 
 int flatlane_writer_reserve(flatlane_writer* w, uint64_t n, int64_t timeout_ns, uint8_t** out_ptr) {
@@ -402,17 +409,7 @@ void flatlane_writer_destroy(flatlane_writer* w) { delete w; }
 // ---- reader ----------------------------------------------------------------------------------
 
 int flatlane_reader_open(const char* name, const flatlane_options* opts, flatlane_reader** out) {
-  if (out == nullptr || name == nullptr)
-    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: reader_open: name and out must not be NULL");
-  *out = nullptr;
-  try {
-    flatlane::ChannelOptions o;
-    if (int rc = to_channel_options(opts, o); rc != FLATLANE_OK) return rc;
-    *out = new flatlane_reader(name, o);
-    return FLATLANE_OK;
-  } catch (...) {
-    return fail_current_exception();
-  }
+  return open_handle("flatlane: reader_open: name and out must not be NULL", name, opts, out, &to_channel_options);
 }
 
 int flatlane_reader_read(flatlane_reader* r, int64_t timeout_ns, flatlane_frame* out) {
@@ -754,17 +751,7 @@ void flatlane_topic_options_init(flatlane_topic_options* o) {
 }
 
 int flatlane_publisher_open(const char* name, const flatlane_topic_options* opts, flatlane_publisher** out) {
-  if (out == nullptr || name == nullptr)
-    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: publisher_open: name and out must not be NULL");
-  *out = nullptr;
-  try {
-    flatlane::TopicOptions o;
-    if (int rc = to_topic_options(opts, o); rc != FLATLANE_OK) return rc;
-    *out = new flatlane_publisher(name, o);
-    return FLATLANE_OK;
-  } catch (...) {
-    return fail_current_exception();
-  }
+  return open_handle("flatlane: publisher_open: name and out must not be NULL", name, opts, out, &to_topic_options);
 }
 
 int flatlane_publisher_loan(flatlane_publisher* p, uint64_t n, int64_t timeout_ns, uint8_t** out_ptr,
@@ -835,17 +822,7 @@ void flatlane_publisher_close(flatlane_publisher* p) {
 void flatlane_publisher_destroy(flatlane_publisher* p) { delete p; }
 
 int flatlane_subscriber_open(const char* name, const flatlane_topic_options* opts, flatlane_subscriber** out) {
-  if (out == nullptr || name == nullptr)
-    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: subscriber_open: name and out must not be NULL");
-  *out = nullptr;
-  try {
-    flatlane::TopicOptions o;
-    if (int rc = to_topic_options(opts, o); rc != FLATLANE_OK) return rc;
-    *out = new flatlane_subscriber(name, o);
-    return FLATLANE_OK;
-  } catch (...) {
-    return fail_current_exception();
-  }
+  return open_handle("flatlane: subscriber_open: name and out must not be NULL", name, opts, out, &to_topic_options);
 }
 
 int flatlane_subscriber_receive(flatlane_subscriber* s, int64_t timeout_ns, flatlane_sample* out) {
@@ -908,17 +885,7 @@ void flatlane_service_options_init(flatlane_service_options* o) {
 }
 
 int flatlane_server_open(const char* name, const flatlane_service_options* opts, flatlane_server** out) {
-  if (out == nullptr || name == nullptr)
-    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: server_open: name and out must not be NULL");
-  *out = nullptr;
-  try {
-    flatlane::ServiceOptions o;
-    if (int rc = to_service_options(opts, o); rc != FLATLANE_OK) return rc;
-    *out = new flatlane_server(name, o);
-    return FLATLANE_OK;
-  } catch (...) {
-    return fail_current_exception();
-  }
+  return open_handle("flatlane: server_open: name and out must not be NULL", name, opts, out, &to_service_options);
 }
 
 int flatlane_server_receive(flatlane_server* s, int64_t timeout_ns, flatlane_request* out) {
@@ -1018,17 +985,7 @@ void flatlane_server_close(flatlane_server* s) {
 void flatlane_server_destroy(flatlane_server* s) { delete s; }
 
 int flatlane_client_open(const char* name, const flatlane_service_options* opts, flatlane_client** out) {
-  if (out == nullptr || name == nullptr)
-    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: client_open: name and out must not be NULL");
-  *out = nullptr;
-  try {
-    flatlane::ServiceOptions o;
-    if (int rc = to_service_options(opts, o); rc != FLATLANE_OK) return rc;
-    *out = new flatlane_client(name, o);
-    return FLATLANE_OK;
-  } catch (...) {
-    return fail_current_exception();
-  }
+  return open_handle("flatlane: client_open: name and out must not be NULL", name, opts, out, &to_service_options);
 }
 
 int flatlane_client_prepare(flatlane_client* c, uint64_t n, uint8_t** out_ptr) {
