@@ -169,7 +169,7 @@ Errc validate_header(const wire::SegmentHeader& hdr, uint64_t file_size, std::st
   if (version != wire::kProtocolVersion)
     return bad(Errc::incompatible_version, "protocol version " + std::to_string(version) +
                                                ", this library speaks " + std::to_string(wire::kProtocolVersion));
-  if (kind != wire::kKindSpsc && kind != wire::kKindTopic)
+  if (kind != wire::kKindSpsc && kind != wire::kKindTopic && kind != wire::kKindDuplex)
     return bad(Errc::corrupt, "unknown channel kind " + std::to_string(kind));
   if (layout != wire::layout_hash_for(kind)) return bad(Errc::layout_mismatch, "layout hash differs from this build's");
   if (header_size != wire::kHeaderRegionSize || ring_offset != wire::kHeaderRegionSize)
@@ -179,7 +179,8 @@ Errc validate_header(const wire::SegmentHeader& hdr, uint64_t file_size, std::st
     // validates its own header against this size.
     if (cap < wire::kMinRingCapacity || cap > wire::kMaxRingCapacity || cap % 4096 != 0)
       return bad(Errc::corrupt, "topic region " + std::to_string(cap) + " bytes is not a multiple of 4096 in range");
-  } else if (cap < wire::kMinRingCapacity || cap > wire::kMaxRingCapacity || (cap & (cap - 1)) != 0) {
+  } else if (cap < wire::kMinRingCapacity || cap > wire::kMaxRingCapacity || (cap & (cap - 1)) != 0 ||
+             (kind == wire::kKindDuplex && cap > wire::kMaxDuplexRingCapacity)) {
     return bad(Errc::corrupt, "ring capacity " + std::to_string(cap) + " is not a power of two in range");
   }
   if (seg_size != wire::kHeaderRegionSize + cap)
@@ -187,7 +188,9 @@ Errc validate_header(const wire::SegmentHeader& hdr, uint64_t file_size, std::st
   if (file_size < seg_size)
     return bad(Errc::truncated, "file is " + std::to_string(file_size) + " bytes, header says " +
                                     std::to_string(seg_size));
-  const uint64_t frame_limit = kind == wire::kKindTopic ? cap : wire::max_frame_limit(cap);
+  const uint64_t frame_limit = kind == wire::kKindTopic    ? cap
+                               : kind == wire::kKindDuplex ? wire::duplex_max_frame_limit(cap)
+                                                           : wire::max_frame_limit(cap);
   if (max_frame < wire::kChunkHeaderSize + 16 || max_frame > frame_limit)
     return bad(Errc::corrupt, "max frame payload " + std::to_string(max_frame) + " out of range");
   if (chunk <= wire::kChunkHeaderSize || chunk > max_frame)
@@ -199,15 +202,21 @@ Errc validate_header(const wire::SegmentHeader& hdr, uint64_t file_size, std::st
 
 Segment Segment::create(std::string_view name, const SegmentConfig& cfg, const std::function<void(Segment&)>& init) {
   std::string shm = shm_name(name);
-  if (cfg.kind != wire::kKindSpsc && cfg.kind != wire::kKindTopic)
+  if (cfg.kind != wire::kKindSpsc && cfg.kind != wire::kKindTopic && cfg.kind != wire::kKindDuplex)
     fail(Errc::invalid_argument, "unknown channel kind " + std::to_string(cfg.kind));
   if (cfg.ring_capacity == 0 || cfg.ring_capacity > wire::kMaxRingCapacity)
     fail(Errc::invalid_argument, "ring capacity " + std::to_string(cfg.ring_capacity) + " out of range");
   const bool topic = cfg.kind == wire::kKindTopic;
   if (topic && (cfg.ring_capacity % 4096 != 0 || cfg.max_frame_payload == 0))
     fail(Errc::invalid_argument, "topic region must be a multiple of 4096 with a slot size");
+  const bool duplex = cfg.kind == wire::kKindDuplex;
   uint64_t cap = topic ? cfg.ring_capacity : next_pow2(cfg.ring_capacity);
-  uint64_t frame_limit = std::min<uint64_t>(topic ? cap : wire::max_frame_limit(cap), UINT32_MAX - 4096);
+  if (duplex && cap > wire::kMaxDuplexRingCapacity)
+    fail(Errc::invalid_argument, "a duplex ring holds at most 2 GiB, asked for " + std::to_string(cap));
+  uint64_t frame_limit = std::min<uint64_t>(topic    ? cap
+                                            : duplex ? wire::duplex_max_frame_limit(cap)
+                                                     : wire::max_frame_limit(cap),
+                                            UINT32_MAX - 4096);
   uint64_t max_frame = cfg.max_frame_payload ? cfg.max_frame_payload : frame_limit;
   if (max_frame > frame_limit || max_frame < wire::kChunkHeaderSize + 16)
     fail(Errc::invalid_argument, "max_frame_payload " + std::to_string(max_frame) + " must be in [32, " +

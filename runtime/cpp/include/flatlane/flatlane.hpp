@@ -2,6 +2,7 @@
 #pragma once
 
 #include "flatlane/channel.hpp"
+#include "flatlane/duplex.hpp"
 #include "flatlane/error.hpp"
 #include "flatlane/layout.hpp"
 #include "flatlane/liveness.hpp"

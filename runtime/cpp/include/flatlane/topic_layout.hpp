@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "flatlane/duplex_layout.hpp"
 #include "flatlane/layout.hpp"
 
 namespace flatlane::wire {
@@ -154,6 +155,8 @@ inline constexpr const char* kTopicLayoutDescription =
 inline constexpr uint64_t kTopicLayoutHash = fnv1a(kTopicLayoutDescription);
 
 // Topic segments share the segment header with one-to-one channels and carry their own hash.
-constexpr uint64_t layout_hash_for(uint32_t kind) { return kind == kKindTopic ? kTopicLayoutHash : kLayoutHash; }
+constexpr uint64_t layout_hash_for(uint32_t kind) {
+  return kind == kKindTopic ? kTopicLayoutHash : kind == kKindDuplex ? kDuplexLayoutHash : kLayoutHash;
+}
 
 }  // namespace flatlane::wire
