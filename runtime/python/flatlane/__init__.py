@@ -31,6 +31,15 @@ Publish/subscribe and request/reply (any number of Python and C++ processes)::
     with client.receive(rid, timeout=100) as rep:
         print(bytes(rep.data))
 
+Any Python object, over topics, work queues and services (pickle, msgpack; bytes and NumPy
+arrays zero copy), blocking or with asyncio::
+
+    pub = flatlane.Publisher("telemetry")        # Subscriber, Pusher/Puller, Requester/Replier
+    sub = flatlane.Subscriber("telemetry")
+    pub.send({"pose": [1.0, 2.0]})
+    print(sub.recv(timeout=100))
+    msg = await sub.recv_async()                  # or: async for msg in sub
+
 Typed endpoints generated from a schema (``flatlane-gen --lang python``) build FlatBuffers in the
 ring and read them in place: see ``flatlane.typed``.
 
@@ -43,6 +52,19 @@ from . import _native
 from ._channel import EndpointStats, OpenMode, Reader, WaitStrategy, Writer
 from ._service import ClientStats, Reply, Request, ServerStats, ServiceClient, ServiceServer
 from ._topic import PublisherStats, Sample, SubscriberMode, SubscriberStats, TopicPublisher, TopicSubscriber
+from . import _aio as aio
+from ._codec import msgpack_available
+from ._untyped import (
+    ArrayLoan,
+    IncomingRequest,
+    MessageStats,
+    Publisher,
+    Puller,
+    Pusher,
+    Replier,
+    Requester,
+    Subscriber,
+)
 from ._errors import (
     BufferFullError,
     ChannelBusyError,
@@ -63,6 +85,7 @@ from ._errors import (
     PeerClosedError,
     PeerDeadError,
     SchemaMismatchError,
+    SerializationError,
     TypeMismatchError,
     make_error as _make_error,
 )
@@ -76,6 +99,18 @@ PROTOCOL_VERSION: int = _native.PROTOCOL_VERSION
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArrayLoan",
+    "IncomingRequest",
+    "MessageStats",
+    "Publisher",
+    "Puller",
+    "Pusher",
+    "Replier",
+    "Requester",
+    "SerializationError",
+    "Subscriber",
+    "aio",
+    "msgpack_available",
     "BufferFullError",
     "ChannelBusyError",
     "ChannelExistsError",

@@ -134,6 +134,34 @@ class FlatlaneOSError(FlatlaneError, builtins.OSError):
     """Another OS error; the message carries errno's text."""
 
 
+class SerializationError(FlatlaneError):
+    """The untyped API (``flatlane.Publisher`` & co.) could not encode an object (pickle or
+    msgpack refused it; ``errc`` INVALID_ARGUMENT, nothing was sent) or decode a received message
+    (no valid untyped header, an unknown codec, msgpack not installed, pickle refused by
+    ``allow_pickle=False``, or the codec failed; ``errc`` CORRUPT, the message was consumed). The
+    codec's own exception is the ``__cause__``."""
+
+    errc = Errc.INVALID_ARGUMENT
+
+
+def serialization_error(message: str, channel: str, role: str, decoding: bool) -> SerializationError:
+    """A SerializationError with its context attributes set (used by the untyped API)."""
+    exc = SerializationError(message)
+    exc.errc = Errc.CORRUPT if decoding else Errc.INVALID_ARGUMENT
+    exc.channel = channel
+    exc.role = role
+    return exc
+
+
+def with_context(cls: Type[FlatlaneError], errc: Errc, message: str, channel: str, role: str) -> FlatlaneError:
+    """An exception of a Flatlane class raised by Python code, with errc/channel/role set."""
+    exc = cls(message)
+    exc.errc = errc
+    exc.channel = channel
+    exc.role = role
+    return exc
+
+
 ERROR_CLASSES: Dict[Errc, Type[FlatlaneError]] = {
     Errc.NOT_FOUND: ChannelNotFoundError,
     Errc.NOT_FLATLANE: SchemaMismatchError,
@@ -179,5 +207,5 @@ def make_error(code: int, message: str, channel: str, role: str, full: bool = Fa
 
 
 for _cls in (FlatlaneError, *set(ERROR_CLASSES.values()), BufferFullError, FlatlaneConnectionError,
-             CorruptMessageError):
+             CorruptMessageError, SerializationError):
     _cls.__module__ = "flatlane"  # tracebacks show flatlane.PeerDeadError, the public name

@@ -1880,7 +1880,7 @@ bool parse_topic_options(PyObject* args, PyObject* kwargs, std::string* name, fl
                              "max_subscribers", "queue_depth",  "max_held",        "history",      "permissions",
                              "type_name",    "type_hash",      "type_name_only",  "wait",         "spin_budget_ns",
                              "liveness_interval_ns", "unlink_on_close", "subscriber_mode", "history_request",
-                             "block_timeout_ns", nullptr};
+                             "block_timeout_ns", "distribution", nullptr};
   const char* name_c = nullptr;
   Py_ssize_t name_len = 0;
   const char* type_c = "";
@@ -1892,11 +1892,16 @@ bool parse_topic_options(PyObject* args, PyObject* kwargs, std::string* name, fl
                perms = 0600, history_request = 0;
   unsigned long long hash = 0;
   long long spin_ns = 50'000, liveness_ns = 50'000'000, block_ns = 1'000'000'000;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s#|$iIIIIIIIIs#KpiLLpiIL:Topic", const_cast<char**>(kw), &name_c,
+  unsigned int distribution = 0;  // fl::Distribution: 0 fan-out, 1 work queue (used by the creator)
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s#|$iIIIIIIIIs#KpiLLpiILI:Topic", const_cast<char**>(kw), &name_c,
                                    &name_len, &mode, &slot_size, &slot_count, &max_pubs, &max_subs, &depth, &max_held,
                                    &history, &perms, &type_c, &type_len, &hash, &name_only, &wait, &spin_ns,
-                                   &liveness_ns, &unlink, &sub_mode, &history_request, &block_ns))
+                                   &liveness_ns, &unlink, &sub_mode, &history_request, &block_ns, &distribution))
     return false;
+  if (distribution > 1) {
+    PyErr_SetString(PyExc_ValueError, "flatlane: distribution must be 0 (fan_out) or 1 (work_queue)");
+    return false;
+  }
   if (!parse_mode(mode, &o->mode) || !parse_wait(wait, spin_ns, liveness_ns, &o->wait)) return false;
   if (perms > 0777) {
     PyErr_SetString(PyExc_ValueError, "flatlane: permissions must be a file mode like 0o600");
@@ -1922,7 +1927,15 @@ bool parse_topic_options(PyObject* args, PyObject* kwargs, std::string* name, fl
   o->subscriber_mode = static_cast<fl::SubscriberMode>(sub_mode);
   o->history_request = history_request;
   o->block_timeout = block_ns < 0 ? fl::kInfinite : nanoseconds(block_ns);
+  o->topic.distribution = static_cast<fl::Distribution>(distribution);
   return true;
+}
+
+// The topic's distribution as its segment says (written once by the creator and validated when
+// the segment was opened): true for a work queue (push/pull), false for fan-out.
+bool topic_is_work_queue(const fl::Segment& seg) noexcept {
+  const auto* h = reinterpret_cast<const fl::wire::TopicHeader*>(seg.base() + fl::wire::kTopicHeaderOffset);
+  return h->distribution == fl::wire::kDistributionWorkQueue;
 }
 
 bool parse_service_options(PyObject* args, PyObject* kwargs, std::string* name, fl::ServiceOptions* o) {
@@ -2150,6 +2163,10 @@ PyObject* publisher_get_index(PyObject* o, void*) {
   PubCore* c = pattern_core(reinterpret_cast<PublisherObject*>(o));
   return c ? PyLong_FromUnsignedLong(c->ep.index()) : nullptr;
 }
+PyObject* publisher_get_work_queue(PyObject* o, void*) {
+  PubCore* c = pattern_core(reinterpret_cast<PublisherObject*>(o));
+  return c ? PyBool_FromLong(topic_is_work_queue(c->ep.segment())) : nullptr;
+}
 
 PyMethodDef publisher_methods[] = {
     {"loan", as_cfunction(publisher_loan), METH_FASTCALL | METH_KEYWORDS,
@@ -2178,6 +2195,8 @@ PyGetSetDef publisher_getset[] = {
     {"max_message", publisher_get_max_message, nullptr, "The slot size: the largest message.", nullptr},
     {"index", publisher_get_index, nullptr, "This publisher's block index (Sample.publisher on the other side).",
      nullptr},
+    {"work_queue", publisher_get_work_queue, nullptr,
+     "True if the topic is a work queue (push/pull: each message to one subscriber).", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
 // ------------------------------------------------------------------------------------------------
@@ -2252,6 +2271,10 @@ PyObject* subscriber_get_index(PyObject* o, void*) {
   SubCore* c = pattern_core(reinterpret_cast<SubscriberObject*>(o));
   return c ? PyLong_FromUnsignedLong(c->ep.index()) : nullptr;
 }
+PyObject* subscriber_get_work_queue(PyObject* o, void*) {
+  SubCore* c = pattern_core(reinterpret_cast<SubscriberObject*>(o));
+  return c ? PyBool_FromLong(topic_is_work_queue(c->ep.segment())) : nullptr;
+}
 
 PyMethodDef subscriber_methods[] = {
     {"receive", as_cfunction(subscriber_receive), METH_FASTCALL | METH_KEYWORDS,
@@ -2267,6 +2290,8 @@ PyGetSetDef subscriber_getset[] = {
     {"name", pattern_get_name<SubscriberObject>, nullptr, "The topic name.", nullptr},
     {"held_samples", subscriber_get_held, nullptr, "Samples returned by receive() and not yet released.", nullptr},
     {"index", subscriber_get_index, nullptr, "This subscriber's block index.", nullptr},
+    {"work_queue", subscriber_get_work_queue, nullptr,
+     "True if the topic is a work queue (push/pull: each message to one subscriber).", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
 // ------------------------------------------------------------------------------------------------
