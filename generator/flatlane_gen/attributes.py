@@ -55,6 +55,14 @@ def frame_limit(ring_capacity: int) -> int:
     return min(ring_capacity // 2 - 32, (1 << 32) - 1 - SEGMENT_HEADER)
 
 
+def duplex_frame_limit(ring_capacity: int) -> int:
+    """Largest frame of an in-place duplex ring (PROTOCOL.md §16: `min(cap/2 - 64, 2^30 - 1)`)."""
+    return min(ring_capacity // 2 - 64, (1 << 30) - 1)
+
+
+DUPLEX_RING_MAX = 1 << 31
+
+
 _UNITS = {"": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
 _SIZE_RE = re.compile(r"^\s*(-?[0-9]+)\s*(KiB|MiB|GiB|TiB)?\s*$")
 

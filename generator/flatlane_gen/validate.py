@@ -190,7 +190,7 @@ class _Validator:
         # (a chunked message is reassembled into private memory); its default limit is the frame.
         max_default = A.DEFAULT_MAX_MESSAGE
         if pattern is ChannelKind.DUPLEX and isinstance(ring.value, int):
-            max_default = A.frame_limit(ring.value)
+            max_default = A.duplex_frame_limit(ring.value)
         max_message = setting(A.MAX_MESSAGE, max_default)
 
         if isinstance(ring.value, int):
@@ -202,12 +202,17 @@ class _Validator:
                                        f"(at most ring_capacity/2 - 32)")
             where = element if (ring.at_method or max_message.at_method) \
                 else f"rpc_service {svc.name}"
+            if pattern is ChannelKind.DUPLEX and ring.value > A.DUPLEX_RING_MAX:
+                col.error(file, where, f"{A.RING_CAPACITY} {A.format_size(ring.value)} exceeds "
+                                       f"the largest duplex ring ({A.format_size(A.DUPLEX_RING_MAX)})")
+            dlimit = A.duplex_frame_limit(ring.value)
             if (pattern is ChannelKind.DUPLEX and isinstance(max_message.value, int)
-                    and max_message.value > limit):
+                    and max_message.value > dlimit):
                 col.error(file, where, f"{A.MAX_MESSAGE} {max_message.value} exceeds the largest "
-                                       f"frame payload ({limit}) of a {A.format_size(ring.value)} "
-                                       f"ring: a duplex message is modified in place, so it must "
-                                       f"fit in one frame (raise {A.RING_CAPACITY})")
+                                       f"frame payload ({dlimit}) of a {A.format_size(ring.value)} "
+                                       f"duplex ring: a duplex message is modified in place, so it "
+                                       f"must fit in one frame (at most ring_capacity/2 - 64; raise "
+                                       f"{A.RING_CAPACITY})")
 
         values = (ring.value, chunk.value, max_message.value, overflow.value, wait.value)
         if pattern is None or streaming is None or not types_ok or any(v is None for v in values):

@@ -79,7 +79,7 @@ def test_endpoint_header_content(tmp_path: Path) -> None:
     assert ".chunk_size = 1048576u" in results and "using Puller" in results
     # Doc comments travel.
     assert "/// Motion commands; never dropped." in text
-    # Services get Client/Server; duplex gets its types and spec but no endpoints yet.
+    # Services get Client/Server; duplex gets the in-place Client/Server.
     plan = text[text.index("struct PlanTrajectory {"):]
     plan = plan[:plan.index("\n};\n")]
     assert "static constexpr bool streaming = true;" in plan and "using " in plan
@@ -87,7 +87,8 @@ def test_endpoint_header_content(tmp_path: Path) -> None:
     assert "using Server = ::flatlane::Server<PlanTrajectory>;" in plan and "Publisher" not in plan
     blur = text[text.index("struct blur {"):]
     blur = blur[:blur.index("\n};\n")]
-    assert "using " in blur and "Client" not in blur and "duplex endpoints arrive" in blur
+    assert "using Client = ::flatlane::InPlaceClient<blur>;" in blur
+    assert "using Server = ::flatlane::InPlaceServer<blur>;" in blur and "Publisher" not in blur
 
 
 def test_cpp_keywords_are_escaped(write_schema: Callable[..., Path], tmp_path: Path) -> None:

@@ -41,8 +41,14 @@ FLATBUFFERS_MANUALLY_ALIGNED_STRUCT(8) Trace FLATBUFFERS_FINAL_CLASS {
   int64_t python_ns() const {
     return flatbuffers::EndianScalar(python_ns_);
   }
+  void mutate_python_ns(int64_t _python_ns) {
+    flatbuffers::WriteScalar(&python_ns_, _python_ns);
+  }
   int64_t csharp_ns() const {
     return flatbuffers::EndianScalar(csharp_ns_);
+  }
+  void mutate_csharp_ns(int64_t _csharp_ns) {
+    flatbuffers::WriteScalar(&csharp_ns_, _csharp_ns);
   }
 };
 FLATBUFFERS_STRUCT_END(Trace, 16);
@@ -62,25 +68,43 @@ struct Ping FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   uint64_t seq() const {
     return GetField<uint64_t>(VT_SEQ, 0);
   }
+  bool mutate_seq(uint64_t _seq = 0) {
+    return SetField<uint64_t>(VT_SEQ, _seq, 0);
+  }
   /// When the driver started building the message (CLOCK_MONOTONIC ns).
   int64_t sent_ns() const {
     return GetField<int64_t>(VT_SENT_NS, 0);
+  }
+  bool mutate_sent_ns(int64_t _sent_ns = 0) {
+    return SetField<int64_t>(VT_SENT_NS, _sent_ns, 0);
   }
   /// Stages passed: the Python stage sets 1, the C# stage bumps it to 2 in place.
   uint8_t hops() const {
     return GetField<uint8_t>(VT_HOPS, 0);
   }
+  bool mutate_hops(uint8_t _hops = 0) {
+    return SetField<uint8_t>(VT_HOPS, _hops, 0);
+  }
   /// The driver's text; the Python stage appends to it.
   const flatbuffers::String *text() const {
     return GetPointer<const flatbuffers::String *>(VT_TEXT);
+  }
+  flatbuffers::String *mutable_text() {
+    return GetPointer<flatbuffers::String *>(VT_TEXT);
   }
   /// Opaque bytes carried unchanged; the driver checks them when the message comes back.
   const flatbuffers::Vector<uint8_t> *payload() const {
     return GetPointer<const flatbuffers::Vector<uint8_t> *>(VT_PAYLOAD);
   }
+  flatbuffers::Vector<uint8_t> *mutable_payload() {
+    return GetPointer<flatbuffers::Vector<uint8_t> *>(VT_PAYLOAD);
+  }
   /// Written by the Python stage; the C# stage fills in its own stamp in place.
   const demo::Trace *trace() const {
     return GetStruct<const demo::Trace *>(VT_TRACE);
+  }
+  demo::Trace *mutable_trace() {
+    return GetStruct<demo::Trace *>(VT_TRACE);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&

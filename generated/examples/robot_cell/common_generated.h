@@ -44,11 +44,20 @@ FLATBUFFERS_MANUALLY_ALIGNED_STRUCT(8) Vec3 FLATBUFFERS_FINAL_CLASS {
   double x() const {
     return flatbuffers::EndianScalar(x_);
   }
+  void mutate_x(double _x) {
+    flatbuffers::WriteScalar(&x_, _x);
+  }
   double y() const {
     return flatbuffers::EndianScalar(y_);
   }
+  void mutate_y(double _y) {
+    flatbuffers::WriteScalar(&y_, _y);
+  }
   double z() const {
     return flatbuffers::EndianScalar(z_);
+  }
+  void mutate_z(double _z) {
+    flatbuffers::WriteScalar(&z_, _z);
   }
 };
 FLATBUFFERS_STRUCT_END(Vec3, 24);
@@ -76,14 +85,26 @@ FLATBUFFERS_MANUALLY_ALIGNED_STRUCT(8) Quat FLATBUFFERS_FINAL_CLASS {
   double x() const {
     return flatbuffers::EndianScalar(x_);
   }
+  void mutate_x(double _x) {
+    flatbuffers::WriteScalar(&x_, _x);
+  }
   double y() const {
     return flatbuffers::EndianScalar(y_);
+  }
+  void mutate_y(double _y) {
+    flatbuffers::WriteScalar(&y_, _y);
   }
   double z() const {
     return flatbuffers::EndianScalar(z_);
   }
+  void mutate_z(double _z) {
+    flatbuffers::WriteScalar(&z_, _z);
+  }
   double w() const {
     return flatbuffers::EndianScalar(w_);
+  }
+  void mutate_w(double _w) {
+    flatbuffers::WriteScalar(&w_, _w);
   }
 };
 FLATBUFFERS_STRUCT_END(Quat, 32);
@@ -106,7 +127,13 @@ FLATBUFFERS_MANUALLY_ALIGNED_STRUCT(8) Pose FLATBUFFERS_FINAL_CLASS {
   const common::Vec3 &position() const {
     return position_;
   }
+  common::Vec3 &mutable_position() {
+    return position_;
+  }
   const common::Quat &orientation() const {
+    return orientation_;
+  }
+  common::Quat &mutable_orientation() {
     return orientation_;
   }
 };
@@ -124,12 +151,21 @@ struct Header FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   uint64_t seq() const {
     return GetField<uint64_t>(VT_SEQ, 0);
   }
+  bool mutate_seq(uint64_t _seq = 0) {
+    return SetField<uint64_t>(VT_SEQ, _seq, 0);
+  }
   /// CLOCK_MONOTONIC in nanoseconds.
   int64_t stamp_ns() const {
     return GetField<int64_t>(VT_STAMP_NS, 0);
   }
+  bool mutate_stamp_ns(int64_t _stamp_ns = 0) {
+    return SetField<int64_t>(VT_STAMP_NS, _stamp_ns, 0);
+  }
   const flatbuffers::String *frame_id() const {
     return GetPointer<const flatbuffers::String *>(VT_FRAME_ID);
+  }
+  flatbuffers::String *mutable_frame_id() {
+    return GetPointer<flatbuffers::String *>(VT_FRAME_ID);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&

@@ -236,7 +236,8 @@ struct blur {
       .overflow = ::flatlane::Overflow::block,
       .wait = ::flatlane::WaitStrategy::spin_then_sleep,
   };
-  // duplex endpoints arrive with the patterns work (issue 4).
+  using Client = ::flatlane::InPlaceClient<blur>;  // builds in the frame, reads the reply there
+  using Server = ::flatlane::InPlaceServer<blur>;  // modifies the request in place
 };
 
 struct sharpen {
@@ -251,7 +252,8 @@ struct sharpen {
       .overflow = ::flatlane::Overflow::block,
       .wait = ::flatlane::WaitStrategy::busy_spin,
   };
-  // duplex endpoints arrive with the patterns work (issue 4).
+  using Client = ::flatlane::InPlaceClient<sharpen>;  // builds in the frame, reads the reply there
+  using Server = ::flatlane::InPlaceServer<sharpen>;  // modifies the request in place
 };
 
 }  // namespace robot::ImageFilter

@@ -175,18 +175,33 @@ struct Command FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const common::Header *header() const {
     return GetPointer<const common::Header *>(VT_HEADER);
   }
+  common::Header *mutable_header() {
+    return GetPointer<common::Header *>(VT_HEADER);
+  }
   const common::Pose *target() const {
     return GetStruct<const common::Pose *>(VT_TARGET);
+  }
+  common::Pose *mutable_target() {
+    return GetStruct<common::Pose *>(VT_TARGET);
   }
   /// Fraction of the maximum speed.
   float speed() const {
     return GetField<float>(VT_SPEED, 0.5f);
   }
+  bool mutate_speed(float _speed = 0.5f) {
+    return SetField<float>(VT_SPEED, _speed, 0.5f);
+  }
   robot::Mode mode() const {
     return static_cast<robot::Mode>(GetField<uint8_t>(VT_MODE, 1));
   }
+  bool mutate_mode(robot::Mode _mode = static_cast<robot::Mode>(1)) {
+    return SetField<uint8_t>(VT_MODE, static_cast<uint8_t>(_mode), 1);
+  }
   const flatbuffers::Vector<double> *joints() const {
     return GetPointer<const flatbuffers::Vector<double> *>(VT_JOINTS);
+  }
+  flatbuffers::Vector<double> *mutable_joints() {
+    return GetPointer<flatbuffers::Vector<double> *>(VT_JOINTS);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -277,17 +292,32 @@ struct Telemetry FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const common::Header *header() const {
     return GetPointer<const common::Header *>(VT_HEADER);
   }
+  common::Header *mutable_header() {
+    return GetPointer<common::Header *>(VT_HEADER);
+  }
   const common::Pose *pose() const {
     return GetStruct<const common::Pose *>(VT_POSE);
+  }
+  common::Pose *mutable_pose() {
+    return GetStruct<common::Pose *>(VT_POSE);
   }
   const flatbuffers::Vector<double> *joint_positions() const {
     return GetPointer<const flatbuffers::Vector<double> *>(VT_JOINT_POSITIONS);
   }
+  flatbuffers::Vector<double> *mutable_joint_positions() {
+    return GetPointer<flatbuffers::Vector<double> *>(VT_JOINT_POSITIONS);
+  }
   const flatbuffers::Vector<float> *temperatures() const {
     return GetPointer<const flatbuffers::Vector<float> *>(VT_TEMPERATURES);
   }
+  flatbuffers::Vector<float> *mutable_temperatures() {
+    return GetPointer<flatbuffers::Vector<float> *>(VT_TEMPERATURES);
+  }
   robot::Mode mode() const {
     return static_cast<robot::Mode>(GetField<uint8_t>(VT_MODE, 0));
+  }
+  bool mutate_mode(robot::Mode _mode = static_cast<robot::Mode>(0)) {
+    return SetField<uint8_t>(VT_MODE, static_cast<uint8_t>(_mode), 0);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -376,8 +406,14 @@ struct SetModeRequest FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   robot::Mode mode() const {
     return static_cast<robot::Mode>(GetField<uint8_t>(VT_MODE, 0));
   }
+  bool mutate_mode(robot::Mode _mode = static_cast<robot::Mode>(0)) {
+    return SetField<uint8_t>(VT_MODE, static_cast<uint8_t>(_mode), 0);
+  }
   const flatbuffers::String *reason() const {
     return GetPointer<const flatbuffers::String *>(VT_REASON);
+  }
+  flatbuffers::String *mutable_reason() {
+    return GetPointer<flatbuffers::String *>(VT_REASON);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -439,8 +475,14 @@ struct SetModeReply FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   bool accepted() const {
     return GetField<uint8_t>(VT_ACCEPTED, 0) != 0;
   }
+  bool mutate_accepted(bool _accepted = 0) {
+    return SetField<uint8_t>(VT_ACCEPTED, static_cast<uint8_t>(_accepted), 0);
+  }
   robot::Mode previous() const {
     return static_cast<robot::Mode>(GetField<uint8_t>(VT_PREVIOUS, 0));
+  }
+  bool mutate_previous(robot::Mode _previous = static_cast<robot::Mode>(0)) {
+    return SetField<uint8_t>(VT_PREVIOUS, static_cast<uint8_t>(_previous), 0);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -491,11 +533,20 @@ struct Status FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   robot::Mode mode() const {
     return static_cast<robot::Mode>(GetField<uint8_t>(VT_MODE, 0));
   }
+  bool mutate_mode(robot::Mode _mode = static_cast<robot::Mode>(0)) {
+    return SetField<uint8_t>(VT_MODE, static_cast<uint8_t>(_mode), 0);
+  }
   double uptime_s() const {
     return GetField<double>(VT_UPTIME_S, 0.0);
   }
+  bool mutate_uptime_s(double _uptime_s = 0.0) {
+    return SetField<double>(VT_UPTIME_S, _uptime_s, 0.0);
+  }
   const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *faults() const {
     return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *>(VT_FAULTS);
+  }
+  flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *mutable_faults() {
+    return GetPointer<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *>(VT_FAULTS);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -566,8 +617,14 @@ struct TrajectoryRequest FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const common::Pose *goal() const {
     return GetStruct<const common::Pose *>(VT_GOAL);
   }
+  common::Pose *mutable_goal() {
+    return GetStruct<common::Pose *>(VT_GOAL);
+  }
   uint32_t max_points() const {
     return GetField<uint32_t>(VT_MAX_POINTS, 100);
+  }
+  bool mutate_max_points(uint32_t _max_points = 100) {
+    return SetField<uint32_t>(VT_MAX_POINTS, _max_points, 100);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -619,14 +676,26 @@ struct Waypoint FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   uint32_t index() const {
     return GetField<uint32_t>(VT_INDEX, 0);
   }
+  bool mutate_index(uint32_t _index = 0) {
+    return SetField<uint32_t>(VT_INDEX, _index, 0);
+  }
   const common::Pose *pose() const {
     return GetStruct<const common::Pose *>(VT_POSE);
+  }
+  common::Pose *mutable_pose() {
+    return GetStruct<common::Pose *>(VT_POSE);
   }
   double time_from_start_s() const {
     return GetField<double>(VT_TIME_FROM_START_S, 0.0);
   }
+  bool mutate_time_from_start_s(double _time_from_start_s = 0.0) {
+    return SetField<double>(VT_TIME_FROM_START_S, _time_from_start_s, 0.0);
+  }
   bool last() const {
     return GetField<uint8_t>(VT_LAST, 0) != 0;
+  }
+  bool mutate_last(bool _last = 0) {
+    return SetField<uint8_t>(VT_LAST, static_cast<uint8_t>(_last), 0);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -690,6 +759,9 @@ struct PlanJob FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   uint64_t id() const {
     return GetField<uint64_t>(VT_ID, 0);
   }
+  bool mutate_id(uint64_t _id = 0) {
+    return SetField<uint64_t>(VT_ID, _id, 0);
+  }
   robot::PlanInput input_type() const {
     return static_cast<robot::PlanInput>(GetField<uint8_t>(VT_INPUT_TYPE, 0));
   }
@@ -703,8 +775,14 @@ struct PlanJob FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const robot::Command *input_as_Command() const {
     return input_type() == robot::PlanInput_Command ? static_cast<const robot::Command *>(input()) : nullptr;
   }
+  void *mutable_input() {
+    return GetPointer<void *>(VT_INPUT);
+  }
   flatbuffers::Optional<int64_t> deadline_ns() const {
     return GetOptional<int64_t, int64_t>(VT_DEADLINE_NS);
+  }
+  bool mutate_deadline_ns(int64_t _deadline_ns) {
+    return SetField<int64_t>(VT_DEADLINE_NS, _deadline_ns);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -776,11 +854,20 @@ struct PlanResult FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   uint64_t id() const {
     return GetField<uint64_t>(VT_ID, 0);
   }
+  bool mutate_id(uint64_t _id = 0) {
+    return SetField<uint64_t>(VT_ID, _id, 0);
+  }
   const flatbuffers::Vector<flatbuffers::Offset<robot::Waypoint>> *waypoints() const {
     return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<robot::Waypoint>> *>(VT_WAYPOINTS);
   }
+  flatbuffers::Vector<flatbuffers::Offset<robot::Waypoint>> *mutable_waypoints() {
+    return GetPointer<flatbuffers::Vector<flatbuffers::Offset<robot::Waypoint>> *>(VT_WAYPOINTS);
+  }
   const flatbuffers::String *error() const {
     return GetPointer<const flatbuffers::String *>(VT_ERROR);
+  }
+  flatbuffers::String *mutable_error() {
+    return GetPointer<flatbuffers::String *>(VT_ERROR);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -858,20 +945,38 @@ struct Image FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const common::Header *header() const {
     return GetPointer<const common::Header *>(VT_HEADER);
   }
+  common::Header *mutable_header() {
+    return GetPointer<common::Header *>(VT_HEADER);
+  }
   uint32_t width() const {
     return GetField<uint32_t>(VT_WIDTH, 0);
+  }
+  bool mutate_width(uint32_t _width = 0) {
+    return SetField<uint32_t>(VT_WIDTH, _width, 0);
   }
   uint32_t height() const {
     return GetField<uint32_t>(VT_HEIGHT, 0);
   }
+  bool mutate_height(uint32_t _height = 0) {
+    return SetField<uint32_t>(VT_HEIGHT, _height, 0);
+  }
   uint32_t stride() const {
     return GetField<uint32_t>(VT_STRIDE, 0);
+  }
+  bool mutate_stride(uint32_t _stride = 0) {
+    return SetField<uint32_t>(VT_STRIDE, _stride, 0);
   }
   robot::PixelFormat format() const {
     return static_cast<robot::PixelFormat>(GetField<int8_t>(VT_FORMAT, 1));
   }
+  bool mutate_format(robot::PixelFormat _format = static_cast<robot::PixelFormat>(1)) {
+    return SetField<int8_t>(VT_FORMAT, static_cast<int8_t>(_format), 1);
+  }
   const flatbuffers::Vector<uint8_t> *pixels() const {
     return GetPointer<const flatbuffers::Vector<uint8_t> *>(VT_PIXELS);
+  }
+  flatbuffers::Vector<uint8_t> *mutable_pixels() {
+    return GetPointer<flatbuffers::Vector<uint8_t> *>(VT_PIXELS);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -992,6 +1097,14 @@ inline const robot::Command *GetCommand(const void *buf) {
 
 inline const robot::Command *GetSizePrefixedCommand(const void *buf) {
   return flatbuffers::GetSizePrefixedRoot<robot::Command>(buf);
+}
+
+inline Command *GetMutableCommand(void *buf) {
+  return flatbuffers::GetMutableRoot<Command>(buf);
+}
+
+inline robot::Command *GetMutableSizePrefixedCommand(void *buf) {
+  return flatbuffers::GetMutableSizePrefixedRoot<robot::Command>(buf);
 }
 
 inline const char *CommandIdentifier() {

@@ -176,11 +176,20 @@ FLATBUFFERS_MANUALLY_ALIGNED_STRUCT(16) Aligned FLATBUFFERS_FINAL_CLASS {
   float x() const {
     return flatbuffers::EndianScalar(x_);
   }
+  void mutate_x(float _x) {
+    flatbuffers::WriteScalar(&x_, _x);
+  }
   float y() const {
     return flatbuffers::EndianScalar(y_);
   }
+  void mutate_y(float _y) {
+    flatbuffers::WriteScalar(&y_, _y);
+  }
   float z() const {
     return flatbuffers::EndianScalar(z_);
+  }
+  void mutate_z(float _z) {
+    flatbuffers::WriteScalar(&z_, _z);
   }
 };
 FLATBUFFERS_STRUCT_END(Aligned, 16);
@@ -223,11 +232,20 @@ FLATBUFFERS_MANUALLY_ALIGNED_STRUCT(4) WithArray FLATBUFFERS_FINAL_CLASS {
   const flatbuffers::Array<int32_t, 3> *values() const {
     return &flatbuffers::CastToArray(values_);
   }
+  flatbuffers::Array<int32_t, 3> *mutable_values() {
+    return &flatbuffers::CastToArray(values_);
+  }
   ks::inner::Flags flags() const {
     return static_cast<ks::inner::Flags>(flatbuffers::EndianScalar(flags_));
   }
+  void mutate_flags(ks::inner::Flags _flags) {
+    flatbuffers::WriteScalar(&flags_, static_cast<uint32_t>(_flags));
+  }
   int8_t tail() const {
     return flatbuffers::EndianScalar(tail_);
+  }
+  void mutate_tail(int8_t _tail) {
+    flatbuffers::WriteScalar(&tail_, _tail);
   }
 };
 FLATBUFFERS_STRUCT_END(WithArray, 20);
@@ -243,6 +261,9 @@ struct Leaf FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const flatbuffers::String *text() const {
     return GetPointer<const flatbuffers::String *>(VT_TEXT);
   }
+  flatbuffers::String *mutable_text() {
+    return GetPointer<flatbuffers::String *>(VT_TEXT);
+  }
   bool KeyCompareLessThan(const Leaf *o) const {
     return *text() < *o->text();
   }
@@ -251,6 +272,9 @@ struct Leaf FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   }
   int64_t n() const {
     return GetField<int64_t>(VT_N, -9000000000LL);
+  }
+  bool mutate_n(int64_t _n = -9000000000LL) {
+    return SetField<int64_t>(VT_N, _n, -9000000000LL);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -337,62 +361,122 @@ struct Sink FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   bool b() const {
     return GetField<uint8_t>(VT_B, 1) != 0;
   }
+  bool mutate_b(bool _b = 1) {
+    return SetField<uint8_t>(VT_B, static_cast<uint8_t>(_b), 1);
+  }
   int8_t i8() const {
     return GetField<int8_t>(VT_I8, -8);
+  }
+  bool mutate_i8(int8_t _i8 = -8) {
+    return SetField<int8_t>(VT_I8, _i8, -8);
   }
   uint8_t u8() const {
     return GetField<uint8_t>(VT_U8, 200);
   }
+  bool mutate_u8(uint8_t _u8 = 200) {
+    return SetField<uint8_t>(VT_U8, _u8, 200);
+  }
   int16_t i16() const {
     return GetField<int16_t>(VT_I16, 0);
+  }
+  bool mutate_i16(int16_t _i16 = 0) {
+    return SetField<int16_t>(VT_I16, _i16, 0);
   }
   uint16_t u16() const {
     return GetField<uint16_t>(VT_U16, 0);
   }
+  bool mutate_u16(uint16_t _u16 = 0) {
+    return SetField<uint16_t>(VT_U16, _u16, 0);
+  }
   int32_t i32() const {
     return GetField<int32_t>(VT_I32, -1);
+  }
+  bool mutate_i32(int32_t _i32 = -1) {
+    return SetField<int32_t>(VT_I32, _i32, -1);
   }
   uint32_t u32() const {
     return GetField<uint32_t>(VT_U32, 0);
   }
+  bool mutate_u32(uint32_t _u32 = 0) {
+    return SetField<uint32_t>(VT_U32, _u32, 0);
+  }
   int64_t i64() const {
     return GetField<int64_t>(VT_I64, 0);
+  }
+  bool mutate_i64(int64_t _i64 = 0) {
+    return SetField<int64_t>(VT_I64, _i64, 0);
   }
   uint64_t u64() const {
     return GetField<uint64_t>(VT_U64, 18446744073709551615ULL);
   }
+  bool mutate_u64(uint64_t _u64 = 18446744073709551615ULL) {
+    return SetField<uint64_t>(VT_U64, _u64, 18446744073709551615ULL);
+  }
   float f32() const {
     return GetField<float>(VT_F32, 1.5f);
+  }
+  bool mutate_f32(float _f32 = 1.5f) {
+    return SetField<float>(VT_F32, _f32, 1.5f);
   }
   double f64() const {
     return GetField<double>(VT_F64, -std::numeric_limits<double>::infinity());
   }
+  bool mutate_f64(double _f64 = -std::numeric_limits<double>::infinity()) {
+    return SetField<double>(VT_F64, _f64, -std::numeric_limits<double>::infinity());
+  }
   flatbuffers::Optional<int32_t> opt() const {
     return GetOptional<int32_t, int32_t>(VT_OPT);
+  }
+  bool mutate_opt(int32_t _opt) {
+    return SetField<int32_t>(VT_OPT, _opt);
   }
   const flatbuffers::String *s() const {
     return GetPointer<const flatbuffers::String *>(VT_S);
   }
+  flatbuffers::String *mutable_s() {
+    return GetPointer<flatbuffers::String *>(VT_S);
+  }
   const ks::Leaf *leaf() const {
     return GetPointer<const ks::Leaf *>(VT_LEAF);
+  }
+  ks::Leaf *mutable_leaf() {
+    return GetPointer<ks::Leaf *>(VT_LEAF);
   }
   const flatbuffers::Vector<flatbuffers::Offset<ks::Leaf>> *leaves() const {
     return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<ks::Leaf>> *>(VT_LEAVES);
   }
+  flatbuffers::Vector<flatbuffers::Offset<ks::Leaf>> *mutable_leaves() {
+    return GetPointer<flatbuffers::Vector<flatbuffers::Offset<ks::Leaf>> *>(VT_LEAVES);
+  }
   const ks::inner::Aligned *aligned() const {
     return GetStruct<const ks::inner::Aligned *>(VT_ALIGNED);
+  }
+  ks::inner::Aligned *mutable_aligned() {
+    return GetStruct<ks::inner::Aligned *>(VT_ALIGNED);
   }
   const flatbuffers::Vector<const ks::inner::WithArray *> *arrays() const {
     return GetPointer<const flatbuffers::Vector<const ks::inner::WithArray *> *>(VT_ARRAYS);
   }
+  flatbuffers::Vector<const ks::inner::WithArray *> *mutable_arrays() {
+    return GetPointer<flatbuffers::Vector<const ks::inner::WithArray *> *>(VT_ARRAYS);
+  }
   ks::inner::Flags flags() const {
     return static_cast<ks::inner::Flags>(GetField<uint32_t>(VT_FLAGS, 3));
+  }
+  bool mutate_flags(ks::inner::Flags _flags = static_cast<ks::inner::Flags>(3)) {
+    return SetField<uint32_t>(VT_FLAGS, static_cast<uint32_t>(_flags), 3);
   }
   ks::inner::Signed signed_() const {
     return static_cast<ks::inner::Signed>(GetField<int16_t>(VT_SIGNED_, -3));
   }
+  bool mutate_signed_(ks::inner::Signed _signed_ = static_cast<ks::inner::Signed>(-3)) {
+    return SetField<int16_t>(VT_SIGNED_, static_cast<int16_t>(_signed_), -3);
+  }
   const flatbuffers::Vector<int16_t> *signeds() const {
     return GetPointer<const flatbuffers::Vector<int16_t> *>(VT_SIGNEDS);
+  }
+  flatbuffers::Vector<int16_t> *mutable_signeds() {
+    return GetPointer<flatbuffers::Vector<int16_t> *>(VT_SIGNEDS);
   }
   ks::Choice choice_type() const {
     return static_cast<ks::Choice>(GetField<uint8_t>(VT_CHOICE_TYPE, 0));
@@ -409,17 +493,29 @@ struct Sink FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const ks::inner::Aligned *choice_as_inner_Aligned() const {
     return choice_type() == ks::Choice_inner_Aligned ? static_cast<const ks::inner::Aligned *>(choice()) : nullptr;
   }
+  void *mutable_choice() {
+    return GetPointer<void *>(VT_CHOICE);
+  }
   const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *strings() const {
     return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *>(VT_STRINGS);
   }
+  flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *mutable_strings() {
+    return GetPointer<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>> *>(VT_STRINGS);
+  }
   const flatbuffers::Vector<uint8_t> *nested() const {
     return GetPointer<const flatbuffers::Vector<uint8_t> *>(VT_NESTED);
+  }
+  flatbuffers::Vector<uint8_t> *mutable_nested() {
+    return GetPointer<flatbuffers::Vector<uint8_t> *>(VT_NESTED);
   }
   const ks::Leaf *nested_nested_root() const {
     return flatbuffers::GetRoot<ks::Leaf>(nested()->Data());
   }
   double big() const {
     return GetField<double>(VT_BIG, std::numeric_limits<double>::infinity());
+  }
+  bool mutate_big(double _big = std::numeric_limits<double>::infinity()) {
+    return SetField<double>(VT_BIG, _big, std::numeric_limits<double>::infinity());
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -710,6 +806,14 @@ inline const ks::Sink *GetSink(const void *buf) {
 
 inline const ks::Sink *GetSizePrefixedSink(const void *buf) {
   return flatbuffers::GetSizePrefixedRoot<ks::Sink>(buf);
+}
+
+inline Sink *GetMutableSink(void *buf) {
+  return flatbuffers::GetMutableRoot<Sink>(buf);
+}
+
+inline ks::Sink *GetMutableSizePrefixedSink(void *buf) {
+  return flatbuffers::GetMutableSizePrefixedRoot<ks::Sink>(buf);
 }
 
 inline const char *SinkIdentifier() {

@@ -152,6 +152,28 @@ struct Count {
 
 }  // namespace fltest::Calc
 
+/// In-place duplex: the server modifies the Blob where it lies and hands it back (a small ring,
+/// so wrap-around comes after a few calls).
+namespace fltest::Inplace {
+
+struct invert {
+  using request_type = ::fltest::Blob;
+  using response_type = ::fltest::Blob;
+  static constexpr ::flatlane::ChannelSpec spec{
+      .name = "fltest.Inplace.invert",
+      .kind = ::flatlane::ChannelKind::duplex,
+      .ring_capacity = 65536ull,  // 64 KiB
+      .max_message = 32704ull,  // 32704 B
+      .chunk_size = 0u,  // runtime default
+      .overflow = ::flatlane::Overflow::block,
+      .wait = ::flatlane::WaitStrategy::spin_then_sleep,
+  };
+  using Client = ::flatlane::InPlaceClient<invert>;  // builds in the frame, reads the reply there
+  using Server = ::flatlane::InPlaceServer<invert>;  // modifies the request in place
+};
+
+}  // namespace fltest::Inplace
+
 namespace fltest::Samples {
 
 /// Waits for space (the default overflow policy).

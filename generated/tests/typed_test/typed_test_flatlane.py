@@ -141,6 +141,28 @@ class Calc:
         # service endpoints arrive with the patterns work (issue 4).
 
 
+class Inplace:
+    """In-place duplex: the server modifies the Blob where it lies and hands it back (a small ring,
+    so wrap-around comes after a few calls).
+    """
+
+    class invert:
+        """Channel fltest.Inplace.invert (duplex)."""
+
+        request: Final = MESSAGES["fltest.Blob"]
+        response: Final = MESSAGES["fltest.Blob"]
+        spec: Final = _Spec(
+            name="fltest.Inplace.invert",
+            kind=_Kind.DUPLEX,
+            ring_capacity=65536,  # 64 KiB
+            max_message=32704,  # 32704 B
+            chunk_size=0,  # runtime default
+            overflow=_Overflow.BLOCK,
+            wait=_Wait.SPIN_THEN_SLEEP,
+        )
+        # duplex endpoints arrive with the patterns work (issue 4).
+
+
 class Samples:
     """rpc_service fltest.Samples (topic)."""
 
@@ -199,6 +221,7 @@ CHANNELS: Final[Dict[str, type]] = {
     "fltest.Bulk.capped": Bulk.capped,
     "fltest.Calc.Add": Calc.Add,
     "fltest.Calc.Count": Calc.Count,
+    "fltest.Inplace.invert": Inplace.invert,
     "fltest.Samples.samples": Samples.samples,
     "fltest.Samples.strict": Samples.strict,
     "fltest.Samples.lossy": Samples.lossy,

@@ -57,11 +57,20 @@ FLATBUFFERS_MANUALLY_ALIGNED_STRUCT(8) Vec3 FLATBUFFERS_FINAL_CLASS {
   double x() const {
     return flatbuffers::EndianScalar(x_);
   }
+  void mutate_x(double _x) {
+    flatbuffers::WriteScalar(&x_, _x);
+  }
   double y() const {
     return flatbuffers::EndianScalar(y_);
   }
+  void mutate_y(double _y) {
+    flatbuffers::WriteScalar(&y_, _y);
+  }
   double z() const {
     return flatbuffers::EndianScalar(z_);
+  }
+  void mutate_z(double _z) {
+    flatbuffers::WriteScalar(&z_, _z);
   }
 };
 FLATBUFFERS_STRUCT_END(Vec3, 24);
@@ -78,14 +87,26 @@ struct Sample FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   uint64_t id() const {
     return GetField<uint64_t>(VT_ID, 0);
   }
+  bool mutate_id(uint64_t _id = 0) {
+    return SetField<uint64_t>(VT_ID, _id, 0);
+  }
   const flatbuffers::String *label() const {
     return GetPointer<const flatbuffers::String *>(VT_LABEL);
+  }
+  flatbuffers::String *mutable_label() {
+    return GetPointer<flatbuffers::String *>(VT_LABEL);
   }
   const fltest::Vec3 *position() const {
     return GetStruct<const fltest::Vec3 *>(VT_POSITION);
   }
+  fltest::Vec3 *mutable_position() {
+    return GetStruct<fltest::Vec3 *>(VT_POSITION);
+  }
   const flatbuffers::Vector<float> *values() const {
     return GetPointer<const flatbuffers::Vector<float> *>(VT_VALUES);
+  }
+  flatbuffers::Vector<float> *mutable_values() {
+    return GetPointer<flatbuffers::Vector<float> *>(VT_VALUES);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -167,11 +188,20 @@ struct Blob FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   uint64_t id() const {
     return GetField<uint64_t>(VT_ID, 0);
   }
+  bool mutate_id(uint64_t _id = 0) {
+    return SetField<uint64_t>(VT_ID, _id, 0);
+  }
   const flatbuffers::Vector<uint8_t> *data() const {
     return GetPointer<const flatbuffers::Vector<uint8_t> *>(VT_DATA);
   }
+  flatbuffers::Vector<uint8_t> *mutable_data() {
+    return GetPointer<flatbuffers::Vector<uint8_t> *>(VT_DATA);
+  }
   uint64_t checksum() const {
     return GetField<uint64_t>(VT_CHECKSUM, 0);
+  }
+  bool mutate_checksum(uint64_t _checksum = 0) {
+    return SetField<uint64_t>(VT_CHECKSUM, _checksum, 0);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -241,8 +271,14 @@ struct AddRequest FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   int64_t a() const {
     return GetField<int64_t>(VT_A, 0);
   }
+  bool mutate_a(int64_t _a = 0) {
+    return SetField<int64_t>(VT_A, _a, 0);
+  }
   int64_t b() const {
     return GetField<int64_t>(VT_B, 0);
+  }
+  bool mutate_b(int64_t _b = 0) {
+    return SetField<int64_t>(VT_B, _b, 0);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -291,6 +327,9 @@ struct AddReply FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   int64_t sum() const {
     return GetField<int64_t>(VT_SUM, 0);
   }
+  bool mutate_sum(int64_t _sum = 0) {
+    return SetField<int64_t>(VT_SUM, _sum, 0);
+  }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
            VerifyField<int64_t>(verifier, VT_SUM, 8) &&
@@ -332,6 +371,9 @@ struct CountRequest FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   uint32_t to() const {
     return GetField<uint32_t>(VT_TO, 0);
   }
+  bool mutate_to(uint32_t _to = 0) {
+    return SetField<uint32_t>(VT_TO, _to, 0);
+  }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
            VerifyField<uint32_t>(verifier, VT_TO, 4) &&
@@ -372,6 +414,9 @@ struct CountReply FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   };
   uint32_t n() const {
     return GetField<uint32_t>(VT_N, 0);
+  }
+  bool mutate_n(uint32_t _n = 0) {
+    return SetField<uint32_t>(VT_N, _n, 0);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&

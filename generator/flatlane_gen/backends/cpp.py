@@ -73,7 +73,7 @@ def _run_flatc(schema: ir.Schema, ctx: RenderContext) -> dict[str, str]:
     texts: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="flatlane-gen-cpp-") as tmp:
         for f in schema.files:
-            cmd = [ctx.flatc, "--cpp"]
+            cmd = [ctx.flatc, "--cpp", "--gen-mutable"]  # mutable views for in-place duplex servers
             for d in ctx.include_dirs:
                 cmd += ["-I", d]
             cmd += ["-o", tmp, f.path]

@@ -3,6 +3,7 @@
 // message code). Generated `<schema>.flatlane.hpp` files include this.
 #pragma once
 
+#include "flatlane/typed/duplex.hpp"
 #include "flatlane/typed/endpoints.hpp"
 #include "flatlane/typed/receiver.hpp"
 #include "flatlane/typed/sender.hpp"
