@@ -11,7 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libzmq3-dev
   flatbuffers-compiler libflatbuffers-dev
-  python3 python3-jinja2 python3-flatbuffers python3-pytest python3-numpy python3-zmq pybind11-dev
+  python3 python3-jinja2 python3-flatbuffers python3-pytest python3-numpy python3-zmq python3-msgpack pybind11-dev
   python3-dev python3-setuptools python3-wheel python3-venv python3-pip
 )
 

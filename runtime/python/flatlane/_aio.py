@@ -46,7 +46,7 @@ Op = Callable[[Optional[float]], Any]
 
 
 class _Job:
-    __slots__ = ("op", "deadline", "cancelled", "loop", "future", "stash", "timeout_error")
+    __slots__ = ("op", "deadline", "cancelled", "loop", "future", "stash", "waiters", "timeout_error")
 
     def __init__(
         self,
@@ -55,6 +55,7 @@ class _Job:
         loop: asyncio.AbstractEventLoop,
         future: "asyncio.Future[Any]",
         stash: Optional[Deque[Any]],
+        waiters: Optional[Deque["_Job"]],
         timeout_error: Callable[[], BaseException],
     ) -> None:
         self.op = op
@@ -63,6 +64,7 @@ class _Job:
         self.loop = loop
         self.future = future
         self.stash = stash
+        self.waiters = waiters  # the jobs awaiting the same kind of message (loop thread only)
         self.timeout_error = timeout_error
 
 
@@ -75,9 +77,26 @@ def _settle(job: _Job, ok: bool, value: Any) -> None:
         else:
             fut.set_exception(value)
         return
-    if ok and job.stash is not None:
-        job.stash.append(value)  # the task was cancelled meanwhile: keep it for the next receive
-    # else: dropped (an error, or a reply nobody waits for; its buffer is released with it)
+    if ok:
+        _rehome(job, value, front=False)
+
+
+def _rehome(job: _Job, value: Any, front: bool) -> None:
+    """A message taken for a task that was cancelled: hand it to the next task awaiting the same
+    endpoint (whose own job may be queued behind this one, or waiting for a message that will
+    not come), else keep it for the next receive. Loop thread only."""
+    if job.stash is None:
+        return  # a reply nobody waits for: dropped (its buffer is released with it)
+    if job.waiters:
+        for other in job.waiters:
+            if other is not job and not other.future.done():
+                other.cancelled = True  # its worker job stops (or never starts) waiting
+                other.future.set_result(value)
+                return
+    if front:
+        job.stash.appendleft(value)
+    else:
+        job.stash.append(value)
 
 
 class _Worker:
@@ -145,11 +164,12 @@ def _deliver(job: _Job, ok: bool, value: Any) -> None:
 class _State:
     """What asyncio keeps per endpoint: its worker and the messages of cancelled receives."""
 
-    __slots__ = ("worker", "stashes")
+    __slots__ = ("worker", "stashes", "waiting")
 
     def __init__(self, label: str) -> None:
         self.worker = _Worker(label)
         self.stashes: Dict[str, Deque[Any]] = {}
+        self.waiting: Dict[str, Deque[_Job]] = {}
 
     def stash(self, key: str) -> Deque[Any]:
         d = self.stashes.get(key)
@@ -205,13 +225,30 @@ async def wait_op(
     loop = asyncio.get_running_loop()
     fut: "asyncio.Future[Any]" = loop.create_future()
     deadline = None if timeout is None else time.monotonic() + timeout / 1000.0
-    job = _Job(op, deadline, loop, fut, stash, timeout_error)
+    waiters = None
+    if key is not None:
+        waiters = st.waiting.get(key)
+        if waiters is None:
+            waiters = st.waiting[key] = collections.deque()
+    job = _Job(op, deadline, loop, fut, stash, waiters, timeout_error)
+    if waiters is not None:
+        waiters.append(job)
     st.worker.submit(job)
     try:
         return await fut
     except asyncio.CancelledError:
         job.cancelled = True
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            # The message arrived, then the task was cancelled before it resumed: asyncio
+            # throws CancelledError over the result. Keep the message.
+            if waiters is not None:
+                waiters.remove(job)
+                waiters = None
+            _rehome(job, fut.result(), front=True)
         raise
+    finally:
+        if waiters is not None:
+            waiters.remove(job)
 
 
 def _timeout_error(endpoint: Any, what: str, timeout: Optional[float]) -> Callable[[], BaseException]:
