@@ -12,7 +12,9 @@ Outputs per root schema `x.fbs`:
                directory; the framework's flatlane.Void ships with the runtime package) and
                OUT/x_flatlane.py (message traits, channel specs, typed endpoint classes)
   --dump-ir    OUT/x.ir.json
-C# templates are not written yet (issue 6).
+  --lang csharp  OUT/<f>_generated.cs for every file f of the closure that declares types
+               (span-based FlatBuffers views, verifiers and builders; flatlane.Void ships with
+               the runtime) and OUT/x.flatlane.cs (channel specs and typed endpoint classes)
 
 Files are written only when their content changes, so a rebuild after an unrelated schema edit
 recompiles nothing. For build systems that compare timestamps, `--stamp FILE` touches FILE on every
@@ -39,7 +41,7 @@ log = logging.getLogger("flatlane.gen")
 
 LANGUAGES = ("cpp", "python", "csharp")
 # Languages whose templates exist; the others are accepted by the parser and refused clearly.
-IMPLEMENTED = ("cpp", "python")
+IMPLEMENTED = ("cpp", "python", "csharp")
 EXIT_OK, EXIT_SCHEMA, EXIT_USAGE = 0, 1, 2
 
 
@@ -52,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="include directory for flatc (repeatable); flatlane.fbs's own directory "
                         "is always searched last")
     p.add_argument("--lang", dest="langs", action="append", default=[], choices=LANGUAGES,
-                   help="language to emit (repeatable); cpp and python today")
+                   help="language to emit (repeatable): cpp, python, csharp")
     p.add_argument("-o", dest="out", required=True, metavar="OUT", help="output directory")
     p.add_argument("--depfile", metavar="F",
                    help="write a Make-style depfile: outputs depend on every .fbs of the closure")

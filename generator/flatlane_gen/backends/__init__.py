@@ -59,6 +59,9 @@ def get(language: str):  # -> module
     if language == "python":
         from . import python
         return python
+    if language == "csharp":
+        from . import csharp
+        return csharp
     return None
 
 

@@ -1,0 +1,278 @@
+using System;
+using Flatlane.FlatBuffers;
+using Xunit;
+
+namespace Flatlane.Typed.Tests;
+
+/// <summary>Generated builders and readers over plain memory: every kind of field, defaults, verification.</summary>
+public class MessageTests
+{
+    internal static ReadOnlySpan<byte> BuildSample(FbBuilder b, ulong id, string label, int values)
+    {
+        b.Reset();
+        var l = b.CreateString(label);
+        Span<float> vals = values <= 256 ? stackalloc float[values] : new float[values];
+        for (int i = 0; i < values; i++) vals[i] = i * 0.5f;
+        var v = fltest.Sample.CreateValuesVector(b, vals);
+        var root = fltest.Sample.Build(b).Id(id).Label(l).Position(new fltest.Vec3 { X = 1, Y = 2, Z = 3 }).Values(v).End();
+        b.Finish(root.Value, fltest.Sample.FileIdentifier);
+        return b.WrittenSpan;
+    }
+
+    [Fact]
+    public void Sample_RoundTrips_AllFields()
+    {
+        var b = new FbBuilder(4096);
+        ReadOnlySpan<byte> buf = BuildSample(b, 42, "hello", 5);
+        Assert.True(fltest.Sample.Verify(buf));
+        var s = fltest.Sample.GetRoot(buf);
+        Assert.Equal(42UL, s.Id);
+        Assert.Equal("hello", s.Label);
+        Assert.True(s.LabelUtf8.SequenceEqual("hello"u8));
+        Assert.True(s.HasPosition);
+        Assert.Equal(2.0, s.Position.Y);
+        Assert.Equal(5, s.Values.Length);
+        Assert.Equal(2.0f, s.Values[4]);
+        Assert.Equal(0, buf.Length % 8);
+    }
+
+    [Fact]
+    public void Absent_Fields_ReadAsDefaults()
+    {
+        var b = new FbBuilder(256);
+        var root = robot.Command.Build(b).End();
+        b.Finish(root.Value, robot.Command.FileIdentifier);
+        ReadOnlySpan<byte> buf = b.WrittenSpan;
+        Assert.True(robot.Command.Verify(buf));
+        Assert.True(Fb.HasIdentifier(buf, "RBC1"));
+        var c = robot.Command.GetRoot(buf);
+        Assert.Equal(0.5f, c.Speed);
+        Assert.Equal(robot.Mode.Manual, c.Mode);
+        Assert.False(c.Header.IsPresent);
+        Assert.Equal(0UL, c.Header.Seq);
+        Assert.Null(c.Header.FrameId);
+        Assert.False(c.HasTarget);
+        Assert.Equal(0, c.Joints.Length);
+    }
+
+    internal static ReadOnlySpan<byte> BuildSink(FbBuilder b)
+    {
+        b.Reset();
+        var s = b.CreateString("required");
+        var leafText = b.CreateString("leaf");
+        var leaf = ks.Leaf.Build(b).Text(leafText).N(7).End();
+        Span<Offset<ks.Leaf>> leaves = stackalloc Offset<ks.Leaf>[3];
+        for (int i = 0; i < 3; i++)
+        {
+            var t = b.CreateString("l" + i);
+            leaves[i] = ks.Leaf.Build(b).Text(t).N(i).End();
+        }
+        var leavesV = b.CreateVector<ks.Leaf>(leaves);
+        var wa = new ks.inner.WithArray { Flags = ks.inner.Flags.C, Tail = -1 };
+        wa.SetValues(0, 10);
+        wa.SetValues(2, 30);
+        var arrays = ks.Sink.CreateArraysVector(b, [wa, wa]);
+        var signeds = ks.Sink.CreateSignedsVector(b, [ks.inner.Signed.Pos, ks.inner.Signed.Neg]);
+        Span<StringOffset> strs = stackalloc StringOffset[2];
+        strs[0] = b.CreateString("a");
+        strs[1] = b.CreateString("βγ");
+        var strings = b.CreateVector(strs);
+        var otherText = b.CreateString("other");
+        var other = ks.Leaf.Build(b).Text(otherText).N(-5).End();
+        var nested = ks.Sink.CreateNestedVector(b, [1, 2, 3]);
+        var root = ks.Sink.Build(b)
+            .B(false).I8(-100).U8(1).I16(-300).U16(60000).I32(-7).U32(4000000000).I64(long.MinValue).U64(5)
+            .F32(-2.5f).F64(1e300).Opt(0).S(s).Leaf(leaf).Leaves(leavesV)
+            .Aligned(new ks.inner.Aligned { X = 1, Y = 2, Z = 3 }).Arrays(arrays)
+            .Flags(ks.inner.Flags.B).Signed(ks.inner.Signed.Zero).Signeds(signeds)
+            .ChoiceAsOther(other).Strings(strings).Nested(nested).Big(0)
+            .End();
+        b.Finish(root.Value, ks.Sink.FileIdentifier);
+        return b.WrittenSpan;
+    }
+
+    [Fact]
+    public void KitchenSink_EveryKind_RoundTrips()
+    {
+        var b = new FbBuilder(4096);
+        ReadOnlySpan<byte> buf = BuildSink(b);
+        Assert.True(ks.Sink.Verify(buf));
+        Assert.True(Fb.HasIdentifier(buf, "KSNK"));
+        var k = ks.Sink.GetRoot(buf);
+        Assert.False(k.B);
+        Assert.Equal(-100, k.I8);
+        Assert.Equal(1, k.U8);
+        Assert.Equal(-300, k.I16);
+        Assert.Equal(60000, k.U16);
+        Assert.Equal(-7, k.I32);
+        Assert.Equal(4000000000u, k.U32);
+        Assert.Equal(long.MinValue, k.I64);
+        Assert.Equal(5UL, k.U64);
+        Assert.Equal(-2.5f, k.F32);
+        Assert.Equal(1e300, k.F64);
+        Assert.Equal(0, k.Opt);
+        Assert.Equal("required", k.S);
+        Assert.Equal("leaf", k.Leaf.Text);
+        Assert.Equal(7, k.Leaf.N);
+        Assert.Equal(3, k.Leaves.Length);
+        Assert.Equal("l2", k.Leaves[2].Text);
+        Assert.Equal(3f, k.Aligned.Z);
+        Assert.Equal(2, k.Arrays.Length);
+        Assert.Equal(30, k.Arrays[1].GetValues(2));
+        Assert.Equal(0, k.Arrays[1].GetValues(1));
+        Assert.Equal(ks.inner.Flags.C, k.Arrays[0].Flags);
+        Assert.Equal(-1, k.Arrays[0].Tail);
+        Assert.Equal(ks.inner.Flags.B, k.Flags);
+        Assert.Equal(ks.inner.Signed.Zero, k.Signed);
+        Assert.Equal([ks.inner.Signed.Pos, ks.inner.Signed.Neg], k.Signeds.ToArray());
+        Assert.Equal(ks.Choice.Other, k.ChoiceType);
+        Assert.Equal(-5, k.ChoiceAsOther.N);
+        Assert.False(k.ChoiceAsLeaf.IsPresent);
+        Assert.Equal(2, k.Strings.Length);
+        Assert.Equal("βγ", k.Strings.GetString(1));
+        Assert.Equal([1, 2, 3], k.Nested.ToArray());
+        Assert.Equal(0.0, k.Big);
+    }
+
+    [Fact]
+    public void KitchenSink_Defaults_AreTheSchemas()
+    {
+        var b = new FbBuilder(1024);
+        var s = b.CreateString("x");
+        var root = ks.Sink.Build(b).S(s).End();
+        b.Finish(root.Value, ks.Sink.FileIdentifier);
+        var k = ks.Sink.GetRoot(b.WrittenSpan);
+        Assert.True(ks.Sink.Verify(b.WrittenSpan));
+        Assert.True(k.B);
+        Assert.Equal(-8, k.I8);
+        Assert.Equal(200, k.U8);
+        Assert.Equal(-1, k.I32);
+        // u64's schema default (18446744073709551615) is not checked: flatc 2.0.8's binary schema
+        // stores it as 0, so the IR (and every generated reader but flatc's own C++) says 0.
+        Assert.Equal(1.5f, k.F32);
+        Assert.Equal(double.NegativeInfinity, k.F64);
+        Assert.Null(k.Opt);
+        Assert.Equal(ks.inner.Flags.A | ks.inner.Flags.B, k.Flags);
+        Assert.Equal(ks.inner.Signed.Neg, k.Signed);
+        Assert.Equal(double.PositiveInfinity, k.Big);
+        Assert.Equal(ks.Choice.NONE, k.ChoiceType);
+    }
+
+    [Fact]
+    public void Required_Field_Missing_IsRefused()
+    {
+        var b = new FbBuilder(256);
+        var e = Assert.Throws<InvalidOperationException>(() => ks.Sink.Build(b).End());
+        Assert.Contains("ks.Sink.s is required", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void UnionOfStruct_RoundTrips()
+    {
+        var b = new FbBuilder(512);
+        var s = b.CreateString("x");
+        var a = ks.inner.Aligned.CreateOffset(b, new ks.inner.Aligned { X = 4, Y = 5, Z = 6 });
+        var root = ks.Sink.Build(b).S(s).ChoiceAsInnerAligned(a).End();
+        b.Finish(root.Value, ks.Sink.FileIdentifier);
+        Assert.True(ks.Sink.Verify(b.WrittenSpan));
+        var k = ks.Sink.GetRoot(b.WrittenSpan);
+        Assert.Equal(ks.Choice.inner_Aligned, k.ChoiceType);
+        Assert.Equal(5f, k.ChoiceAsInnerAligned.Y);
+    }
+
+    [Fact]
+    public void Builder_Overflow_IsMessageTooLarge()
+    {
+        var b = new FbBuilder(64);
+        var e = Assert.Throws<FlatlaneException>(() => b.CreateString(new string('x', 100)));
+        Assert.Equal(ErrorCode.MessageTooLarge, e.ErrorCode);
+    }
+
+    [Fact]
+    public void Verifier_Rejects_MalformedBuffers()
+    {
+        var b = new FbBuilder(4096);
+        byte[] good = BuildSink(b).ToArray();
+        Assert.True(ks.Sink.Verify(good));
+        Assert.False(ks.Sink.Verify(ReadOnlySpan<byte>.Empty));
+        Assert.False(ks.Sink.Verify(new byte[3]));
+        Assert.False(ks.Sink.Verify(new byte[64]));             // root offset 0
+        // Every truncation fails.
+        for (int n = 0; n < good.Length; n += 7) Assert.False(ks.Sink.Verify(good.AsSpan(0, n)));
+        // Wrong file identifier.
+        byte[] bad = (byte[])good.Clone();
+        bad[4] ^= 0xff;
+        Assert.False(ks.Sink.Verify(bad));
+        // Root offset beyond the end.
+        bad = (byte[])good.Clone();
+        BitConverter.TryWriteBytes(bad.AsSpan(0, 4), good.Length + 4);
+        Assert.False(ks.Sink.Verify(bad));
+        // A string length pointing past the end: find "required" and corrupt its length.
+        bad = (byte[])good.Clone();
+        int at = bad.AsSpan().IndexOf("required"u8);
+        BitConverter.TryWriteBytes(bad.AsSpan(at - 4, 4), 100000);
+        Assert.False(ks.Sink.Verify(bad));
+        // The terminating zero of a string.
+        bad = (byte[])good.Clone();
+        bad[at + 8] = (byte)'!';
+        Assert.False(ks.Sink.Verify(bad));
+        // A vtable offset pointing outside the buffer.
+        bad = (byte[])good.Clone();
+        int root = BitConverter.ToInt32(bad, 0);
+        BitConverter.TryWriteBytes(bad.AsSpan(root, 4), -100000);
+        Assert.False(ks.Sink.Verify(bad));
+        // Random byte flips never crash the verifier, and what it accepts reads without throwing
+        // out-of-bounds errors outside the buffer (all reads are span-checked).
+        var rng = new Random(7);
+        for (int i = 0; i < 2000; i++)
+        {
+            bad = (byte[])good.Clone();
+            for (int j = 0; j < 3; j++) bad[rng.Next(bad.Length)] = (byte)rng.Next(256);
+            if (ks.Sink.Verify(bad))
+            {
+                var k = ks.Sink.GetRoot(bad);
+                _ = k.S;
+                _ = k.Leaf.Text;
+                for (int e = 0; e < k.Leaves.Length; e++) _ = k.Leaves[e].Text;
+                for (int e = 0; e < k.Strings.Length; e++) _ = k.Strings[e];
+                _ = k.Arrays.Length;
+                _ = k.ChoiceAsOther.N;
+            }
+        }
+    }
+
+    [Fact]
+    public void Type_Identity_MatchesTheIr()
+    {
+        Assert.Equal("fltest.Sample", fltest.Sample.TypeName);
+        Assert.Equal(0xb3f396f3a97116deUL, fltest.Sample.TypeHash);
+        Assert.Equal("RBC1", robot.Command.FileIdentifier);
+        Assert.Null(robot.Telemetry.FileIdentifier);
+        Assert.Equal("fltest.Samples.samples", fltest.Samples.SamplesChannel.Name);
+        Assert.Equal(ChannelKind.Topic, fltest.Samples.SamplesChannel.Spec.Kind);
+        Assert.Equal(65536, fltest.Samples.SamplesChannel.Spec.RingCapacity);
+        Assert.Equal(Overflow.Fail, fltest.Samples.Strict.Spec.Overflow);
+        Assert.Equal(1 << 20, fltest.Bulk.Blobs.Spec.MaxMessage);
+        Assert.True(fltest.Calc.Count.Streaming);
+        Assert.False(fltest.Calc.Add.Streaming);
+        Assert.Equal(WaitStrategy.Blocking, robot.Planners.Jobs.Spec.Wait);
+    }
+
+    [Fact]
+    public void Builder_Reuse_AllocatesNothing()
+    {
+        var b = new FbBuilder(4096);
+        BuildSample(b, 1, "warm", 8);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            b.Reset();
+            var l = b.CreateString("label");
+            var root = fltest.Sample.Build(b).Id((ulong)i).Label(l).End();
+            b.Finish(root.Value);
+            var s = fltest.Sample.GetRoot(b.WrittenSpan);
+            if (!fltest.Sample.Verify(b.WrittenSpan) || s.Id != (ulong)i) Assert.Fail("bad message");
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}

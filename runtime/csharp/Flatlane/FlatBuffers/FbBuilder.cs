@@ -1,0 +1,317 @@
+using System;
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Flatlane.FlatBuffers;
+
+/// <summary>
+/// A FlatBuffers builder that writes back to front straight into a target memory block: a frame
+/// or slot reserved in shared memory (the generated endpoints do this), or its own pinned buffer.
+/// The bytes are standard FlatBuffers (vtables, alignment, file identifier) that flatc's C++ and
+/// Python code read. One builder is reused for every message of an endpoint: after the first
+/// message nothing is allocated (the vtable scratch grows only for a table with more fields than
+/// any before).
+/// </summary>
+/// <remarks>
+/// The target must not move while the builder uses it: shared-memory frames never do; managed
+/// memory must be pinned (<see cref="FbBuilder(int)"/> allocates a pinned array). A message that
+/// does not fit throws <see cref="FlatlaneException"/> with <see cref="ErrorCode.MessageTooLarge"/>.
+/// Little-endian hosts only (x64, arm64), like the rest of the runtime.
+/// </remarks>
+public sealed unsafe class FbBuilder
+{
+    private byte* _buf;
+    private int _cap;
+    private int _space;          // index of the first written byte; the message is [_space, _cap)
+    private int _minAlign = 1;
+    private int[] _vtable = new int[16];
+    private int _vtableUsed = -1; // -1: not inside a table
+    private int _objectStart;
+    private int _vectorCount = -1; // >= 0 inside StartVector
+    private readonly byte[]? _owned;
+
+    /// <summary>A builder with no target yet; call <see cref="Reset(Span{byte})"/>.</summary>
+    public FbBuilder() { }
+
+    /// <summary>A builder over its own pinned buffer of <paramref name="capacity"/> bytes.</summary>
+    public FbBuilder(int capacity)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        _owned = GC.AllocateArray<byte>(capacity, pinned: true);
+        Reset();
+    }
+
+    /// <summary>Starts a new message in the builder's own buffer (the <see cref="FbBuilder(int)"/> constructor).</summary>
+    public void Reset()
+    {
+        if (_owned is null) throw new InvalidOperationException("this builder has no buffer of its own; call Reset(Span<byte>)");
+        fixed (byte* p = _owned) Attach(p, _owned.Length);
+    }
+
+    /// <summary>
+    /// Starts a new message that ends at the end of <paramref name="target"/> and grows towards its
+    /// start. The memory must stay where it is until the message is committed (shared memory, or
+    /// pinned). For FlatBuffers alignment the end of the target should be 16-byte aligned.
+    /// </summary>
+    public void Reset(Span<byte> target)
+    {
+        Attach((byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(target)), target.Length);
+    }
+
+    private void Attach(byte* p, int n)
+    {
+        _buf = p;
+        _cap = n;
+        _space = n;
+        _minAlign = 1;
+        _vtableUsed = -1;
+        _vectorCount = -1;
+    }
+
+    /// <summary>Bytes written so far (the message size once finished).</summary>
+    public int Size => _cap - _space;
+
+    /// <summary>Bytes the target holds.</summary>
+    public int Capacity => _cap;
+
+    /// <summary>The bytes written so far: the message after <see cref="Finish"/>.</summary>
+    public ReadOnlySpan<byte> WrittenSpan => new(_buf + _space, _cap - _space);
+
+    /// <summary>Largest alignment any element needed so far.</summary>
+    public int MinAlign => _minAlign;
+
+    private void NoSpace(int need) => throw new FlatlaneException(ErrorCode.MessageTooLarge,
+        $"flatlane: FlatBuffers builder: message does not fit its {_cap}-byte buffer (needs more than {Size + need} bytes)");
+
+    /// <summary>Pads so that after <paramref name="additional"/> more bytes an element of <paramref name="size"/> bytes is aligned.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Prep(int size, int additional)
+    {
+        if (size > _minAlign) _minAlign = size;
+        int pad = (-(Size + additional)) & (size - 1);
+        int need = pad + additional + size;
+        if (need > _space) NoSpace(need);
+        for (int i = 0; i < pad; i++) _buf[--_space] = 0;
+    }
+
+    /// <summary>Reserves <paramref name="n"/> bytes below what is written (already aligned by <see cref="Prep"/>) and returns them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private Span<byte> Claim(int n)
+    {
+        if (n > _space) NoSpace(n);
+        _space -= n;
+        return new Span<byte>(_buf + _space, n);
+    }
+
+    /// <summary>Writes an unmanaged value (a scalar or a blittable struct) below, unaligned: call <see cref="Prep"/> first.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Put<T>(T value) where T : unmanaged
+    {
+        if (sizeof(T) > _space) NoSpace(sizeof(T));
+        _space -= sizeof(T);
+        Unsafe.WriteUnaligned(_buf + _space, value);
+    }
+
+    /// <summary>Aligns and writes a scalar.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Add<T>(T value) where T : unmanaged
+    {
+        Prep(sizeof(T), 0);
+        Put(value);
+    }
+
+    /// <summary>Writes a uoffset pointing at <paramref name="offset"/> (an earlier object of this message).</summary>
+    public void AddOffset(int offset)
+    {
+        Prep(4, 0);
+        if (offset <= 0 || offset > Size) throw new ArgumentException($"offset {offset} is not an object of this message (size {Size})", nameof(offset));
+        Put((uint)(Size - offset + 4));
+    }
+
+    // ---- tables ----
+
+    /// <summary>Starts a table with vtable slots for field ids 0..<paramref name="fieldCount"/>-1.</summary>
+    public void StartTable(int fieldCount)
+    {
+        if (_vtableUsed >= 0) throw new InvalidOperationException("FlatBuffers: a table is already being built (tables nest by offset: build the inner one first)");
+        if (_vectorCount >= 0) throw new InvalidOperationException("FlatBuffers: a vector is being built");
+        if (_vtable.Length < fieldCount) _vtable = new int[Math.Max(fieldCount, _vtable.Length * 2)];
+        Array.Clear(_vtable, 0, fieldCount);
+        _vtableUsed = fieldCount;
+        _objectStart = Size;
+    }
+
+    private void Slot(int id)
+    {
+        if ((uint)id >= (uint)_vtableUsed) throw new InvalidOperationException($"FlatBuffers: field id {id} outside the table being built");
+        _vtable[id] = Size;
+    }
+
+    /// <summary>A scalar field: written unless it equals its default (as flatc's builders do).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void AddField<T>(int id, T value, T defaultValue) where T : unmanaged, IEquatable<T>
+    {
+        if (value.Equals(defaultValue)) return;
+        AddFieldAlways(id, value);
+    }
+
+    /// <summary>A scalar field, written even when it equals the default (optional scalars).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void AddFieldAlways<T>(int id, T value) where T : unmanaged
+    {
+        Add(value);
+        Slot(id);
+    }
+
+    /// <summary>A struct field, stored inline in the table.</summary>
+    public void AddStructField<T>(int id, in T value, int align) where T : unmanaged
+    {
+        Prep(align, sizeof(T));
+        Put(value);
+        Slot(id);
+    }
+
+    /// <summary>A field referring to a string, vector or table of this message; 0 = absent.</summary>
+    public void AddOffsetField(int id, int offset)
+    {
+        if (offset == 0) return;
+        AddOffset(offset);
+        Slot(id);
+    }
+
+    /// <summary>True when field <paramref name="id"/> of the table being built was written.</summary>
+    public bool IsSet(int id) => (uint)id < (uint)_vtableUsed && _vtable[id] != 0;
+
+    /// <summary>Writes the vtable and ends the table; returns its offset.</summary>
+    public int EndTable()
+    {
+        if (_vtableUsed < 0) throw new InvalidOperationException("FlatBuffers: EndTable without StartTable");
+        Add(0); // the soffset to the vtable, patched below
+        int objectOffset = Size;
+        int n = _vtableUsed;
+        while (n > 0 && _vtable[n - 1] == 0) n--;
+        int vtableBytes = 4 + 2 * n;
+        int tableBytes = objectOffset - _objectStart;
+        if (tableBytes > ushort.MaxValue) throw new FlatlaneException(ErrorCode.InvalidArgument, $"flatlane: FlatBuffers table of {tableBytes} bytes (at most 65535 inline)");
+        for (int i = n - 1; i >= 0; i--) Put((ushort)(_vtable[i] != 0 ? objectOffset - _vtable[i] : 0));
+        Put((ushort)tableBytes);
+        Put((ushort)vtableBytes);
+        int vt = Size;
+        // soffset at the table start: table position - vtable position (the vtable lies before it).
+        Unsafe.WriteUnaligned(_buf + (_cap - objectOffset), vt - objectOffset);
+        _vtableUsed = -1;
+        return objectOffset;
+    }
+
+    // ---- strings and vectors ----
+
+    /// <summary>A UTF-8 string from UTF-16 text (encoded straight into the buffer).</summary>
+    public StringOffset CreateString(ReadOnlySpan<char> text)
+    {
+        NotNested();
+        int n = Encoding.UTF8.GetByteCount(text);
+        Prep(4, n + 1);
+        Put((byte)0);
+        Encoding.UTF8.GetBytes(text, Claim(n));
+        Put((uint)n);
+        return new StringOffset(Size);
+    }
+
+    /// <summary>A string from UTF-8 bytes (not checked to be UTF-8, like flatc's builders).</summary>
+    public StringOffset CreateString(ReadOnlySpan<byte> utf8)
+    {
+        NotNested();
+        Prep(4, utf8.Length + 1);
+        Put((byte)0);
+        utf8.CopyTo(Claim(utf8.Length));
+        Put((uint)utf8.Length);
+        return new StringOffset(Size);
+    }
+
+    /// <summary>A vector of scalars, enums or structs (<paramref name="align"/>: the element's alignment).</summary>
+    public VectorOffset CreateVector<T>(ReadOnlySpan<T> items, int align) where T : unmanaged
+    {
+        NotNested();
+        int bytes = checked(items.Length * sizeof(T));
+        Prep(4, bytes);
+        Prep(Math.Max(align, 1), bytes);
+        MemoryMarshal.AsBytes(items).CopyTo(Claim(bytes));
+        Put((uint)items.Length);
+        return new VectorOffset(Size);
+    }
+
+    /// <summary>A vector of scalars (aligned to the element size).</summary>
+    public VectorOffset CreateVector<T>(ReadOnlySpan<T> items) where T : unmanaged => CreateVector(items, sizeof(T));
+
+    /// <summary>A vector of tables.</summary>
+    public VectorOffset CreateVector<T>(ReadOnlySpan<Offset<T>> items) where T : allows ref struct
+        => CreateOffsetVector(MemoryMarshal.Cast<Offset<T>, int>(items));
+
+    /// <summary>A vector of strings.</summary>
+    public VectorOffset CreateVector(ReadOnlySpan<StringOffset> items)
+        => CreateOffsetVector(MemoryMarshal.Cast<StringOffset, int>(items));
+
+    private VectorOffset CreateOffsetVector(ReadOnlySpan<int> offsets)
+    {
+        NotNested();
+        Prep(4, 4 * offsets.Length);
+        for (int i = offsets.Length - 1; i >= 0; i--) AddOffset(offsets[i]);
+        Put((uint)offsets.Length);
+        return new VectorOffset(Size);
+    }
+
+    /// <summary>
+    /// Starts a vector of <paramref name="count"/> elements to be added back to front (last element
+    /// first) with <see cref="Add{T}"/> / <see cref="AddOffset"/>; then <see cref="EndVector"/>.
+    /// </summary>
+    public void StartVector(int elementSize, int count, int align)
+    {
+        NotNested();
+        Prep(4, checked(elementSize * count));
+        Prep(Math.Max(align, 1), elementSize * count);
+        _vectorCount = count;
+    }
+
+    /// <summary>Ends the vector started by <see cref="StartVector"/>.</summary>
+    public VectorOffset EndVector()
+    {
+        if (_vectorCount < 0) throw new InvalidOperationException("FlatBuffers: EndVector without StartVector");
+        Put((uint)_vectorCount);
+        _vectorCount = -1;
+        return new VectorOffset(Size);
+    }
+
+    /// <summary>A struct stored on its own (a union member that is a struct); returns its offset.</summary>
+    public int CreateStruct<T>(in T value, int align) where T : unmanaged
+    {
+        NotNested();
+        Prep(align, sizeof(T));
+        Put(value);
+        return Size;
+    }
+
+    private void NotNested()
+    {
+        if (_vtableUsed >= 0) throw new InvalidOperationException("FlatBuffers: strings, vectors and tables must be built before the table that refers to them (StartTable was called)");
+    }
+
+    /// <summary>
+    /// Finishes the message: the root offset (and the file identifier, 4 ASCII characters, when
+    /// given). The message is <see cref="WrittenSpan"/>, the last <see cref="Size"/> bytes of the target.
+    /// </summary>
+    public void Finish(int root, string? fileIdentifier = null)
+    {
+        NotNested();
+        if (_vectorCount >= 0) throw new InvalidOperationException("FlatBuffers: a vector is still being built");
+        bool ident = !string.IsNullOrEmpty(fileIdentifier);
+        if (ident && fileIdentifier!.Length != 4) throw new ArgumentException("a file identifier has 4 characters", nameof(fileIdentifier));
+        Prep(_minAlign, ident ? 8 : 4);
+        if (ident)
+        {
+            for (int i = 3; i >= 0; i--) Put((byte)fileIdentifier![i]);
+        }
+        AddOffset(root);
+    }
+}
