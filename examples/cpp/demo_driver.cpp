@@ -6,7 +6,8 @@
 // The other two stages are examples/python/demo_stage.py and examples/csharp/DemoStage;
 // scripts/demo.sh (through examples/run_demo.sh) starts all three. Every endpoint uses the
 // default mode create_or_open, so the processes may start in any order. Exit status: 0 when every
-// reply came back right, 1 when one was wrong or missing, 2 on bad arguments.
+// reply came back right, 1 when one was wrong or missing, 2 on bad arguments. The three channels
+// are pipelines (push/pull work queues): every message is built in a loaned slot and read there.
 #include "demo.flatlane.hpp"
 
 #include <algorithm>
@@ -168,8 +169,8 @@ int run(const Options& o) {
   const double elapsed = duration<double>(steady_clock::now() - measured_start).count();
 
   std::printf("  one message each stage saw (seq %" PRIu64 ", %zu bytes as a FlatBuffer):\n", o.warmup, message_bytes);
-  std::printf("    C++    built in the ring:      %s\n", sample_sent.c_str());
-  std::printf("    Python rebuilt in the ring:    %s\n", sample_python.c_str());
+  std::printf("    C++    built in the slot:      %s\n", sample_sent.c_str());
+  std::printf("    Python rebuilt in a slot:      %s\n", sample_python.c_str());
   std::printf("    C#     patched in place:       %s\n", sample_csharp.c_str());
   std::printf("  latency over %" PRIu64 " round trips (every reply checked: seq, hops, text, payload, trace):\n", o.count);
   print_row("round trip", rtt);

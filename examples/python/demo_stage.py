@@ -8,8 +8,9 @@ DIR holds what ``flatlane-gen --lang python`` wrote for schema/examples/demo.fbs
 and flatc's ``demo/`` package); the ``flatlane`` package must be importable (PYTHONPATH=build/python).
 scripts/demo.sh (through examples/run_demo.sh) generates both and starts this stage.
 
-For each of the N messages on ``demo.Demo.requests`` (a typed Puller: flatc's reader over the ring
-frame, no copy) it builds a new Ping directly in a frame of ``demo.Demo.forward`` (a typed Pusher):
+For each of the N messages on ``demo.Demo.requests`` (a typed Puller on a work queue: flatc's reader
+over the slot, no copy) it builds a new Ping directly in a loaned slot of ``demo.Demo.forward`` (a
+typed Pusher):
 the same seq, sent_ns and payload, ``hops`` + 1, the text with " -> Python" appended, and a trace
 stamp of when it received the message. Then it exits: 0 when all N went through, 1 otherwise.
 """
@@ -44,9 +45,9 @@ def main() -> int:
         return f"{args.prefix}.{spec.name}" if args.prefix else spec.name
 
     def build(b, msg, python_ns: int) -> int:
-        """Runs once per message; b writes straight into the reserved frame of 'forward'."""
-        text = b.CreateString(msg.Text() + SUFFIX)      # Text(): bytes copied out of the frame
-        payload = b.CreateNumpyVector(msg.PayloadAsNumpy())  # a zero-copy view of the incoming frame
+        """Runs once per message; b writes straight into the loaned slot of 'forward'."""
+        text = b.CreateString(msg.Text() + SUFFIX)      # Text(): bytes copied out of the slot
+        payload = b.CreateNumpyVector(msg.PayloadAsNumpy())  # a zero-copy view of the incoming slot
         PingStart(b)
         PingAddSeq(b, msg.Seq())
         PingAddSentNs(b, msg.SentNs())
@@ -78,7 +79,7 @@ def main() -> int:
         return 1
 
     busy_us.sort()
-    print(f"Python stage: forwarded {args.count} pings, requests -> forward (typed Puller/Pusher, built in the frame)")
+    print(f"Python stage: forwarded {args.count} pings, requests -> forward (typed Puller/Pusher on work queues, built in the slot)")
     print(f"  seq {first[0]}: text \"{first[1]}\" became \"{first[2]}\"")
     print(f"  receive to sent (build + send) p50 {busy_us[len(busy_us) // 2]:.1f} us")
     return 0

@@ -1,6 +1,7 @@
 """Generated typed endpoints (flatlane-gen --lang python over flatlane.typed) on the channels of
-tests/cpp/schema/typed_test.fbs: built in the frame, read in place, growth, chunking, limits,
-overflow policies, type identity, and real processes with the C++ typed peer."""
+tests/cpp/schema/typed_test.fbs, over the runtime's topics and work queues: built in the loaned
+slot, read in place, slot sizes and limits, overflow policies and subscriber modes, history, type
+identity, and real processes with the C++ typed peer (many subscribers, many workers, kill -9)."""
 
 from __future__ import annotations
 
@@ -35,8 +36,7 @@ from typed_content import (
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "tests" / "cpp" / "schema" / "typed_test.fbs"
-RING = 1 << 16
-FRAME = RING // 2 - 32  # largest frame payload of the typed_test channels
+RING = 1 << 16  # ring_capacity of the typed_test channels: slot bytes per publisher
 
 
 @pytest.fixture(scope="session")
@@ -126,7 +126,7 @@ def test_generated_traits_and_specs(gen: ModuleType) -> None:
     assert gen.Samples.lossy.Publisher.__qualname__ == "fltest.Samples.lossy.Publisher"
     assert set(gen.CHANNELS) == {"fltest.Samples.samples", "fltest.Samples.strict", "fltest.Samples.lossy",
                                  "fltest.Bulk.blobs", "fltest.Bulk.capped", "fltest.Calc.Add",
-                                 "fltest.Calc.Count"}
+                                 "fltest.Calc.Count", "fltest.Inplace.invert"}
     with pytest.raises(TypeError, match="Subscriber needs a topic channel; fltest.Bulk.blobs is a pipeline"):
         typed.Subscriber.of(gen.Bulk.blobs.spec, gen.Bulk.blobs.message)
     with pytest.raises(TypeError, match="not bound to a channel"):
@@ -142,14 +142,15 @@ def test_samples_round_trip_in_place(gen: ModuleType, channel: str) -> None:
             assert pub.send(build_sample, i) is True
             with sub.recv(timeout=1000) as m:
                 assert check_sample(m.msg, i) == ""
-                assert m.zero_copy and m.seq > 0 and len(m.bytes) == len(m)
-        assert pub.stats().sent == 300 and pub.stats().chunked == 0
-        assert sub.stats() == typed.ReceiverStats(received=300, rejected=0)
-        assert sub.reader.held_frames == 0
+                assert m.zero_copy and m.seq == i + 1 and len(m.bytes) == len(m) and m.publisher == 0
+        assert pub.stats() == typed.TopicSenderStats(sent=300, dropped=0, too_large=0)
+        assert sub.stats() == typed.TopicReceiverStats(received=300, rejected=0, dropped=0, queued=0, held=0)
+        assert pub.topic_stats().messages == 300 and pub.subscriber_count == 1
+        assert sub.subscriber.held_samples == 0
 
 
 def test_send_passes_args_and_non_ascii_strings(gen: ModuleType, channel: str) -> None:
-    """flatbuffers 2.0.8 sizes a str by characters; the frame builder encodes first."""
+    """flatbuffers 2.0.8 sizes a str by characters; the slot builder encodes first."""
     from fltest import Sample as S
 
     label = "ünïcødé ✓ " * 20
@@ -166,38 +167,37 @@ def test_send_passes_args_and_non_ascii_strings(gen: ModuleType, channel: str) -
             assert m.msg.Label().decode() == label
 
 
-def test_the_builder_writes_into_the_reserved_frame(gen: ModuleType, channel: str) -> None:
-    """Zero copy on the sending side: the builder's buffer is the writer's reservation (a view of
-    the shared ring, not a bytearray), and the received message is exactly its tail: the same
-    bytes of the segment, so a byte changed through the builder's view after publication shows in
-    the receiver's frame at both ends (misuse in real code, proof here)."""
-    seen: List[memoryview] = []
+def test_the_builder_writes_into_the_loaned_slot(gen: ModuleType, channel: str) -> None:
+    """Zero copy on the sending side: the builder's buffer is the loaned topic slot (a writable
+    view exported by the publisher, not a bytearray), the whole slot, and the received message is
+    exactly its tail: it ends where the slot ends, at the same offset of the topic segment."""
+    seen: List[Any] = []
 
     def build(b: Any, sid: int) -> int:
-        seen.append(b.Bytes)
-        return build_sample(b, sid)
+        view = b.Bytes
+        seen.append((type(view), type(view.obj), view.readonly, len(view)))
+        seen.append(np.frombuffer(view, np.uint8).__array_interface__["data"][0] + len(view))
+        root = build_sample(b, sid)
+        seen.append(bytes(view[b.head:]))  # what is built, where it lies
+        return root
 
     with gen.Samples.samples.Publisher(name=channel) as pub, gen.Samples.samples.Subscriber(name=channel) as sub:
+        assert pub.max_message == 64 * 1024  # the schema leaves max_message: one 64 KiB slot
         pub.send(build, 5)
-        (view,) = seen
-        assert isinstance(view, memoryview) and not view.readonly
-        assert type(view.obj) is _native.Mapping  # exported by the writer's mapping: ring memory
+        (kind, owner, readonly, length), slot_end, built = seen
+        assert kind is memoryview and owner is _native.SlotExport and not readonly and length == pub.max_message
         with sub.recv(timeout=1000) as m:
             rx = m.bytes
-            size = len(rx)
-            assert bytes(view[len(view) - size :]) == bytes(rx)
-            first, last = rx[0], rx[size - 1]
-            view[len(view) - size] = first ^ 0xFF
-            view[len(view) - 1] = last ^ 0xFF
-            assert (rx[0], rx[size - 1]) == (first ^ 0xFF, last ^ 0xFF)
-            # The message ends where the reservation ends: 16-aligned, so FlatBuffers' alignment
-            # (relative to the end) holds in the ring.
-            end = np.frombuffer(rx, np.uint8).__array_interface__["data"][0] + size
-            assert end % 16 == 0
+            # What the builder had built in the slot is the tail of the finished FlatBuffer.
+            assert len(rx) > len(built) and bytes(rx).endswith(built)
+            end = np.frombuffer(rx, np.uint8).__array_interface__["data"][0] + len(rx)
+            # Publisher and subscriber map the segment at different addresses: compare offsets
+            # within a slot (slots are 64-aligned and the message ends at its slot's end).
+            assert end % 64 == 0 and slot_end % 64 == 0
             del rx
 
 
-def test_numpy_vector_is_a_zero_copy_view_that_keeps_the_frame(gen: ModuleType, channel: str) -> None:
+def test_numpy_vector_is_a_zero_copy_view_that_keeps_the_slot(gen: ModuleType, channel: str) -> None:
     with gen.Samples.samples.Publisher(name=channel) as pub, gen.Samples.samples.Subscriber(name=channel) as sub:
         pub.send(build_sample, 9, 40)
         m = sub.recv(timeout=1000)
@@ -205,15 +205,15 @@ def test_numpy_vector_is_a_zero_copy_view_that_keeps_the_frame(gen: ModuleType, 
         assert values.dtype == np.float32 and not values.flags.writeable
         frame_start = np.frombuffer(m.bytes, np.uint8).__array_interface__["data"][0]
         vec_start = values.__array_interface__["data"][0]
-        assert frame_start < vec_start < frame_start + len(m)  # inside the frame: not a copy
+        assert frame_start < vec_start < frame_start + len(m)  # inside the slot: not a copy
         assert np.array_equal(values, np.float32(4.5) + np.arange(40, dtype=np.float32))
         m.release()
-        assert m.released and sub.reader.held_frames == 1  # the array still holds the frame
+        assert m.released and sub.subscriber.held_samples == 1  # the array still holds the slot
         assert float(values[39]) == 43.5  # and stays valid...
         with pytest.raises(ValueError):
             m.msg.Id()  # ...while the message itself can no longer be read
         del values
-        assert sub.reader.held_frames == 0
+        assert sub.subscriber.held_samples == 0
 
 
 def test_a_released_message_cannot_be_read(gen: ModuleType, channel: str) -> None:
@@ -222,9 +222,9 @@ def test_a_released_message_cannot_be_read(gen: ModuleType, channel: str) -> Non
         with sub.recv(timeout=1000) as m:
             msg = m.msg
             assert msg.Id() == 4
-        assert sub.reader.held_frames == 0  # given back at the end of `with`, msg still referenced
+        assert sub.subscriber.held_samples == 0  # given back at the end of `with`, msg still referenced
         with pytest.raises(ValueError):
-            msg.Id()  # its memoryview is released: no read of recycled ring bytes
+            msg.Id()  # its memoryview is released: no read of a recycled slot
         with pytest.raises(ValueError, match="released"):
             m.bytes
 
@@ -236,36 +236,19 @@ def test_uninitialized_vector_of_no_elements(gen: ModuleType, channel: str) -> N
             assert check_blob(m.msg, 3, 0) == "" and m.msg.DataLength() == 0
 
 
-# --- growth, chunks, limits -------------------------------------------------------------------------
+# --- slot sizes and limits ---------------------------------------------------------------------------
 
 
-def test_growth_moves_into_a_larger_reservation_once(gen: ModuleType, channel: str) -> None:
-    with gen.Samples.samples.Publisher(name=channel, size_hint=64) as pub, gen.Samples.samples.Subscriber(
-        name=channel
-    ) as sub:
-        pub.send(build_sample, 1, 63)  # ~350 bytes in a 64-byte reservation
-        assert pub.stats().regrown == 1
-        with sub.recv(timeout=1000) as m:
-            assert check_sample(m.msg, 1, 63) == "" and m.zero_copy
-        for i in range(2, 20):  # the same shape: the learned reservation fits
-            pub.send(build_sample, i, 63)
-            with sub.recv(timeout=1000) as m:
-                assert check_sample(m.msg, i, 63) == ""
-        assert pub.stats() == typed.SenderStats(sent=19, dropped=0, regrown=1, chunked=0)
+def test_slot_size_comes_from_max_message(gen: ModuleType, channel: str) -> None:
+    with gen.Bulk.blobs.Pusher(name=channel) as push, gen.Bulk.capped.Pusher(name=channel + "c") as capped, \
+            gen.Samples.samples.Publisher(name=channel + "s", max_message=100) as small:
+        assert push.max_message == 1 << 20 and capped.max_message == 16 * 1024 and small.max_message == 128
+        # 64 KiB ring / slot, at least 8 slots per publisher.
+        assert push.topic_stats().slot_count == 8 and capped.topic_stats().slot_count == 8
 
 
-def test_growth_to_a_whole_frame_stays_in_the_ring(gen: ModuleType, channel: str) -> None:
-    """A message that needs most of a frame grows up to the largest frame, not into the heap."""
-    size = FRAME - 64
-    with gen.Bulk.blobs.Pusher(name=channel) as push, gen.Bulk.blobs.Puller(name=channel) as pull:
-        push.send(build_blob, 11, size)
-        assert push.stats().regrown == 1 and push.stats().chunked == 0
-        with pull.recv(timeout=1000) as m:
-            assert m.zero_copy and check_blob(m.msg, 11, size) == ""
-
-
-def test_messages_above_a_frame_go_in_chunks(gen: ModuleType, channel: str) -> None:
-    sizes = [100_000, 5, 200 * 1024 - 1, FRAME + 1]
+def test_messages_up_to_the_slot_travel_in_place(gen: ModuleType, channel: str) -> None:
+    sizes = [100_000, 5, 200 * 1024 - 1, (1 << 20) - 128]
     got: List[str] = []
 
     def pull_all() -> None:
@@ -278,41 +261,42 @@ def test_messages_above_a_frame_go_in_chunks(gen: ModuleType, channel: str) -> N
         t = threading.Thread(target=pull_all)
         t.start()
         for k, size in enumerate(sizes):
-            push.send(build_blob, k, size)  # larger than the ring: waits for the puller
+            push.send(build_blob, k, size)
         t.join(30)
         assert not t.is_alive()
-        assert got == ["ok False", "ok True", "ok False", "ok False"]
-        assert push.stats().chunked == 3 and push.stats().sent == 4
+        assert got == ["ok True"] * 4
+        assert push.stats().sent == 4
 
 
 def test_message_too_large_publishes_nothing(gen: ModuleType, channel: str) -> None:
-    """capped: max 16 KiB (fits a frame, so never chunked); blobs: max 1 MiB."""
+    """capped: 16 KiB slots; blobs: 1 MiB. Topics do not chunk."""
     with gen.Bulk.capped.Pusher(name=channel) as push, gen.Bulk.capped.Puller(name=channel) as pull:
-        with pytest.raises(flatlane.MessageTooLargeError, match="above max_message 16384") as e:
-            push.send(build_blob, 1, 20_000)  # built in a frame, refused when finished
+        with pytest.raises(flatlane.MessageTooLargeError, match="must fit one slot of 16384 bytes") as e:
+            push.send(build_blob, 1, 20_000)
         assert e.value.errc is flatlane.Errc.MESSAGE_TOO_LARGE and e.value.channel == channel
-        with pytest.raises(flatlane.MessageTooLargeError, match="100056 bytes, above"):
-            push.send(build_blob, 2, 100_000)  # beyond a frame: built in the heap, then refused
+        with pytest.raises(flatlane.MessageTooLargeError, match="do not chunk"):
+            push.send(build_blob, 2, 100_000)
 
         def many_vectors(b: Any) -> int:
             for _ in range(40):
                 b.CreateByteVector(bytes(4000))
             return empty_sample(b, 0)
 
-        with pytest.raises(flatlane.MessageTooLargeError, match="while building"):
-            push.send(many_vectors)  # refused once the bytes built so far pass the limit
+        with pytest.raises(flatlane.MessageTooLargeError, match="built so far"):
+            push.send(many_vectors)
         with pytest.raises(flatlane.FlatlaneTimeoutError):
             pull.recv(timeout=0)
         push.send(build_blob, 3, 16_000)  # the sender is still usable
         with pull.recv(timeout=1000) as m:
             assert check_blob(m.msg, 3, 16_000) == ""
-        assert push.stats().sent == 1
+        assert push.stats() == typed.TopicSenderStats(sent=1, dropped=0, too_large=3)
+        assert push.topic_stats().free_slots == push.topic_stats().slot_count  # every slot came back
     with gen.Bulk.blobs.Pusher(name=channel + "b") as push:
         with pytest.raises(flatlane.MessageTooLargeError):
             push.send(build_blob, 4, 1_100_000)
         assert push.stats().sent == 0
     with gen.Samples.samples.Publisher(name=channel + "c", max_message=100) as pub:
-        with pytest.raises(flatlane.MessageTooLargeError, match="above max_message 100"):
+        with pytest.raises(flatlane.MessageTooLargeError, match="one slot of 128 bytes"):
             pub.send(build_sample, 1, 63)
 
 
@@ -332,23 +316,27 @@ def test_exception_in_build_publishes_nothing(gen: ModuleType, channel: str) -> 
         assert pub.stats().sent == 1
 
 
-# --- overflow policies ------------------------------------------------------------------------------
+# --- overflow policies and subscriber modes --------------------------------------------------------
 
 
 def fill(pub: Any, limit: int = 10_000) -> int:
-    """Sends empty samples until the ring refuses one; returns how many went out."""
+    """Sends empty samples until one is refused; returns how many went out."""
     for i in range(limit):
         if not pub.send(empty_sample, i):
             return i
-    raise AssertionError("the ring never filled")
+    raise AssertionError("the topic never filled")
 
 
 def test_overflow_fail_raises_buffer_full_and_counts(gen: ModuleType, channel: str) -> None:
+    """fail: subscribers default to block_publisher; a subscriber that does not read holds every
+    slot of the pool in its queue, and the next send fails at once."""
     with gen.Samples.strict.Publisher(name=channel) as pub, gen.Samples.strict.Subscriber(name=channel) as sub:
+        t0 = time.monotonic()
         with pytest.raises(flatlane.BufferFullError):
             fill(pub)
+        assert time.monotonic() - t0 < 0.5
         sent = pub.stats().sent
-        assert sent > 100 and pub.stats().dropped == 1 and pub.dropped == 1
+        assert sent == pub.topic_stats().slot_count == 8 and pub.stats().dropped == 1 and pub.dropped == 1
         t0 = time.monotonic()
         with pytest.raises(flatlane.BufferFullError):
             pub.send(empty_sample, 0, timeout=30)  # an explicit wait overrides the policy...
@@ -357,18 +345,20 @@ def test_overflow_fail_raises_buffer_full_and_counts(gen: ModuleType, channel: s
         for i in range(sent):
             with sub.recv(timeout=1000) as m:
                 assert m.msg.Id() == i
-        pub.send(empty_sample, 99)  # space again
+        pub.send(empty_sample, 99)  # room again
         assert pub.stats().sent == sent + 1
+        assert sub.stats().dropped == 0
 
 
-def test_overflow_drop_oldest_never_waits(gen: ModuleType, channel: str) -> None:
+def test_overflow_drop_oldest_drops_at_the_subscriber(gen: ModuleType, channel: str) -> None:
+    """drop_oldest: subscribers default to drop_oldest; the publisher never waits and never fails,
+    a subscriber that does not keep up loses its oldest messages (counted) and keeps the newest."""
     with gen.Samples.lossy.Publisher(name=channel) as pub, gen.Samples.lossy.Subscriber(name=channel) as sub:
-        sent = fill(pub)
         t0 = time.monotonic()
-        for i in range(5):
-            assert pub.send(empty_sample, sent + i) is False
-        assert time.monotonic() - t0 < 0.5
-        assert pub.stats().dropped == 6 and pub.stats().sent == sent
+        for i in range(3000):
+            assert pub.send(empty_sample, i) is True
+        assert time.monotonic() - t0 < 5
+        assert pub.stats().dropped == 0
         ids = []
         while True:
             try:
@@ -376,18 +366,67 @@ def test_overflow_drop_oldest_never_waits(gen: ModuleType, channel: str) -> None
                     ids.append(m.msg.Id())
             except flatlane.FlatlaneTimeoutError:
                 break
-        assert ids == list(range(sent))  # today the new messages are the ones dropped (docs)
+        assert ids == sorted(ids) and ids[-1] == 2999
+        assert sub.stats().dropped > 0 and len(ids) + sub.stats().dropped == 3000
+
+
+def test_a_pusher_without_room_drops_the_new_message(gen: ModuleType, channel: str) -> None:
+    """A pipeline never drops queued work: with overflow drop_oldest and no puller, the pool fills
+    and further sends return False (counted); the queued work is all delivered later."""
+    with gen.Bulk.capped.Pusher(name=channel, overflow="drop_oldest") as push:
+        sent = fill(push)
+        assert sent == 8 and push.stats().dropped == 1
+        with gen.Bulk.capped.Puller(name=channel) as pull:
+            for i in range(sent):
+                with pull.recv(timeout=1000) as m:
+                    assert m.msg.Id() == i
 
 
 def test_overflow_block_waits_send_timeout(gen: ModuleType, channel: str) -> None:
-    with gen.Samples.samples.Publisher(name=channel, send_timeout=40) as pub:
+    with gen.Samples.samples.Publisher(name=channel, send_timeout=40) as pub, \
+            gen.Samples.samples.Subscriber(name=channel):
+        t0 = time.monotonic()
         with pytest.raises(flatlane.BufferFullError):
             fill(pub)
+        assert time.monotonic() - t0 >= 0.035
         assert pub.stats().dropped == 0  # block never drops; it timed out
-    with gen.Samples.samples.Publisher(name=channel + "b", overflow="fail") as pub:
+    with gen.Samples.samples.Publisher(name=channel + "b", overflow="fail") as pub, \
+            gen.Samples.samples.Subscriber(name=channel + "b"):
         with pytest.raises(flatlane.BufferFullError):
             fill(pub)
         assert pub.stats().dropped == 1  # the option overrides the schema's policy
+
+
+def test_subscriber_mode_is_an_option(gen: ModuleType, channel: str) -> None:
+    """On a blocking topic a drop_oldest subscriber never holds the publisher up, while the
+    block_publisher subscriber beside it gets everything."""
+    with gen.Samples.samples.Publisher(name=channel, send_timeout=1000) as pub, \
+            gen.Samples.samples.Subscriber(name=channel) as all_, \
+            gen.Samples.samples.Subscriber(name=channel, subscriber_mode="drop_oldest") as lossy:
+        for i in range(100):
+            pub.send(empty_sample, i)
+            with all_.recv(timeout=1000) as m:
+                assert m.msg.Id() == i
+        got = 0
+        while True:
+            try:
+                lossy.recv(timeout=0).release()
+                got += 1
+            except flatlane.FlatlaneTimeoutError:
+                break
+        assert lossy.dropped > 0 and got + lossy.stats().dropped == 100
+    with pytest.raises(ValueError, match="subscriber mode"):
+        gen.Samples.samples.Subscriber(name=channel + "x", subscriber_mode="sometimes")
+
+
+def test_late_joiner_gets_retained_history(gen: ModuleType, channel: str) -> None:
+    with gen.Samples.samples.Publisher(name=channel, history=4) as pub:
+        for i in range(10):
+            pub.send(empty_sample, i)
+        with gen.Samples.samples.Subscriber(name=channel, history_request=3) as sub:
+            assert [sub.recv(timeout=1000).msg.Id() for _ in range(3)] == [7, 8, 9]
+            with pytest.raises(flatlane.FlatlaneTimeoutError):
+                sub.recv(timeout=0)
 
 
 # --- type identity and corrupt messages -------------------------------------------------------------
@@ -397,7 +436,7 @@ def test_attaching_with_another_type_names_both(gen: ModuleType, channel: str) -
     sample, blob = gen.MESSAGES["fltest.Sample"], gen.MESSAGES["fltest.Blob"]
     with gen.Samples.samples.Publisher(name=channel):
         with pytest.raises(flatlane.TypeMismatchError) as e:
-            gen.Bulk.blobs.Puller(name=channel)
+            typed.Subscriber.of(gen.Samples.samples.spec, blob)(name=channel)
         text = str(e.value)
         assert f"carries 'fltest.Sample' (hash {sample.type_hash:016x})" in text
         assert f"expects 'fltest.Blob' (hash {blob.type_hash:016x})" in text
@@ -406,17 +445,26 @@ def test_attaching_with_another_type_names_both(gen: ModuleType, channel: str) -
             gen.Bulk.blobs.Puller(name=channel, type_check="name_only")  # names differ too
 
 
+def test_a_pipeline_endpoint_on_a_topic_is_refused(gen: ModuleType, channel: str) -> None:
+    sample = gen.MESSAGES["fltest.Sample"]
+    as_pipeline = typed.ChannelSpec(name="x", kind=typed.ChannelKind.PIPELINE, ring_capacity=RING)
+    with gen.Samples.samples.Publisher(name=channel):
+        with pytest.raises(flatlane.InvalidArgumentError, match="is a publish/subscribe topic, this endpoint "
+                                                                 r"expects a push/pull work queue \(pipeline\)"):
+            typed.Puller.of(as_pipeline, sample)(name=channel)
+
+
 def test_name_only_check_accepts_another_version(gen: ModuleType, channel: str) -> None:
-    """A segment created by another version of fltest.Sample (same name, other hash)."""
+    """A topic created by another version of fltest.Sample (same name, other hash)."""
     sample = gen.MESSAGES["fltest.Sample"]
     old_hash = sample.type_hash ^ 0x5A5A
-    with flatlane.Writer(channel, mode="create", ring_capacity=RING, type_name="fltest.Sample", type_hash=old_hash):
+    with flatlane.TopicPublisher(channel, mode="create", slot_size=1 << 16, type_name="fltest.Sample",
+                                 type_hash=old_hash):
         with pytest.raises(flatlane.TypeMismatchError, match="fltest.Sample"):
             gen.Samples.samples.Subscriber(name=channel)
         with gen.Samples.samples.Subscriber(name=channel, type_check="name_only") as sub:
-            assert sub.peer_attached
+            assert sub.stats().received == 0
     with gen.Samples.samples.Subscriber(name=channel + "b", mode="create") as sub:
-        # The creator records its own name and hash; a publisher of "another version" attaches by name.
         other = typed.MessageTraits("fltest.Sample", old_hash, None, sample.reader)
         with typed.Publisher.of(gen.Samples.samples.spec, other)(name=channel + "b", type_check="name_only") as pub:
             pub.send(build_sample, 3)
@@ -427,8 +475,9 @@ def test_name_only_check_accepts_another_version(gen: ModuleType, channel: str) 
 
 
 def test_corrupt_messages_are_rejected_and_counted(gen: ModuleType, channel: str) -> None:
+    """A raw publisher of the same type (a buggy peer) publishes slots that are not a Sample."""
     sample = gen.MESSAGES["fltest.Sample"]
-    with flatlane.Writer(channel, ring_capacity=RING, type_name=sample.type_name, type_hash=sample.type_hash) as w, \
+    with flatlane.TopicPublisher(channel, type_name=sample.type_name, type_hash=sample.type_hash) as w, \
             gen.Samples.samples.Subscriber(name=channel) as sub:
         w.send(b"\xf0\xff\x00\x00" + bytes(12))  # root offset far outside the message
         w.send(b"\x01\x00")  # too short
@@ -444,8 +493,8 @@ def test_corrupt_messages_are_rejected_and_counted(gen: ModuleType, channel: str
         w.send(b"\x04\x00\x00\x00")  # fine structure but 4 bytes: rejected, then all is normal
         with pytest.raises(flatlane.CorruptMessageError):
             sub.recv(timeout=1000)
-        assert sub.stats() == typed.ReceiverStats(received=1, rejected=3)
-        assert sub.reader.held_frames == 0
+        assert sub.stats() == typed.TopicReceiverStats(received=1, rejected=3, dropped=0, queued=0, held=0)
+        assert sub.subscriber.held_samples == 0
 
 
 def test_closed_endpoints_raise(gen: ModuleType, channel: str) -> None:
@@ -513,13 +562,11 @@ def test_cpp_pusher_to_python_puller(gen: ModuleType, channel: str, typed_peer: 
         [str(typed_peer), "push", channel, str(count)]
     ) as peer:
         peer.expect("ready")
-        chunked = 0
         for i in range(count):
             with pull.recv(timeout=10_000) as m:
                 assert check_blob(m.msg, i, blob_size(i)) == ""
-                chunked += not m.zero_copy
-        words = peer.expect("done")
-        assert words[:2] == ["done", str(count)] and int(words[3]) == chunked > 0
+                assert m.zero_copy
+        assert peer.expect("done") == ["done", str(count)]
         exit_ok(peer)
 
 
@@ -528,13 +575,72 @@ def test_python_pusher_to_cpp_puller(gen: ModuleType, channel: str, typed_peer: 
     with gen.Bulk.blobs.Pusher(name=channel, mode="create") as push, Peer(
         [str(typed_peer), "pull", channel, str(count)]
     ) as peer:
-        sizes = [blob_size(i) for i in range(count)]
-        peer.expect("ready")
-        for i, size in enumerate(sizes):
-            push.send(build_blob, i, size, timeout=10_000)
-        assert push.stats().chunked == sum(flatbuffer_size(build_blob, i, s) > FRAME for i, s in enumerate(sizes)) > 0
+        for i in range(count):  # work waits in the queue until the puller attaches
+            push.send(build_blob, i, blob_size(i), timeout=10_000)
+        assert push.stats().sent == count
         assert peer.expect("done") == ["done", str(count)]
         exit_ok(peer)
+
+
+def test_python_publisher_to_three_cpp_subscriber_processes(gen: ModuleType, channel: str, typed_peer: Path) -> None:
+    count = 1500
+    with gen.Samples.samples.Publisher(name=channel, mode="create", send_timeout=10_000) as pub:
+        peers = [Peer([str(typed_peer), "subscribe", channel, str(count)]) for _ in range(3)]
+        try:
+            for p in peers:
+                p.expect("ready")
+            assert pub.subscriber_count == 3
+            for i in range(count):
+                pub.send(build_sample, i)
+            for p in peers:
+                assert p.expect("done") == ["done", str(count)]
+                exit_ok(p)  # every one of them checked every sample in C++
+        finally:
+            for p in peers:
+                p.close()
+
+
+def test_python_pusher_to_three_cpp_workers_each_message_once(gen: ModuleType, channel: str,
+                                                               typed_peer: Path) -> None:
+    count = 1200
+    with gen.Bulk.capped.Pusher(name=channel, mode="create", send_timeout=10_000) as push:
+        peers = [Peer([str(typed_peer), "work", channel, "0", "delay_us=20"]) for _ in range(3)]
+        try:
+            for p in peers:
+                p.expect("ready")
+            for i in range(count):
+                push.send(build_blob, i, i % 100)
+            push.close()  # the workers drain the queue, then see the pusher gone
+            seen: List[int] = []
+            for p in peers:
+                words = p.expect("ids", timeout=30)
+                ids = [int(x) for x in words[1].split(",")] if len(words) > 1 else []
+                assert ids, "a worker got nothing"
+                seen += ids
+                p.expect("done")
+                exit_ok(p)
+            assert sorted(seen) == list(range(count))  # each message exactly once
+        finally:
+            for p in peers:
+                p.close()
+
+
+def test_killed_cpp_subscriber_does_not_stall_a_python_publisher(gen: ModuleType, channel: str,
+                                                                  typed_peer: Path) -> None:
+    count = 2000
+    with gen.Samples.samples.Publisher(name=channel, mode="create", send_timeout=10_000) as pub, Peer(
+        [str(typed_peer), "subscribe", channel, str(count), "delay_us=200"]
+    ) as victim, Peer([str(typed_peer), "subscribe", channel, str(count)]) as survivor:
+        victim.expect("ready")
+        survivor.expect("ready")
+        t0 = time.monotonic()
+        for i in range(count):
+            if i == 300:
+                victim.kill9()
+            pub.send(build_sample, i)
+        assert time.monotonic() - t0 < 20
+        assert survivor.expect("done") == ["done", str(count)]
+        exit_ok(survivor)
 
 
 # --- the generated module, imported, against the IR ---------------------------------------------------

@@ -3,9 +3,11 @@
 //
 //   dotnet DemoStage.dll --ir demo.ir.json [--count N] [--prefix P] [--startup-timeout SECONDS]
 //
-// For each of the N messages on demo.Demo.forward it reserves a frame of demo.Demo.replies, copies
-// the FlatBuffer into it, bumps `hops` and writes `trace.csharp_ns` in place there, and commits
-// the frame. Then it exits: 0 when all N went through, 1 otherwise.
+// The demo's channels are pipelines: push/pull work queues (the runtime's topics with
+// Distribution.WorkQueue), as the generated C++ and Python Pusher/Puller use them. For each of the
+// N messages on demo.Demo.forward it loans a slot of demo.Demo.replies, copies the FlatBuffer into
+// it, bumps `hops` and writes `trace.csharp_ns` in place there, and publishes the slot. Then it
+// exits: 0 when all N went through, 1 otherwise.
 //
 // There are no generated C# endpoints yet: this program reads what it needs from the IR that
 // flatlane-gen --dump-ir writes for the schema (type name and hash, channel settings, each field's
@@ -74,14 +76,30 @@ internal sealed record ChannelSpec(string Name, long RingCapacity, long MaxMessa
             _ => WaitStrategy.SpinThenSleep,
         });
 
-    public ChannelOptions Options(Schema s) => new()
+    // The work queue exactly as the generated C++ and Python endpoints map a pipeline's schema
+    // settings (runtime/cpp/include/flatlane/typed/topic_endpoints.hpp), so whichever process
+    // creates it makes the same segment: slot = max_message (64 KiB for the 4 GiB default),
+    // ring_capacity / slot slots per publisher (8 to 4096), subscribers block publishers.
+    public TopicOptions Options(Schema s)
     {
-        RingCapacity = RingCapacity,  // only used by whichever endpoint creates the segment
-        MaxMessageSize = MaxMessage,
-        Wait = Wait,
-        TypeName = s.TypeName,
-        TypeHash = s.TypeHash,
-    };
+        long slot = MaxMessage >= 1L << 32 ? 64 * 1024 : Math.Clamp(MaxMessage, 64, 1 << 30);
+        slot = (slot + 63) & ~63L;
+        return new TopicOptions
+        {
+            SlotSize = (int)slot,
+            SlotCount = (int)Math.Clamp(RingCapacity / slot, 8, 4096),
+            MaxPublishers = 4,
+            MaxSubscribers = 32,
+            QueueDepth = 32,
+            MaxHeld = 16,
+            Distribution = Distribution.WorkQueue,
+            Wait = Wait,
+            TypeName = s.TypeName,
+            TypeHash = s.TypeHash,
+            SubscriberMode = SubscriberMode.BlockPublisher,
+            BlockTimeout = TimeSpan.FromSeconds(10),
+        };
+    }
 }
 
 /// <summary>
@@ -161,13 +179,13 @@ internal static class Program
 
     private static int Run(Schema s, int count, string prefix, TimeSpan startup)
     {
-        using var inbox = new Reader(Segment(prefix, s.Forward), s.Forward.Options(s));
-        using var outbox = new Writer(Segment(prefix, s.Replies), s.Replies.Options(s));
+        using var inbox = new TopicSubscriber(Segment(prefix, s.Forward), s.Forward.Options(s));  // a puller
+        using var outbox = new TopicPublisher(Segment(prefix, s.Replies), s.Replies.Options(s));  // a pusher
         var busy = new List<double>(count);
         string? first = null;
         for (int i = 0; i < count; i++)
         {
-            using Message m = inbox.Receive(i == 0 ? startup : TimeSpan.FromSeconds(10));
+            using Sample m = inbox.Receive(i == 0 ? startup : TimeSpan.FromSeconds(10));
             long csharpNs = NowNs();
             ReadOnlySpan<byte> data = m.Data;
             int seqAt = FlatBuffer.Field(data, s.SeqSlot, 8);
@@ -183,16 +201,16 @@ internal static class Program
                 return 1;
             }
 
-            Span<byte> frame = outbox.Reserve(data.Length, TimeSpan.FromSeconds(10));
-            data.CopyTo(frame);  // the only copy in the round: C# has no FlatBuffers builder here yet
-            frame[hopsAt] += 1;
-            BinaryPrimitives.WriteInt64LittleEndian(frame[(traceAt + s.TraceCsharpNsOffset)..], csharpNs);
-            outbox.Commit(data.Length);
+            Span<byte> slot = outbox.Loan(data.Length, TimeSpan.FromSeconds(10));
+            data.CopyTo(slot);  // the only copy in the round: this stage has no FlatBuffers builder
+            slot[hopsAt] += 1;
+            BinaryPrimitives.WriteInt64LittleEndian(slot[(traceAt + s.TraceCsharpNsOffset)..], csharpNs);
+            outbox.Publish(data.Length);
             busy.Add((NowNs() - csharpNs) / 1e3);
-            first ??= $"seq {seq}: {data.Length} bytes, hops 1 -> 2, trace.csharp_ns written in the reserved frame";
+            first ??= $"seq {seq}: {data.Length} bytes, hops 1 -> 2, trace.csharp_ns written in the loaned slot";
         }
         busy.Sort();
-        Console.WriteLine($"C# stage: patched {count} pings, forward -> replies (Reader/Writer, type {s.TypeName} " +
+        Console.WriteLine($"C# stage: patched {count} pings, forward -> replies (work queues: TopicSubscriber/TopicPublisher, type {s.TypeName} " +
                           $"hash 0x{s.TypeHash:x16} from the IR)");
         Console.WriteLine($"  {first}");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

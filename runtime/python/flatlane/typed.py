@@ -57,8 +57,10 @@ from typing import Any, Callable, ClassVar, Generic, Optional, Type, TypeVar, Un
 
 from flatbuffers.builder import Builder, BuilderSizeError
 
+from . import _native
 from ._channel import ModeLike, OpenMode, Reader, WaitLike, WaitStrategy, Writer, _enum_value
-from ._errors import BufferFullError, CorruptMessageError, Errc, MessageTooLargeError
+from ._errors import BufferFullError, CorruptMessageError, Errc, InvalidArgumentError, MessageTooLargeError
+from ._topic import SubscriberMode, SubscriberModeLike, PublisherStats
 
 __all__ = [
     "MAX_FLATBUFFER_SIZE",
@@ -71,11 +73,17 @@ __all__ = [
     "Puller",
     "Pusher",
     "Received",
+    "ReceivedSample",
     "Receiver",
     "ReceiverStats",
     "Sender",
     "SenderStats",
     "Subscriber",
+    "SubscriberMode",
+    "TopicReceiver",
+    "TopicReceiverStats",
+    "TopicSender",
+    "TopicSenderStats",
     "TypeCheck",
     "uninitialized_vector",
 ]
@@ -114,8 +122,9 @@ class Overflow(str, enum.Enum):
     BLOCK = "block"
     """Wait for space, up to ``send_timeout`` (default: forever)."""
     DROP_OLDEST = "drop_oldest"
-    """Never wait. On today's one-to-one channel the *new* message is dropped and counted in
-    ``stats().dropped`` and ``send`` returns False, as in C++ (docs/CPP.md, limits)."""
+    """Never wait. Topic subscribers default to drop_oldest (a full queue loses its oldest message,
+    counted by the subscriber); a sender that finds no free slot drops the *new* message, counts it
+    in ``stats().dropped`` and ``send`` returns False (pipelines: queued work is never dropped)."""
     FAIL = "fail"
     """Never wait: ``send`` raises BufferFullError, counted in ``stats().dropped``."""
 
@@ -760,29 +769,509 @@ class Receiver(_TypedEndpoint, Generic[T]):
         return f"<flatlane {type(self).__qualname__} {self._name!r} {state}>"
 
 
-class Publisher(Sender[T]):
-    """Topic sender (one publisher, one subscriber on today's SPSC channel)."""
+# --- topics and pipelines -------------------------------------------------------------------------
+#
+# Generated Publisher/Subscriber (topics) and Pusher/Puller (pipelines) sit on the runtime's
+# publish/subscribe topics (flatlane.TopicPublisher / TopicSubscriber, docs/PROTOCOL.md section 14):
+# several publishers, many subscribers; a pipeline is the same segment as a work queue (each
+# message to exactly one puller). The schema's settings map onto the topic exactly as in C++
+# (runtime/cpp/include/flatlane/typed/topic_endpoints.hpp), so either language may create it:
+#
+#   slot size   max_message (64 KiB when the schema leaves the 4 GiB default), rounded up to 64
+#   slot count  ring_capacity // slot size, at least 8, at most 4096 (per publisher)
+#   overflow    block: wait up to send_timeout; subscribers default to block_publisher
+#               fail: never wait, BufferFullError; drop_oldest: never wait, subscribers default
+#               to drop_oldest, a sender without a free slot drops the new message (send -> False)
+#
+# Topics do not chunk: a message that does not fit a slot raises MessageTooLargeError.
+
+_DEFAULT_TOPIC_SLOT = 64 * 1024
+_MIN_TOPIC_SLOTS = 8
+_MAX_DERIVED_TOPIC_SLOTS = 4096
+_WORK_QUEUE = 1
+_FAN_OUT = 0
+
+
+def _topic_slot_size(spec: ChannelSpec, max_message: int) -> int:
+    m = max_message or spec.max_message
+    slot = _DEFAULT_TOPIC_SLOT if m >= 1 << 32 else min(max(m, 64), 1 << 30)
+    return (slot + 63) & ~63
+
+
+@dataclasses.dataclass(frozen=True)
+class TopicSenderStats:
+    sent: int
+    """Messages published."""
+    dropped: int
+    """Sends that found no room (overflow fail / drop_oldest)."""
+    too_large: int
+    """Sends that failed with MessageTooLargeError."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TopicReceiverStats:
+    received: int
+    """Messages handed out."""
+    rejected: int
+    """Messages that failed the root check (consumed, reported as CorruptMessageError)."""
+    dropped: int
+    """Messages this subscriber lost: its drop_oldest queue was full, or a publisher gave up on its
+    full block_publisher queue."""
+    queued: int
+    """Messages waiting now."""
+    held: int
+    """Messages received and not released yet."""
+
+
+class _TopicEndpoint(_TypedEndpoint):
+    __slots__ = ()
+
+    @classmethod
+    def _topic_kwargs(
+        cls,
+        *,
+        name: Optional[str],
+        mode: ModeLike,
+        ring_capacity: int,
+        max_message: int,
+        overflow: Overflow,
+        wait: Optional[WaitLike],
+        type_check: TypeCheckLike,
+        send_timeout: Optional[float],
+        slot_count: int,
+        max_publishers: int,
+        max_subscribers: int,
+        queue_depth: int,
+        max_held: int,
+        history: int,
+        subscriber_mode: Optional[SubscriberModeLike],
+        history_request: int,
+        permissions: int,
+        spin_budget_ms: float,
+        liveness_interval_ms: float,
+        unlink_on_close: bool,
+    ) -> "tuple[str, dict[str, Any]]":
+        spec, message = cls._bound()
+        check = _str_enum(TypeCheck, type_check, "type check")
+        slot = _topic_slot_size(spec, max_message)
+        ring = ring_capacity or spec.ring_capacity
+        work = spec.kind is ChannelKind.PIPELINE
+        if subscriber_mode is None:
+            sub_mode = SubscriberMode.DROP_OLDEST if overflow is Overflow.DROP_OLDEST else SubscriberMode.BLOCK_PUBLISHER
+        else:
+            sub_mode = _enum_value(SubscriberMode, subscriber_mode, "subscriber mode")
+        if overflow is Overflow.BLOCK:
+            block_ns = -1 if send_timeout is None else round(send_timeout * 1_000_000)
+        else:
+            block_ns = 0
+        return name or spec.name, dict(
+            mode=_enum_value(OpenMode, mode, "open mode"),
+            slot_size=slot,
+            slot_count=slot_count or min(max(ring // slot, _MIN_TOPIC_SLOTS), _MAX_DERIVED_TOPIC_SLOTS),
+            max_publishers=max_publishers or 4,
+            max_subscribers=max_subscribers or 32,
+            queue_depth=queue_depth or 32,
+            max_held=max_held or 16,
+            history=0 if work else history,
+            permissions=permissions,
+            type_name=message.type_name,
+            type_hash=message.type_hash,
+            type_name_only=check is TypeCheck.NAME_ONLY,
+            wait=_enum_value(WaitStrategy, spec.wait if wait is None else wait, "wait strategy"),
+            spin_budget_ns=round(spin_budget_ms * 1_000_000),
+            liveness_interval_ns=round(liveness_interval_ms * 1_000_000),
+            unlink_on_close=unlink_on_close,
+            subscriber_mode=int(sub_mode),
+            history_request=0 if work else history_request,
+            block_timeout_ns=block_ns,
+            distribution=_WORK_QUEUE if work else _FAN_OUT,
+        )
+
+    @classmethod
+    def _check_distribution(cls, endpoint: Any, name: str) -> None:
+        spec, _ = cls._bound()
+        want = spec.kind is ChannelKind.PIPELINE
+        if bool(endpoint.work_queue) != want:
+
+            def what(work: bool) -> str:
+                return "a push/pull work queue (pipeline)" if work else "a publish/subscribe topic"
+
+            endpoint.close()
+            exc = InvalidArgumentError(
+                f"flatlane: invalid_argument: '{name}' is {what(not want)}, this endpoint expects {what(want)}"
+            )
+            exc.errc = Errc.INVALID_ARGUMENT
+            exc.channel = name
+            raise exc
+
+
+class _SlotBuilder(_FrameBuilder):
+    """A Builder whose buffer is a whole loaned topic slot: the message is built back to front in
+    the slot and published where it ends. A slot cannot grow: a message that does not fit raises
+    MessageTooLargeError (topics do not chunk)."""
+
+    __slots__ = ()
+
+    def _abandon(self) -> None:
+        if self._in_frame:
+            self._in_frame = False
+            p = self._sender._p
+            if not p.closed:
+                p.discard()
+        self.Bytes = _NO_BYTES
+
+    def growByteBuffer(self) -> None:
+        s = self._sender
+        raise s._too_large(len(self.Bytes) - self.head, "built so far, and more did not fit the slot")
+
+
+class TopicSender(_TopicEndpoint, Generic[T]):
+    """Builds each message directly in a loaned topic slot and publishes it in place (the base of
+    the generated ``Publisher`` and ``Pusher``).
+
+    Not thread-safe: one builder is reused for every message; give each thread its own sender.
+
+    Options (all keyword, all optional; zero / None means "as the schema says"):
+        name: segment name (default: the channel's qualified name).
+        mode: OpenMode or its name.
+        ring_capacity: slot bytes per publisher when creating (slot_count = ring_capacity // slot).
+        max_message: the slot size, the largest message (default: the schema's, or 64 KiB).
+        overflow: Overflow or its name (see the module notes above).
+        wait: WaitStrategy or its name.
+        type_check: TypeCheck.EXACT (default) or NAME_ONLY.
+        send_timeout: ms to wait for a slot / a blocking subscriber with overflow = block
+            (None: forever).
+        slot_count, max_publishers, max_subscribers, queue_depth, max_held, history: topic
+            geometry when creating (history: messages retained for late joiners, topics only).
+        permissions, spin_budget_ms, liveness_interval_ms, unlink_on_close: as for TopicPublisher.
+    """
+
+    __slots__ = ("_p", "_name", "_builder", "_fid", "_slot", "_overflow", "_send_timeout", "_sent",
+                 "_dropped", "_too_large_count")
+
+    def __init__(
+        self,
+        *,
+        name: Optional[str] = None,
+        mode: ModeLike = OpenMode.CREATE_OR_OPEN,
+        ring_capacity: int = 0,
+        max_message: int = 0,
+        overflow: Optional[OverflowLike] = None,
+        wait: Optional[WaitLike] = None,
+        type_check: TypeCheckLike = TypeCheck.EXACT,
+        send_timeout: Optional[float] = None,
+        slot_count: int = 0,
+        max_publishers: int = 0,
+        max_subscribers: int = 0,
+        queue_depth: int = 0,
+        max_held: int = 0,
+        history: int = 0,
+        permissions: int = 0o600,
+        spin_budget_ms: float = 0.05,
+        liveness_interval_ms: float = 50.0,
+        unlink_on_close: bool = True,
+    ) -> None:
+        spec, message = self._bound()
+        if send_timeout is not None and send_timeout < 0:
+            raise ValueError("flatlane: send_timeout must be >= 0 milliseconds, or None to wait forever")
+        self._overflow: Overflow = (
+            spec.overflow if overflow is None else _str_enum(Overflow, overflow, "overflow policy")
+        )
+        seg_name, kwargs = self._topic_kwargs(
+            name=name, mode=mode, ring_capacity=ring_capacity, max_message=max_message,
+            overflow=self._overflow, wait=wait, type_check=type_check, send_timeout=send_timeout,
+            slot_count=slot_count, max_publishers=max_publishers, max_subscribers=max_subscribers,
+            queue_depth=queue_depth, max_held=max_held, history=history, subscriber_mode=None,
+            history_request=0, permissions=permissions, spin_budget_ms=spin_budget_ms,
+            liveness_interval_ms=liveness_interval_ms, unlink_on_close=unlink_on_close,
+        )
+        self._p = _native.TopicPublisher(seg_name, **kwargs)
+        self._check_distribution(self._p, seg_name)
+        self._name = seg_name
+        self._fid = None if message.file_identifier is None else message.file_identifier.encode()
+        self._slot = self._p.max_message
+        self._send_timeout = send_timeout
+        self._sent = self._dropped = self._too_large_count = 0
+        self._builder = _SlotBuilder(self)  # type: ignore[arg-type]
+
+    def send(self, build: Callable[..., int], *args: Any, timeout: Any = POLICY) -> bool:
+        """Builds and publishes one message.
+
+        ``build(builder, *args)`` runs once with a ``flatbuffers.Builder`` writing into the slot and
+        returns the root table's offset (what flatc's ``XxxEnd(builder)`` returns); the message is
+        finished with the type's file identifier.
+
+        Returns True when the message was published, False when overflow = drop_oldest found no
+        free slot and dropped it. ``timeout`` (ms; None = forever) overrides the overflow policy with
+        an explicit wait for a free slot.
+
+        Raises BufferFullError (no slot / a blocking subscriber's queue stayed full: waited
+        send_timeout, or overflow = fail; on a fan-out topic the other subscribers got the
+        message), MessageTooLargeError (does not fit a slot; nothing published), ClosedError. An
+        exception raised by ``build`` propagates after the slot is given back.
+        """
+        if timeout is not POLICY:
+            return self._send(build, args, timeout)
+        overflow = self._overflow
+        if overflow is Overflow.BLOCK:
+            return self._send(build, args, self._send_timeout)
+        try:
+            return self._send(build, args, 0)
+        except BufferFullError:
+            self._dropped += 1
+            if overflow is Overflow.DROP_OLDEST:
+                return False
+            raise
+
+    def _send(self, build: Callable[..., int], args: "tuple[Any, ...]", timeout: Optional[float]) -> bool:
+        p = self._p
+        b = self._builder
+        slot = self._slot
+        b._begin(p.loan(slot, timeout), slot)
+        try:
+            b.Finish(build(b, *args), self._fid)
+        except BaseException:
+            b._abandon()
+            raise
+        size = slot - b.head
+        b._in_frame = False
+        b.Bytes = _NO_BYTES
+        self._sent += 1  # handed out, even if a blocking subscriber below misses it
+        p.publish_tail(size)
+        return True
+
+    def _too_large(self, size: int, when: str) -> MessageTooLargeError:
+        self._too_large_count += 1
+        exc = MessageTooLargeError(
+            f"flatlane: message_too_large: send() on channel '{self._name}': {size} bytes {when}; a "
+            f"message must fit one slot of {self._slot} bytes (the channel's max_message; topics and "
+            f"pipelines do not chunk); nothing was published"
+        )
+        exc.errc = Errc.MESSAGE_TOO_LARGE
+        exc.channel = self._name
+        exc.role = "publisher"
+        return exc
+
+    def stats(self) -> TopicSenderStats:
+        return TopicSenderStats(self._sent, self._dropped, self._too_large_count)
+
+    def topic_stats(self) -> PublisherStats:
+        """The topic publisher's counters (messages, subscribers, free slots, ...)."""
+        return PublisherStats(*self._p._stats())
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped
+
+    @property
+    def max_message(self) -> int:
+        """Bytes of a slot: the largest FlatBuffer this sender can publish."""
+        return self._slot
+
+    @property
+    def subscriber_count(self) -> int:
+        return self._p.subscriber_count
+
+    @property
+    def peer_attached(self) -> bool:
+        return self._p.subscriber_count != 0
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def publisher(self) -> Any:
+        """The underlying native topic publisher."""
+        return self._p
+
+    @property
+    def closed(self) -> bool:
+        return self._p.closed
+
+    def close(self) -> None:
+        """Detach from the topic (idempotent); subscribers see PeerClosedError once they have read
+        what is queued."""
+        self._builder._abandon()
+        self._p.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._p.closed else "open"
+        return f"<flatlane {type(self).__qualname__} {self._name!r} {state}>"
+
+
+class ReceivedSample(Received[T]):
+    """A received topic message: ``msg`` is flatc's reader over the publisher's slot (no copy),
+    ``bytes`` the FlatBuffer, ``seq`` the publisher's sequence number, ``publisher`` its block
+    index. The slot goes back to the publisher on :meth:`release`, at the end of ``with``, or when
+    the last NumPy array taken from the message is dropped."""
+
+    __slots__ = ()
+
+    @property
+    def zero_copy(self) -> bool:
+        return True  # topics never reassemble
+
+    @property
+    def publisher(self) -> int:
+        return self._frame.publisher
+
+    def __repr__(self) -> str:
+        state = " released" if self._view is None else ""
+        return f"<flatlane.ReceivedSample {type(self.msg).__name__} seq={self._frame.seq}{state}>"
+
+
+def _corrupt(name: str, type_name: str, frame: Any, view: memoryview, n: int, fid: Optional[bytes]) -> CorruptMessageError:
+    root = _U32.unpack_from(view, 0)[0] if n >= 4 else None
+    ident = bytes(view[4:8]) if n >= 8 else b""
+    seq = frame.seq
+    view.release()
+    frame.release()
+    why = (
+        f"{n} bytes, too short for a FlatBuffer" if root is None or n < 8
+        else f"root offset {root} outside the message of {n} bytes or misaligned"
+        if not (4 <= root <= n - 4 and not root & 3)
+        else f"file identifier {ident!r}, expected {fid!r}"
+    )
+    exc = CorruptMessageError(
+        f"flatlane: corrupt: recv() on channel '{name}': message {seq} is not a {type_name} FlatBuffer: {why}"
+    )
+    exc.errc = Errc.CORRUPT
+    exc.channel = name
+    exc.role = "subscriber"
+    return exc
+
+
+class TopicReceiver(_TopicEndpoint, Generic[T]):
+    """Hands out received topic messages as flatc readers over the slot, without copying (the base
+    of the generated ``Subscriber`` and ``Puller``).
+
+    Options (keyword, optional): name, mode, ring_capacity, max_message, overflow, wait, type_check,
+    slot_count, max_publishers, max_subscribers, queue_depth, max_held, history (geometry when this
+    end creates the topic; as for TopicSender), and
+        subscriber_mode: "block_publisher" (publishers wait for this subscriber: nothing lost) or
+            "drop_oldest" (never slows publishers; a full queue loses its oldest message, counted
+            in ``stats().dropped``). Default from the overflow policy: drop_oldest -> drop_oldest,
+            else block_publisher. Pipelines never drop queued work.
+        history_request: retained messages to receive first, per publisher (topics).
+    """
+
+    __slots__ = ("_s", "_name", "_cls", "_fid", "_received", "_rejected")
+
+    def __init__(
+        self,
+        *,
+        name: Optional[str] = None,
+        mode: ModeLike = OpenMode.CREATE_OR_OPEN,
+        ring_capacity: int = 0,
+        max_message: int = 0,
+        overflow: Optional[OverflowLike] = None,
+        wait: Optional[WaitLike] = None,
+        type_check: TypeCheckLike = TypeCheck.EXACT,
+        subscriber_mode: Optional[SubscriberModeLike] = None,
+        history_request: int = 0,
+        slot_count: int = 0,
+        max_publishers: int = 0,
+        max_subscribers: int = 0,
+        queue_depth: int = 0,
+        max_held: int = 0,
+        history: int = 0,
+        permissions: int = 0o600,
+        spin_budget_ms: float = 0.05,
+        liveness_interval_ms: float = 50.0,
+        unlink_on_close: bool = True,
+    ) -> None:
+        spec, message = self._bound()
+        policy = spec.overflow if overflow is None else _str_enum(Overflow, overflow, "overflow policy")
+        seg_name, kwargs = self._topic_kwargs(
+            name=name, mode=mode, ring_capacity=ring_capacity, max_message=max_message,
+            overflow=policy, wait=wait, type_check=type_check, send_timeout=None,
+            slot_count=slot_count, max_publishers=max_publishers, max_subscribers=max_subscribers,
+            queue_depth=queue_depth, max_held=max_held, history=history, subscriber_mode=subscriber_mode,
+            history_request=history_request, permissions=permissions, spin_budget_ms=spin_budget_ms,
+            liveness_interval_ms=liveness_interval_ms, unlink_on_close=unlink_on_close,
+        )
+        self._s = _native.TopicSubscriber(seg_name, **kwargs)
+        self._check_distribution(self._s, seg_name)
+        self._name = seg_name
+        self._cls = message.reader
+        self._fid = None if message.file_identifier is None else message.file_identifier.encode()
+        self._received = self._rejected = 0
+
+    def recv(self, timeout: Optional[float] = None) -> ReceivedSample[T]:
+        """The next message (ms; None waits forever, 0 never waits).
+
+        Raises FlatlaneTimeoutError, PeerDeadError / PeerClosedError (every publisher that attached
+        died / left and nothing is queued), ChannelBusyError (max_held samples held), ClosedError,
+        and CorruptMessageError (not a FlatBuffer of this type: released, counted in
+        ``stats().rejected``).
+        """
+        sample = self._s.receive(timeout)
+        view = sample.data
+        n = len(view)
+        if n >= 8:
+            root = _U32.unpack_from(view, 0)[0]
+            if 4 <= root <= n - 4 and not root & 3 and (self._fid is None or view[4:8] == self._fid):
+                msg = self._cls()
+                msg.Init(view, root)
+                self._received += 1
+                return ReceivedSample(sample, view, msg)
+        self._rejected += 1
+        raise _corrupt(self._name, self.message.type_name if self.message else "?", sample, view, n, self._fid)
+
+    def stats(self) -> TopicReceiverStats:
+        received, _bytes, dropped, held, queued = self._s._stats()
+        return TopicReceiverStats(self._received, self._rejected, dropped, queued, held)
+
+    @property
+    def dropped(self) -> int:
+        return self._s._stats()[2]
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def subscriber(self) -> Any:
+        """The underlying native topic subscriber."""
+        return self._s
+
+    @property
+    def closed(self) -> bool:
+        return self._s.closed
+
+    def close(self) -> None:
+        """Detach from the topic (idempotent). Messages still held stay readable until dropped."""
+        self._s.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._s.closed else "open"
+        return f"<flatlane {type(self).__qualname__} {self._name!r} {state}>"
+
+
+class Publisher(TopicSender[T]):
+    """Topic sender: every attached subscriber gets every message."""
 
     __slots__ = ()
     _kind = ChannelKind.TOPIC
 
 
-class Subscriber(Receiver[T]):
+class Subscriber(TopicReceiver[T]):
     """Topic receiver."""
 
     __slots__ = ()
     _kind = ChannelKind.TOPIC
 
 
-class Pusher(Sender[T]):
-    """Pipeline sender (one pusher, one puller on today's SPSC channel)."""
+class Pusher(TopicSender[T]):
+    """Pipeline sender: each message goes to exactly one puller; work waits while none is attached."""
 
     __slots__ = ()
     _kind = ChannelKind.PIPELINE
 
 
-class Puller(Receiver[T]):
-    """Pipeline receiver."""
+class Puller(TopicReceiver[T]):
+    """Pipeline receiver (one of any number of workers)."""
 
     __slots__ = ()
     _kind = ChannelKind.PIPELINE

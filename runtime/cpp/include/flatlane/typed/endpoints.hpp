@@ -5,15 +5,14 @@
 //
 // A channel struct has `using message_type = ...;` and `static constexpr ChannelSpec spec`.
 //
-// Today every channel is one ring with one sender and one receiver (the runtime's SPSC channel):
-// a topic has one publisher and one subscriber, a pipeline one pusher and one puller. Fan-out,
-// several senders, request/reply and in-place duplex endpoints arrive with the patterns work
-// (issue 4); the generated names stay the same.
+// Topics are the runtime's publish/subscribe topics (flatlane/topic.hpp): several publishers,
+// many subscribers, each subscriber gets every message. Pipelines are its push/pull work queues:
+// several pushers and pullers, each message to exactly one puller. Both build in a loaned slot
+// and read in place (typed/topic_endpoints.hpp). Services: typed/service.hpp.
 #pragma once
 
-#include "flatlane/typed/receiver.hpp"
-#include "flatlane/typed/sender.hpp"
 #include "flatlane/typed/spec.hpp"
+#include "flatlane/typed/topic_endpoints.hpp"
 
 namespace flatlane {
 
@@ -24,35 +23,35 @@ concept OneWayChannel = requires {
 } && FlatlaneMessage<typename Ch::message_type>;
 
 template <OneWayChannel Ch>
-class Publisher : public Sender<typename Ch::message_type> {
+class Publisher : public TopicSender<typename Ch::message_type> {
   static_assert(Ch::spec.kind == ChannelKind::topic, "Publisher needs a topic channel");
 
  public:
-  explicit Publisher(const EndpointOptions& o = {}) : Sender<typename Ch::message_type>(Ch::spec, o) {}
+  explicit Publisher(const EndpointOptions& o = {}) : TopicSender<typename Ch::message_type>(Ch::spec, o) {}
 };
 
 template <OneWayChannel Ch>
-class Subscriber : public Receiver<typename Ch::message_type> {
+class Subscriber : public TopicReceiver<typename Ch::message_type> {
   static_assert(Ch::spec.kind == ChannelKind::topic, "Subscriber needs a topic channel");
 
  public:
-  explicit Subscriber(const EndpointOptions& o = {}) : Receiver<typename Ch::message_type>(Ch::spec, o) {}
+  explicit Subscriber(const EndpointOptions& o = {}) : TopicReceiver<typename Ch::message_type>(Ch::spec, o) {}
 };
 
 template <OneWayChannel Ch>
-class Pusher : public Sender<typename Ch::message_type> {
+class Pusher : public TopicSender<typename Ch::message_type> {
   static_assert(Ch::spec.kind == ChannelKind::pipeline, "Pusher needs a pipeline channel");
 
  public:
-  explicit Pusher(const EndpointOptions& o = {}) : Sender<typename Ch::message_type>(Ch::spec, o) {}
+  explicit Pusher(const EndpointOptions& o = {}) : TopicSender<typename Ch::message_type>(Ch::spec, o) {}
 };
 
 template <OneWayChannel Ch>
-class Puller : public Receiver<typename Ch::message_type> {
+class Puller : public TopicReceiver<typename Ch::message_type> {
   static_assert(Ch::spec.kind == ChannelKind::pipeline, "Puller needs a pipeline channel");
 
  public:
-  explicit Puller(const EndpointOptions& o = {}) : Receiver<typename Ch::message_type>(Ch::spec, o) {}
+  explicit Puller(const EndpointOptions& o = {}) : TopicReceiver<typename Ch::message_type>(Ch::spec, o) {}
 };
 
 }  // namespace flatlane

@@ -12,15 +12,19 @@
 #include <string_view>
 
 #include "flatlane/channel.hpp"
+#include "flatlane/topic.hpp"
 
 namespace flatlane {
 
 enum class ChannelKind : uint8_t { topic, service, pipeline, duplex };
 
-// What a sender does when the ring is full (schema attribute `flatlane_overflow`).
+// What a sender does when there is no room (schema attribute `flatlane_overflow`). On topics
+// and pipelines (typed/topic_endpoints.hpp) it also sets the subscribers' default mode.
 enum class Overflow : uint8_t {
-  block,        // wait for space (up to EndpointOptions::send_timeout)
-  drop_oldest,  // never wait; see Sender::dropped() for what the one-to-one channel does today
+  block,        // wait for space (up to EndpointOptions::send_timeout); topic subscribers
+                // default to block_publisher: nothing is lost
+  drop_oldest,  // never wait; topic subscribers default to drop_oldest (a full queue loses its
+                // oldest message, counted by the subscriber); see docs/CPP.md for pipelines
   fail,         // never wait; send returns Errc::timeout
 };
 
@@ -66,6 +70,18 @@ struct EndpointOptions {
   size_t size_hint = 0;  // senders: bytes reserved for the first message; 0 = adaptive
   std::chrono::nanoseconds send_timeout = kInfinite;  // overflow = block
   bool unlink_on_close = true;
+  // Topics and pipelines (typed/topic_endpoints.hpp); zero / nullopt = derived from the schema.
+  // Geometry is the creator's: whoever opens an existing topic uses what its segment says.
+  uint32_t slot_count = 0;        // slots per publisher; default ring_capacity / slot size, >= 8
+  uint32_t max_publishers = 0;    // default 4
+  uint32_t max_subscribers = 0;   // default 32
+  uint32_t queue_depth = 0;       // per subscriber and publisher; default 32
+  uint32_t max_held = 0;          // samples a subscriber may hold at once; default 16
+  uint32_t history = 0;           // messages each publisher retains for late joiners (topics)
+  // Subscribers: block_publisher (nothing lost, publishers wait) or drop_oldest (never slows
+  // publishers); default from the overflow policy: drop_oldest -> drop_oldest, else block_publisher.
+  std::optional<SubscriberMode> subscriber_mode;
+  uint32_t history_request = 0;   // subscribers: retained messages to receive first, per publisher
 };
 
 // FlatBuffers cannot address more than 2 GiB - 1.
