@@ -5,6 +5,7 @@
 #include "duplex_test_util.hpp"
 #include "test_util.hpp"
 
+#include <flatlane/inspect.hpp>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -604,4 +605,23 @@ TEST(DuplexProcesses, AKilledClientsFramesAreReclaimedByTheNextClient) {
   }
   server.join();
   EXPECT_EQ(next.stats().occupancy_bytes, 0u);
+}
+
+TEST(Duplex, InspectionShowsKindRolesAndOccupancy) {
+  TempName n;
+  DuplexClient c(n, duplex_options(OpenMode::create));
+  DuplexServer s(n, duplex_options(OpenMode::open));
+  auto span = c.reserve(100);
+  ASSERT_TRUE(span.ok());
+  c.commit(100);
+  const inspect::SegmentInfo info = inspect::inspect(n);
+  EXPECT_EQ(info.kind, inspect::Kind::duplex);
+  EXPECT_STREQ(inspect::to_string(info.kind), "duplex");
+  ASSERT_TRUE(info.channel.has_value());
+  EXPECT_EQ(info.channel->writer.role, inspect::Role::client);
+  EXPECT_EQ(info.channel->reader.role, inspect::Role::server);
+  EXPECT_TRUE(info.channel->writer.holds_role());
+  EXPECT_EQ(info.channel->occupancy_bytes, wire::duplex_extent(100));
+  EXPECT_TRUE(info.warnings.empty());
+  EXPECT_FALSE(inspect::stale(info));
 }

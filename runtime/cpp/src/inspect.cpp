@@ -148,14 +148,26 @@ void compute_occupancy(ChannelInfo& c, std::vector<std::string>& warnings) {
 ChannelInfo read_channel(const std::byte* base, const SegmentGeometry& geo, std::vector<std::string>& warnings) {
   const auto& wb = at<wire::EndpointBlock>(base, wire::kWriterBlockOffset);
   const auto& rb = at<wire::EndpointBlock>(base, wire::kReaderBlockOffset);
+  const bool duplex = geo.kind == wire::kKindDuplex;
   ChannelInfo c;
   c.ring_capacity = geo.ring_capacity;
   c.max_frame_payload = geo.max_frame_payload;
   c.chunk_size = geo.chunk_size;
-  c.writer = endpoint_peer(wb, Role::writer);
-  c.reader = endpoint_peer(rb, Role::reader);
+  c.writer = endpoint_peer(wb, duplex ? Role::client : Role::writer);
+  c.reader = endpoint_peer(rb, duplex ? Role::server : Role::reader);
   c.writer_counters = endpoint_counters(wb);
   c.reader_counters = endpoint_counters(rb);
+  if (duplex) {
+    // The space in use runs from the client's released position to its committed one.
+    ChannelInfo span = c;
+    span.reader_counters.position = std::atomic_ref<const uint64_t>(
+        *reinterpret_cast<const uint64_t*>(reinterpret_cast<const std::byte*>(&wb) + wire::kEndpointCursorOffset))
+                                        .load(std::memory_order_relaxed);
+    compute_occupancy(span, warnings);
+    c.occupancy_bytes = span.occupancy_bytes;
+    c.occupancy_percent = span.occupancy_percent;
+    return c;
+  }
   compute_occupancy(c, warnings);
   return c;
 }
@@ -316,11 +328,11 @@ class Classifier {
   Probe read_segment(const Mapping& head, const wire::SegmentHeader& h, const SegmentGeometry& geo) {
     SegmentInfo info;
     info.name = p_.name;
-    info.kind = geo.kind == wire::kKindTopic ? Kind::topic : Kind::channel;
+    info.kind = geo.kind == wire::kKindTopic ? Kind::topic : geo.kind == wire::kKindDuplex ? Kind::duplex : Kind::channel;
     info.segment_size = geo.segment_size;
     info.file_size = p_.file_size;
     read_common(h, info);
-    if (info.kind == Kind::channel) {
+    if (info.kind != Kind::topic) {
       info.channel = read_channel(head.data(), geo, info.warnings);
     } else {
       const Mapping whole(fd_, geo.segment_size);
@@ -539,7 +551,9 @@ std::vector<std::string> gc(const GcOptions& options) {
   return removed;
 }
 
-const char* to_string(Kind k) noexcept { return k == Kind::topic ? "topic" : "channel"; }
+const char* to_string(Kind k) noexcept {
+  return k == Kind::topic ? "topic" : k == Kind::duplex ? "duplex" : "channel";
+}
 
 const char* to_string(Role r) noexcept {
   switch (r) {
@@ -547,6 +561,8 @@ const char* to_string(Role r) noexcept {
     case Role::reader: return "reader";
     case Role::publisher: return "publisher";
     case Role::subscriber: return "subscriber";
+    case Role::client: return "client";
+    case Role::server: return "server";
   }
   return "unknown";
 }

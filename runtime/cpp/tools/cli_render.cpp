@@ -149,6 +149,8 @@ std::string short_role(const PeerInfo& p) {
     case Role::reader: return "reader";
     case Role::publisher: return "pub" + std::to_string(p.index);
     case Role::subscriber: return "sub" + std::to_string(p.index);
+    case Role::client: return "client";
+    case Role::server: return "server";
   }
   return "?";
 }
@@ -297,7 +299,7 @@ void json_rates(JsonWriter& j, const Rates* rates) {
   j.begin_object().field("interval_s", rates->seconds).key("peers").begin_array();
   for (const PeerRate& r : rates->peers) {
     j.begin_object().field("role", inspect::to_string(r.role)).field("index", r.index).field("valid", r.valid);
-    if (r.role == Role::writer || r.role == Role::reader) j.field("frames_per_s", valid_or_null(r, r.frames));
+    if (r.role == Role::writer || r.role == Role::reader || r.role == Role::client || r.role == Role::server) j.field("frames_per_s", valid_or_null(r, r.frames));
     j.field("messages_per_s", valid_or_null(r, r.messages)).field("bytes_per_s", valid_or_null(r, r.bytes));
     if (r.role == Role::subscriber) j.field("dropped_per_s", valid_or_null(r, r.dropped));
     j.end_object();

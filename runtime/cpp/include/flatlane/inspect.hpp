@@ -27,8 +27,10 @@
 
 namespace flatlane::inspect {
 
-enum class Kind : uint8_t { channel, topic };
-enum class Role : uint8_t { writer, reader, publisher, subscriber };
+enum class Kind : uint8_t { channel, topic, duplex };
+// Duplex channels (kind 3) report their client as the writer block and their server as the reader
+// block, with roles client/server; their occupancy is committed - released by the client.
+enum class Role : uint8_t { writer, reader, publisher, subscriber, client, server };
 
 // A recorded process (creator, or the owner of an endpoint/member block).
 struct ProcessInfo {
@@ -104,7 +106,7 @@ struct SegmentInfo {
   uint64_t file_size = 0;     // from fstat (may be larger)
   ProcessInfo creator;
   uint64_t created_unix_ns = 0;
-  std::optional<ChannelInfo> channel;  // kind == channel
+  std::optional<ChannelInfo> channel;  // kind == channel or duplex
   std::optional<TopicInfo> topic;      // kind == topic
   // Values that violate the protocol but do not stop inspection (e.g. W behind R).
   std::vector<std::string> warnings;
