@@ -15,6 +15,7 @@
 //   work       fltest::Bulk::capped Puller (one of several workers): small blobs (size id % 100)
 //              until the pusher leaves; prints "ids <id,id,...>" then "done <n>".
 //   calc       fltest::Calc::Add Server: answers COUNT requests (0 = forever) with a + b.
+//   add        fltest::Calc::Add Client: COUNT calls (a = i, b = 2 i + 1), each sum checked.
 // Output: "ready" once attached, "done <n>" at the end, "end <errc> <n>" on an API error.
 // Exit codes: 0 ok, 2 usage, 3 a message failed its check, 10 + Errc on an API error.
 #include "typed_test_util.hpp"
@@ -156,6 +157,19 @@ int main(int argc, char** argv) {
         auto req = server.receive();
         if (!req) return fail(req.error(), i);
         (void)server.reply(*req, [&](auto& b) { return fltest::CreateAddReply(b, (*req)->a() + (*req)->b()); });
+      }
+      say("done " + std::to_string(count));
+    } else if (mode == "add") {
+      fltest::Calc::Add::Client client(o);
+      say("ready");
+      for (uint64_t i = 0; i < count; ++i) {
+        const auto a = static_cast<int64_t>(i), b = static_cast<int64_t>(2 * i + 1);
+        auto rep = client.call([&](auto& fbb) { return fltest::CreateAddRequest(fbb, a, b); }, 10s);
+        if (!rep) return fail(rep.error(), i);
+        if ((*rep)->sum() != a + b) {
+          say("bad sum " + std::to_string((*rep)->sum()) + " for " + std::to_string(i));
+          return 3;
+        }
       }
       say("done " + std::to_string(count));
     } else {

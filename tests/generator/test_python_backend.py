@@ -150,12 +150,16 @@ def test_endpoint_module_matches_the_ir(tmp_path: Path, schema: str, includes: l
                      "max_message": c.max_message, "chunk_size": c.chunk_size,
                      "overflow": f"_Overflow.{c.overflow.name}", "wait": f"_Wait.{c.wait.name}"}
 
-    # Endpoint classes for one-way channels only, named after the pattern.
+    # Endpoint classes named after the pattern: one-way channels bound to their message, services
+    # to their request and response; duplex channels have none yet.
     for c in ir_schema.channels:
         endpoints = {"topic": ("Publisher", "Subscriber"), "pipeline": ("Pusher", "Puller")}.get(c.kind.value)
         block = text.split(f"name={pyback.pystr(c.qualified_name)},")[1].split("\n    class ")[0]
         if endpoints:
             for e in endpoints:
                 assert f"{e}: Final = _typed.{e}.of(spec, message)" in block
+        elif c.kind.value == "service":
+            for e in ("Client", "Server"):
+                assert f"{e}: Final = _typed.{e}.of(spec, request, response)" in block
         else:
             assert f"# {c.kind.value} endpoints arrive with the patterns work (issue 4)." in block

@@ -690,3 +690,159 @@ print(json.dumps(kinds))
         assert r.returncode == 0, r.stderr
         if schema.stem == "robot_cell":  # every kind was checked
             assert json.loads(r.stdout) == {"topic": 2, "service": 3, "pipeline": 2, "duplex": 2}
+
+
+# --- services: generated Client / Server ------------------------------------------------------------
+
+
+def add_request(b: Any, a: int, c: int) -> int:
+    from fltest import AddRequest as R
+
+    R.AddRequestStart(b)
+    R.AddRequestAddA(b, a)
+    R.AddRequestAddB(b, c)
+    return R.AddRequestEnd(b)
+
+
+def add_reply(b: Any, total: int) -> int:
+    from fltest import AddReply as R
+
+    R.AddReplyStart(b)
+    R.AddReplyAddSum(b, total)
+    return R.AddReplyEnd(b)
+
+
+def count_request(b: Any, to: int) -> int:
+    from fltest import CountRequest as R
+
+    R.CountRequestStart(b)
+    R.CountRequestAddTo(b, to)
+    return R.CountRequestEnd(b)
+
+
+def count_reply(b: Any, n: int) -> int:
+    from fltest import CountReply as R
+
+    R.CountReplyStart(b)
+    R.CountReplyAddN(b, n)
+    return R.CountReplyEnd(b)
+
+
+def test_service_endpoints_are_generated(gen: ModuleType) -> None:
+    add = gen.Calc.Add
+    assert issubclass(add.Client, typed.Client) and issubclass(add.Server, typed.Server)
+    assert add.Client.request is gen.MESSAGES["fltest.AddRequest"] and add.Server.response is gen.MESSAGES["fltest.AddReply"]
+    assert add.Client.__qualname__ == "fltest.Calc.Add.Client" and gen.Calc.Count.streaming is True
+    with pytest.raises(TypeError, match="Client needs a service channel; fltest.Samples.samples is a topic"):
+        typed.Client.of(gen.Samples.samples.spec, add.request, add.response)
+    with pytest.raises(TypeError, match="not bound to a service channel"):
+        typed.Server()
+
+
+def test_calls_are_built_in_place_and_read_in_place(gen: ModuleType, channel: str) -> None:
+    with gen.Calc.Add.Server(name=channel) as server, gen.Calc.Add.Client(name=channel) as client:
+        assert server.max_message == client.max_message == 1024  # flatlane_max_message: "1KiB"
+        seen: List[Any] = []
+
+        def build(b: Any, a: int, c: int) -> int:
+            seen.append((type(b.Bytes), type(b.Bytes.obj)))  # the request slot, not a bytearray
+            return add_request(b, a, c)
+
+        for i in range(50):
+            rid = client.send(build, i, 2 * i)
+            req = server.receive(timeout=1000)
+            assert (req.msg.A(), req.msg.B(), req.id) == (i, 2 * i, rid) and req.zero_copy
+            server.reply(req, add_reply, req.msg.A() + req.msg.B())
+            req.release()
+            with client.receive(rid, timeout=1000) as rep:
+                assert rep.msg.Sum() == 3 * i and rep.id == rid and not rep.more
+        assert seen[0][0] is memoryview and seen[0][1] is not bytearray
+        with _serve_one(server, client, 20, 22) as rep:
+            assert rep.msg.Sum() == 42
+
+
+def _serve_one(server: Any, client: Any, a: int, c: int) -> Any:
+    rid = client.send(add_request, a, c)
+    with server.receive(timeout=1000) as req:
+        server.reply(req, add_reply, req.msg.A() + req.msg.B())
+    return client.receive(rid, timeout=1000)
+
+
+def test_streaming_replies_carry_more_until_the_last(gen: ModuleType, channel: str) -> None:
+    with gen.Calc.Count.Server(name=channel) as server, gen.Calc.Count.Client(name=channel) as client:
+        rid = client.send(count_request, 5)
+        with server.receive(timeout=1000) as req:
+            to = req.msg.To()
+            for n in range(1, to + 1):
+                server.reply(req, count_reply, n, more=n < to)
+        got = []
+        while True:
+            with client.receive(rid, timeout=1000) as rep:
+                got.append((rep.msg.N(), rep.more))
+                if not rep.more:
+                    break
+        assert got == [(1, True), (2, True), (3, True), (4, True), (5, False)]
+
+
+def test_oversize_requests_and_replies_are_refused(gen: ModuleType, channel: str) -> None:
+    def big_request(b: Any) -> int:
+        b.CreateByteVector(bytes(2000))
+        return add_request(b, 1, 2)
+
+    def big_reply(b: Any) -> int:
+        b.CreateByteVector(bytes(2000))
+        return add_reply(b, 3)
+
+    with gen.Calc.Add.Server(name=channel) as server, gen.Calc.Add.Client(name=channel) as client:
+        with pytest.raises(flatlane.MessageTooLargeError, match="must fit max_message 1024 bytes"):
+            client.send(big_request)
+        with pytest.raises(flatlane.FlatlaneTimeoutError):
+            server.receive(timeout=0)
+        rid = client.send(add_request, 1, 2)  # still usable
+        with server.receive(timeout=1000) as req:
+            with pytest.raises(flatlane.MessageTooLargeError, match="services do not chunk"):
+                server.reply(req, big_reply)
+            server.reply(req, add_reply, 3)
+        with client.receive(rid, timeout=1000) as rep:
+            assert rep.msg.Sum() == 3
+
+
+def test_a_malformed_request_is_rejected_and_the_server_goes_on(gen: ModuleType, channel: str) -> None:
+    req_t, rep_t = gen.MESSAGES["fltest.AddRequest"], gen.MESSAGES["fltest.AddReply"]
+    with gen.Calc.Add.Server(name=channel) as server, flatlane.ServiceClient(
+        channel, max_request=1024, reply_ring=4096, request_type=(req_t.type_name, req_t.type_hash),
+        reply_type=(rep_t.type_name, rep_t.type_hash)
+    ) as raw:
+        raw.send(b"\xf0\xff\x00\x00" + bytes(12))
+        with pytest.raises(flatlane.CorruptMessageError, match="request .* is not a fltest.AddRequest FlatBuffer"):
+            server.receive(timeout=1000)
+        assert server.rejected == 1 and server.raw.held_requests == 0
+
+
+def test_service_type_mismatch_names_both(gen: ModuleType, channel: str) -> None:
+    with gen.Calc.Add.Server(name=channel):
+        with pytest.raises(flatlane.TypeMismatchError) as e:
+            gen.Calc.Count.Client(name=channel)
+        assert "fltest.AddRequest" in str(e.value) and "fltest.CountRequest" in str(e.value)
+
+
+def test_python_client_to_cpp_server(gen: ModuleType, channel: str, typed_peer: Path) -> None:
+    with Peer([str(typed_peer), "calc", channel, "0"]) as peer:
+        peer.expect("ready")
+        with gen.Calc.Add.Client(name=channel) as client:
+            for i in range(500):
+                with client.call(add_request, i, -3 * i, timeout=5000) as rep:
+                    assert rep.msg.Sum() == -2 * i
+
+
+def test_cpp_client_to_python_server(gen: ModuleType, channel: str, typed_peer: Path) -> None:
+    count = 500
+    with gen.Calc.Add.Server(name=channel, mode="create") as server, Peer(
+        [str(typed_peer), "add", channel, str(count)]
+    ) as peer:
+        peer.expect("ready")
+        for _ in range(count):
+            with server.receive(timeout=10_000) as req:
+                server.reply(req, add_reply, req.msg.A() + req.msg.B())
+        assert peer.expect("done") == ["done", str(count)]
+        exit_ok(peer)  # every sum checked in C++

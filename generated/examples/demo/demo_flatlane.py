@@ -2,7 +2,8 @@
 """Typed Flatlane endpoints for demo.fbs.
 
 Message traits (type identity, checked when a channel is attached) and one class per channel with
-the schema's settings and its endpoints. Runtime: ``flatlane.typed``. flatc's modules, written next
+the schema's settings and its endpoints (topics: Publisher/Subscriber, pipelines: Pusher/Puller,
+services: Client/Server). Runtime: ``flatlane.typed``. flatc's modules, written next
 to this one, import each other absolutely: put this directory on ``sys.path``.
 """
 

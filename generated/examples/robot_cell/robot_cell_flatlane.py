@@ -2,7 +2,8 @@
 """Typed Flatlane endpoints for robot_cell.fbs.
 
 Message traits (type identity, checked when a channel is attached) and one class per channel with
-the schema's settings and its endpoints. Runtime: ``flatlane.typed``. flatc's modules, written next
+the schema's settings and its endpoints (topics: Publisher/Subscriber, pipelines: Pusher/Puller,
+services: Client/Server). Runtime: ``flatlane.typed``. flatc's modules, written next
 to this one, import each other absolutely: put this directory on ``sys.path``.
 """
 
@@ -158,7 +159,8 @@ class Control:
             overflow=_Overflow.BLOCK,
             wait=_Wait.SPIN_THEN_SLEEP,
         )
-        # service endpoints arrive with the patterns work (issue 4).
+        Client: Final = _typed.Client.of(spec, request, response)
+        Server: Final = _typed.Server.of(spec, request, response)
 
     class GetStatus:
         """Channel robot.Control.GetStatus (service)."""
@@ -175,7 +177,8 @@ class Control:
             overflow=_Overflow.BLOCK,
             wait=_Wait.SPIN_THEN_SLEEP,
         )
-        # service endpoints arrive with the patterns work (issue 4).
+        Client: Final = _typed.Client.of(spec, request, response)
+        Server: Final = _typed.Server.of(spec, request, response)
 
     class PlanTrajectory:
         """Streams waypoints until one has `last` set."""
@@ -192,7 +195,8 @@ class Control:
             overflow=_Overflow.BLOCK,
             wait=_Wait.SPIN_THEN_SLEEP,
         )
-        # service endpoints arrive with the patterns work (issue 4).
+        Client: Final = _typed.Client.of(spec, request, response)
+        Server: Final = _typed.Server.of(spec, request, response)
 
 
 class ImageFilter:

@@ -2,7 +2,8 @@
 """Typed Flatlane endpoints for typed_test.fbs.
 
 Message traits (type identity, checked when a channel is attached) and one class per channel with
-the schema's settings and its endpoints. Runtime: ``flatlane.typed``. flatc's modules, written next
+the schema's settings and its endpoints (topics: Publisher/Subscriber, pipelines: Pusher/Puller,
+services: Client/Server). Runtime: ``flatlane.typed``. flatc's modules, written next
 to this one, import each other absolutely: put this directory on ``sys.path``.
 """
 
@@ -121,7 +122,8 @@ class Calc:
             overflow=_Overflow.BLOCK,
             wait=_Wait.SPIN_THEN_SLEEP,
         )
-        # service endpoints arrive with the patterns work (issue 4).
+        Client: Final = _typed.Client.of(spec, request, response)
+        Server: Final = _typed.Server.of(spec, request, response)
 
     class Count:
         """One reply per number from 1 to `to`, the last without MORE."""
@@ -138,7 +140,8 @@ class Calc:
             overflow=_Overflow.BLOCK,
             wait=_Wait.SPIN_THEN_SLEEP,
         )
-        # service endpoints arrive with the patterns work (issue 4).
+        Client: Final = _typed.Client.of(spec, request, response)
+        Server: Final = _typed.Server.of(spec, request, response)
 
 
 class Inplace:

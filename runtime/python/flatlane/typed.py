@@ -78,6 +78,10 @@ __all__ = [
     "ReceiverStats",
     "Sender",
     "SenderStats",
+    "Client",
+    "Server",
+    "TypedReply",
+    "TypedRequest",
     "Subscriber",
     "SubscriberMode",
     "TopicReceiver",
@@ -915,9 +919,7 @@ class _SlotBuilder(_FrameBuilder):
     def _abandon(self) -> None:
         if self._in_frame:
             self._in_frame = False
-            p = self._sender._p
-            if not p.closed:
-                p.discard()
+            self._sender._give_back()
         self.Bytes = _NO_BYTES
 
     def growByteBuffer(self) -> None:
@@ -1040,6 +1042,10 @@ class TopicSender(_TopicEndpoint, Generic[T]):
         p.publish_tail(size)
         return True
 
+    def _give_back(self) -> None:
+        if not self._p.closed:
+            self._p.discard()
+
     def _too_large(self, size: int, when: str) -> MessageTooLargeError:
         self._too_large_count += 1
         exc = MessageTooLargeError(
@@ -1121,10 +1127,11 @@ class ReceivedSample(Received[T]):
         return f"<flatlane.ReceivedSample {type(self.msg).__name__} seq={self._frame.seq}{state}>"
 
 
-def _corrupt(name: str, type_name: str, frame: Any, view: memoryview, n: int, fid: Optional[bytes]) -> CorruptMessageError:
+def _corrupt(name: str, type_name: str, frame: Any, view: memoryview, n: int, fid: Optional[bytes],
+             what: str = "", call: str = "recv()") -> CorruptMessageError:
     root = _U32.unpack_from(view, 0)[0] if n >= 4 else None
     ident = bytes(view[4:8]) if n >= 8 else b""
-    seq = frame.seq
+    label = what or f"message {frame.seq}"
     view.release()
     frame.release()
     why = (
@@ -1134,7 +1141,7 @@ def _corrupt(name: str, type_name: str, frame: Any, view: memoryview, n: int, fi
         else f"file identifier {ident!r}, expected {fid!r}"
     )
     exc = CorruptMessageError(
-        f"flatlane: corrupt: recv() on channel '{name}': message {seq} is not a {type_name} FlatBuffer: {why}"
+        f"flatlane: corrupt: {call} on channel '{name}': {label} is not a {type_name} FlatBuffer: {why}"
     )
     exc.errc = Errc.CORRUPT
     exc.channel = name
@@ -1275,3 +1282,389 @@ class Puller(TopicReceiver[T]):
 
     __slots__ = ()
     _kind = ChannelKind.PIPELINE
+
+
+# --- services ---------------------------------------------------------------------------------------
+#
+# Generated Client/Server for request/reply channels, over flatlane.ServiceClient / ServiceServer
+# (docs/PROTOCOL.md section 15), with the same settings as C++'s (typed/service.hpp): requests are
+# built in the client's request slot and replies in the client's reply ring, back to front, and
+# published where they end; both sides check the root offset (and file identifier). A message
+# must fit max_message (64 KiB when the schema leaves the 4 GiB default); services do not chunk.
+
+_DEFAULT_SERVICE_MAX = 64 * 1024
+
+
+def _root_ok(view: memoryview, n: int, fid: Optional[bytes]) -> int:
+    """The root table's offset when the message passes the root check, else 0."""
+    if n >= 8:
+        root = _U32.unpack_from(view, 0)[0]
+        if 4 <= root <= n - 4 and not root & 3 and (fid is None or view[4:8] == fid):
+            return root
+    return 0
+
+
+class TypedRequest(Received[T]):
+    """A request as the server sees it: ``msg`` is flatc's reader over the request slot (no copy),
+    ``id`` and ``client`` identify it for :meth:`Server.reply`. Held until released (or ``with``)."""
+
+    __slots__ = ()
+
+    @property
+    def id(self) -> int:
+        return self._frame.id
+
+    @property
+    def client(self) -> int:
+        return self._frame.client
+
+    @property
+    def seq(self) -> int:
+        return self._frame.id
+
+    @property
+    def zero_copy(self) -> bool:
+        return True
+
+    @property
+    def raw(self) -> Any:
+        """The native request (flatlane.Request)."""
+        return self._frame
+
+    def __repr__(self) -> str:
+        state = " released" if self._view is None else ""
+        return f"<flatlane.TypedRequest {type(self.msg).__name__} id={self._frame.id}{state}>"
+
+
+class TypedReply(Received[T]):
+    """A reply as the client sees it: ``msg`` over the client's reply ring, ``id`` of its request,
+    ``more`` True while a streaming method sends further replies."""
+
+    __slots__ = ()
+
+    @property
+    def id(self) -> int:
+        return self._frame.id
+
+    @property
+    def seq(self) -> int:
+        return self._frame.id
+
+    @property
+    def more(self) -> bool:
+        return self._frame.more
+
+    @property
+    def zero_copy(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        state = " released" if self._view is None else ""
+        return f"<flatlane.TypedReply {type(self.msg).__name__} id={self._frame.id} more={self._frame.more}{state}>"
+
+
+class _TypedService:
+    """What Client and Server share: the bound channel and its two message types."""
+
+    __slots__ = ()
+    spec: ClassVar[Optional[ChannelSpec]] = None
+    request: ClassVar[Optional[MessageTraits[Any]]] = None
+    response: ClassVar[Optional[MessageTraits[Any]]] = None
+
+    @classmethod
+    def of(cls, spec: ChannelSpec, request: MessageTraits[Any], response: MessageTraits[Any]) -> Any:
+        """This endpoint class bound to one service channel (what generated code calls)."""
+        if spec.kind is not ChannelKind.SERVICE:
+            raise TypeError(
+                f"flatlane: {cls.__name__} needs a service channel; {spec.name} is a {spec.kind.value} channel"
+            )
+        return type(
+            cls.__name__,
+            (cls,),
+            {
+                "__slots__": (),
+                "__qualname__": f"{spec.name}.{cls.__name__}",
+                "__doc__": f"{cls.__name__} of service method {spec.name} "
+                           f"({request.type_name} -> {response.type_name}).",
+                "spec": spec,
+                "request": request,
+                "response": response,
+            },
+        )
+
+    @classmethod
+    def _bound(cls) -> "tuple[ChannelSpec, MessageTraits[Any], MessageTraits[Any]]":
+        if cls.spec is None or cls.request is None or cls.response is None:
+            raise TypeError(
+                f"flatlane: {cls.__name__} is not bound to a service channel: use the generated class "
+                f"(x_flatlane.Service.method.{cls.__name__}) or {cls.__name__}.of(spec, request, response)"
+            )
+        return cls.spec, cls.request, cls.response
+
+    @classmethod
+    def _service_kwargs(
+        cls,
+        name: Optional[str],
+        mode: ModeLike,
+        ring_capacity: int,
+        max_message: int,
+        wait: Optional[WaitLike],
+        type_check: TypeCheckLike,
+        send_timeout: Optional[float],
+        spin_budget_ms: float,
+        liveness_interval_ms: float,
+    ) -> "tuple[str, dict[str, Any], int]":
+        spec, req, resp = cls._bound()
+        check = _str_enum(TypeCheck, type_check, "type check")
+        schema_max = _DEFAULT_SERVICE_MAX if spec.max_message >= 1 << 32 else spec.max_message
+        limit = min(max_message or schema_max, 1 << 30)
+        max_request = (limit + 15) & ~15
+        ring = ring_capacity or spec.ring_capacity
+        one_reply = 1 << (2 * (max_request + 64) - 1).bit_length()  # bit_ceil: one reply fits a frame
+        kwargs: "dict[str, Any]" = dict(
+            mode=_enum_value(OpenMode, mode, "open mode"),
+            max_request=max_request,
+            reply_ring=max(ring, one_reply),
+            request_type_name=req.type_name,
+            request_type_hash=req.type_hash,
+            reply_type_name=resp.type_name,
+            reply_type_hash=resp.type_hash,
+            type_name_only=check is TypeCheck.NAME_ONLY,
+            wait=_enum_value(WaitStrategy, spec.wait if wait is None else wait, "wait strategy"),
+            spin_budget_ns=round(spin_budget_ms * 1_000_000),
+            liveness_interval_ns=round(liveness_interval_ms * 1_000_000),
+        )
+        if send_timeout is not None:
+            if send_timeout < 0:
+                raise ValueError("flatlane: send_timeout must be >= 0 milliseconds, or None for the default")
+            kwargs["send_timeout_ns"] = round(send_timeout * 1_000_000)
+        return name or spec.name, kwargs, max_request
+
+    def __enter__(self: Any) -> Any:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _too_large(self, size: int, when: str) -> MessageTooLargeError:
+        name = getattr(self, "_name", "?")
+        exc = MessageTooLargeError(
+            f"flatlane: message_too_large: {self._what} on service '{name}': {size} bytes {when}; a "
+            f"message must fit max_message {self._limit} bytes (services do not chunk); nothing was sent"
+        )
+        exc.errc = Errc.MESSAGE_TOO_LARGE
+        exc.channel = name
+        return exc
+
+
+class Client(_TypedService, Generic[T]):
+    """Calls one service method: builds each request in its request slot and reads the replies in
+    place (verified root). Not thread-safe (one builder); give each thread its own client.
+
+    Options (keyword, optional): name, mode, ring_capacity (reply ring bytes), max_message, wait,
+    type_check, send_timeout (ms a send waits while the server's queue is full; None = the
+    runtime's default), spin_budget_ms, liveness_interval_ms.
+    """
+
+    __slots__ = ("_c", "_name", "_builder", "_fid", "_rfid", "_limit", "_what")
+
+    def __init__(
+        self,
+        *,
+        name: Optional[str] = None,
+        mode: ModeLike = OpenMode.CREATE_OR_OPEN,
+        ring_capacity: int = 0,
+        max_message: int = 0,
+        wait: Optional[WaitLike] = None,
+        type_check: TypeCheckLike = TypeCheck.EXACT,
+        send_timeout: Optional[float] = None,
+        spin_budget_ms: float = 0.05,
+        liveness_interval_ms: float = 50.0,
+    ) -> None:
+        spec, req, resp = self._bound()
+        seg_name, kwargs, limit = self._service_kwargs(
+            name, mode, ring_capacity, max_message, wait, type_check, send_timeout, spin_budget_ms,
+            liveness_interval_ms,
+        )
+        self._c = _native.ServiceClient(seg_name, **kwargs)
+        self._name = seg_name
+        self._limit = limit
+        self._what = "send()"
+        self._fid = None if req.file_identifier is None else req.file_identifier.encode()
+        self._rfid = None if resp.file_identifier is None else resp.file_identifier.encode()
+        self._builder = _SlotBuilder(self)  # type: ignore[arg-type]
+
+    def _give_back(self) -> None:
+        if not self._c.closed:
+            self._c.abort_prepared()
+
+    def send(self, build: Callable[..., int], *args: Any) -> int:
+        """Builds one request in the request slot (``build(builder, *args)`` returns the root
+        offset) and sends it; returns its id. Raises MessageTooLargeError (nothing sent),
+        ChannelNotFoundError (no server), BufferFullError, ClosedError."""
+        c = self._c
+        b = self._builder
+        view = c.prepare(c.max_request)
+        size = len(view)
+        b._begin(view, size)
+        try:
+            b.Finish(build(b, *args), self._fid)
+        except BaseException:
+            b._abandon()
+            raise
+        used = size - b.head
+        b._in_frame = False
+        b.Bytes = _NO_BYTES
+        return c.send_prepared_tail(used)
+
+    def receive(self, id: int, timeout: Optional[float] = None) -> TypedReply[Any]:
+        """The next reply to request ``id`` (streaming methods: call again while ``more``).
+        Raises FlatlaneTimeoutError, PeerDeadError (the server died), CorruptMessageError."""
+        r = self._c.receive(id, timeout)
+        view = r.data
+        n = len(view)
+        root = _root_ok(view, n, self._rfid)
+        if root:
+            msg = self.response.reader()  # type: ignore[union-attr]
+            msg.Init(view, root)
+            return TypedReply(r, view, msg)
+        raise _corrupt(self._name, self.response.type_name if self.response else "?", r, view, n, self._rfid,
+                       what=f"reply to request {id}", call="receive()")
+
+    def call(self, build: Callable[..., int], *args: Any, timeout: Optional[float] = None) -> TypedReply[Any]:
+        """send + receive: the (first) reply to one request."""
+        return self.receive(self.send(build, *args), timeout)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def max_message(self) -> int:
+        return self._limit
+
+    @property
+    def raw(self) -> Any:
+        """The underlying native service client."""
+        return self._c
+
+    @property
+    def closed(self) -> bool:
+        return self._c.closed
+
+    def close(self) -> None:
+        self._builder._abandon()
+        self._c.close()
+
+    def __repr__(self) -> str:
+        return f"<flatlane {type(self).__qualname__} {self._name!r} {'closed' if self._c.closed else 'open'}>"
+
+
+class Server(_TypedService, Generic[T]):
+    """Serves one service method: hands out verified requests in place and builds each reply in
+    the calling client's reply ring. A client that is gone or whose ring is full loses the reply
+    (counted by the runtime); the server never waits for a client.
+
+    Options as for :class:`Client`.
+    """
+
+    __slots__ = ("_s", "_name", "_builder", "_fid", "_rfid", "_limit", "_what", "_rejected")
+
+    def __init__(
+        self,
+        *,
+        name: Optional[str] = None,
+        mode: ModeLike = OpenMode.CREATE_OR_OPEN,
+        ring_capacity: int = 0,
+        max_message: int = 0,
+        wait: Optional[WaitLike] = None,
+        type_check: TypeCheckLike = TypeCheck.EXACT,
+        spin_budget_ms: float = 0.05,
+        liveness_interval_ms: float = 50.0,
+    ) -> None:
+        spec, req, resp = self._bound()
+        seg_name, kwargs, limit = self._service_kwargs(
+            name, mode, ring_capacity, max_message, wait, type_check, None, spin_budget_ms, liveness_interval_ms,
+        )
+        self._s = _native.ServiceServer(seg_name, **kwargs)
+        self._name = seg_name
+        self._limit = limit
+        self._what = "reply()"
+        self._rejected = 0
+        self._fid = None if resp.file_identifier is None else resp.file_identifier.encode()
+        self._rfid = None if req.file_identifier is None else req.file_identifier.encode()
+        self._builder = _SlotBuilder(self)  # type: ignore[arg-type]
+
+    def _give_back(self) -> None:
+        if not self._s.closed:
+            self._s.abort_reply()
+
+    def receive(self, timeout: Optional[float] = None) -> TypedRequest[Any]:
+        """The next request. One that fails the root check is released and reported as
+        CorruptMessageError (counted in ``rejected``); the next one comes through normally."""
+        r = self._s.receive(timeout)
+        view = r.data
+        n = len(view)
+        root = _root_ok(view, n, self._rfid)
+        if root:
+            msg = self.request.reader()  # type: ignore[union-attr]
+            msg.Init(view, root)
+            return TypedRequest(r, view, msg)
+        self._rejected += 1
+        rid = r.id
+        raise _corrupt(self._name, self.request.type_name if self.request else "?", r, view, n, self._rfid,
+                       what=f"request {rid}", call="receive()")
+
+    def reply(self, request: TypedRequest[Any], build: Callable[..., int], *args: Any, more: bool = False) -> None:
+        """Builds the reply to ``request`` in its client's reply ring and sends it. ``more``: another
+        reply to this request follows (streaming methods)."""
+        s = self._s
+        b = self._builder
+        view = s.prepare_reply(request._frame, self._limit)
+        size = len(view)
+        b._begin(view, size)
+        try:
+            b.Finish(build(b, *args), self._fid)
+        except BaseException:
+            b._abandon()
+            raise
+        used = size - b.head
+        b._in_frame = False
+        b.Bytes = _NO_BYTES
+        s.commit_reply_tail(used, more)
+
+    @property
+    def rejected(self) -> int:
+        return self._rejected
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def max_message(self) -> int:
+        return self._limit
+
+    @property
+    def raw(self) -> Any:
+        """The underlying native service server."""
+        return self._s
+
+    @property
+    def closed(self) -> bool:
+        return self._s.closed
+
+    def close(self) -> None:
+        self._builder._abandon()
+        self._s.close()
+
+    def __repr__(self) -> str:
+        return f"<flatlane {type(self).__qualname__} {self._name!r} {'closed' if self._s.closed else 'open'}>"
