@@ -78,6 +78,7 @@ void add_zmq_cases(std::vector<Case>& out, const Options& opt);
 void add_flatlane_cases(std::vector<Case>& out);
 void add_typed_cases(std::vector<Case>& out);  // generated endpoints, FlatBuffers messages
 void add_topic_cases(std::vector<Case>& out);  // publish/subscribe topics
+void add_duplex_cases(std::vector<Case>& out);  // in-place duplex beside a two-ring copying duplex
 // One line describing why Flatlane cases are (not) present, for the report.
 const char* flatlane_status();
 // "4.3.4", or "" when built without ZeroMQ.
@@ -88,6 +89,7 @@ inline constexpr std::size_t kKiB = 1024;
 inline constexpr std::size_t kMiB = 1024 * 1024;
 inline constexpr std::size_t kLatencySizes[] = {64, 4 * kKiB, 64 * kKiB, kMiB};
 inline constexpr std::size_t kTputSizes[] = {64, kMiB};
+inline constexpr std::size_t kDuplexSizes[] = {64, kMiB, 8 * kMiB};  // duplex cases and their zmq peer
 
 // Data bytes of the ring used for `size`-byte messages, by the bare ring
 // and by Flatlane channels alike so both get the same buffering: room for

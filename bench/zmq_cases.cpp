@@ -213,6 +213,10 @@ void add_zmq_cases(std::vector<Case>& out, const Options& opt) {
     out.push_back({"zmq/reqrep", "zmq REQ/REP ipc", size, "block", Kind::Latency, false,
                    [size](const Plan& p) { return reqrep_latency(p, size); }});
   }
+  // The duplex cases' largest size (duplex_cases.cpp).
+  out.push_back({"zmq/reqrep", "zmq REQ/REP ipc", 8 * kMiB, "block", Kind::Latency, false,
+                 [](const Plan& p) { return reqrep_latency(p, 8 * kMiB); }});
+
   for (std::size_t size : kTputSizes) {
     out.push_back({"zmq/pushpull", "zmq PUSH/PULL ipc", size, "block", Kind::Throughput, false,
                    [size](const Plan& p) {
