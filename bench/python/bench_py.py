@@ -11,7 +11,14 @@ a `Tick {seq, payload:[ubyte]}` whose FlatBuffer is 64 bytes, built in the frame
 flatbuffers Builder on each side and read in place (the same message as the C++ bench's typed
 cases). The schema is generated into a temporary directory at start.
 
+The untyped cases use flatlane.Publisher/Subscriber (two topics; busy_spin and blocking waits):
+a small dict (pickle), raw 64-byte bytes (zero-copy view on receipt) and a 1 MiB float64 NumPy
+array (copied once into the slot, received as a view); each beside multiprocessing.Pipe and pyzmq
+ipc:// moving the same object the same way (dict: pickled by Pipe.send / send_pyobj; array: its
+buffer, received into np.frombuffer). The echoing child re-sends what it received.
+
     PYTHONPATH=build/python /usr/bin/python3 bench/python/bench_py.py [--iterations N] [--json FILE]
+        [--only SUBSTRING ...]
 """
 
 from __future__ import annotations
@@ -203,6 +210,80 @@ def typed_cost(gen_dir: str, n: int = 20_000) -> Dict[str, float]:
     return {"send_recv_us": both, "stock_builder_us": stock}
 
 
+# --- Flatlane untyped (flatlane.Publisher / Subscriber) --------------------------------------------
+
+NP_BYTES = 1 << 20
+UNTYPED_KINDS = ("dict", "raw64", "np1m")
+
+
+def untyped_object(kind: str, i: int) -> Any:
+    if kind == "dict":
+        return {"seq": i, "x": 1.5, "name": "tick", "flags": [1, 2, 3]}
+    if kind == "raw64":
+        return bytes(range(PAYLOAD))
+    import numpy as np
+
+    return np.full(NP_BYTES // 8, float(i), dtype=np.float64)
+
+
+def untyped_topic_options(kind: str, wait: str) -> Dict[str, Any]:
+    extra: Dict[str, Any] = {"wait": wait}
+    if kind == "np1m":
+        return dict(slot_size=NP_BYTES + 64, slot_count=4, max_publishers=1, max_subscribers=2, queue_depth=4, **extra)
+    return dict(slot_size=1024, slot_count=16, max_publishers=1, max_subscribers=2, queue_depth=8, **extra)
+
+
+def untyped_child(kind: str, wait: str, ping: str, pong: str, iterations: int) -> None:
+    """Re-sends every object received on `ping` on `pong`."""
+    opts = untyped_topic_options(kind, wait)
+    sub = flatlane.Subscriber(ping, mode="open", **opts)
+    pub = flatlane.Publisher(pong, mode="open", **opts)
+    os.write(1, b"ready\n")
+    for _ in range(iterations):
+        obj = sub.recv()
+        pub.send(obj)
+        del obj
+    pub.close()
+    sub.close()
+
+
+def bench_untyped(kind: str, wait: str, iterations: int) -> Dict[str, float]:
+    tag = f"bench.py.{os.getpid()}.untyped.{kind}.{wait}"
+    ping, pong = tag + ".ping", tag + ".pong"
+    opts = untyped_topic_options(kind, wait)
+    sub = flatlane.Subscriber(pong, mode="create", **opts)
+    pub = flatlane.Publisher(ping, mode="create", **opts)
+    total = WARMUP + iterations
+    child = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "--untyped-child", kind, wait, ping, pong, str(total)],
+        stdout=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+    )
+    assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+    while pub.subscriber_count == 0:
+        time.sleep(0.001)
+    objs = [untyped_object(kind, i) for i in range(2)]
+    rtts: List[int] = []
+    clock = time.perf_counter_ns
+    for i in range(total):
+        obj = objs[i & 1]
+        t0 = clock()
+        pub.send(obj)
+        got = sub.recv(timeout=10_000)
+        t1 = clock()
+        if kind == "dict":
+            assert got["seq"] == obj["seq"]
+        elif kind == "np1m":
+            assert got[0] == obj[0] and got.size == obj.size
+        del got
+        if i >= WARMUP:
+            rtts.append(t1 - t0)
+    child.wait(timeout=60)
+    pub.close()
+    sub.close()
+    return percentiles(rtts)
+
+
 # --- multiprocessing.Pipe --------------------------------------------------------------------------
 
 
@@ -228,6 +309,46 @@ def bench_pipe(iterations: int) -> Dict[str, float]:
         if i >= WARMUP:
             rtts.append(t1 - t0)
     p.join(30)
+    return percentiles(rtts)
+
+
+def pipe_obj_child(conn, kind: str, total: int) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    for _ in range(total):
+        if kind == "dict":
+            conn.send(conn.recv())
+        else:
+            arr = np.frombuffer(conn.recv_bytes(), dtype=np.float64)
+            conn.send_bytes(arr)
+
+
+def bench_pipe_obj(kind: str, iterations: int) -> Dict[str, float]:
+    """multiprocessing.Pipe moving the untyped cases' objects (dict: pickled; array: its buffer)."""
+    import numpy as np
+
+    ctx = multiprocessing.get_context("fork")
+    a, b = ctx.Pipe(duplex=True)
+    total = WARMUP + iterations
+    p = ctx.Process(target=pipe_obj_child, args=(b, kind, total))
+    p.start()
+    objs = [untyped_object(kind, i) for i in range(2)]
+    rtts: List[int] = []
+    clock = time.perf_counter_ns
+    for i in range(total):
+        obj = objs[i & 1]
+        t0 = clock()
+        if kind == "dict":
+            a.send(obj)
+            got = a.recv()
+        else:
+            a.send_bytes(obj)
+            got = np.frombuffer(a.recv_bytes(), dtype=np.float64)
+        t1 = clock()
+        del got
+        if i >= WARMUP:
+            rtts.append(t1 - t0)
+    p.join(60)
     return percentiles(rtts)
 
 
@@ -279,9 +400,69 @@ def bench_zmq(iterations: int) -> Optional[Dict[str, float]]:
     return percentiles(rtts)
 
 
+def zmq_obj_child(endpoint: str, kind: str, total: int) -> None:
+    import zmq
+
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.PAIR)
+    s.connect(endpoint)
+    for _ in range(total):
+        if kind == "dict":
+            s.send_pyobj(s.recv_pyobj())
+        else:
+            s.send(s.recv(copy=False), copy=False)
+    s.close(linger=0)
+    ctx.term()
+
+
+def bench_zmq_obj(kind: str, iterations: int) -> Optional[Dict[str, float]]:
+    """pyzmq PAIR over ipc:// moving the untyped cases' objects (dict: send_pyobj; array: its
+    buffer with copy=False both ways, received into np.frombuffer)."""
+    try:
+        import zmq
+    except ImportError:
+        return None
+    import numpy as np
+
+    endpoint = f"ipc:///tmp/flatlane-bench-py-{os.getpid()}-{kind}.ipc"
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.PAIR)
+    s.bind(endpoint)
+    total = WARMUP + iterations
+    p = multiprocessing.get_context("fork").Process(target=zmq_obj_child, args=(endpoint, kind, total))
+    p.start()
+    objs = [untyped_object(kind, i) for i in range(2)]
+    rtts: List[int] = []
+    clock = time.perf_counter_ns
+    for i in range(total):
+        obj = objs[i & 1]
+        t0 = clock()
+        if kind == "dict":
+            s.send_pyobj(obj)
+            got = s.recv_pyobj()
+        else:
+            s.send(obj, copy=False)
+            got = np.frombuffer(s.recv(copy=False).buffer, dtype=np.float64)
+        t1 = clock()
+        del got
+        if i >= WARMUP:
+            rtts.append(t1 - t0)
+    p.join(60)
+    s.close(linger=0)
+    ctx.term()
+    try:
+        os.unlink(endpoint[len("ipc://") :])
+    except FileNotFoundError:
+        pass
+    return percentiles(rtts)
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         flatlane_child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "--untyped-child":
+        untyped_child(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]))
         return 0
     if len(sys.argv) > 1 and sys.argv[1] == "--typed-child":
         typed_child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6])
@@ -289,8 +470,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iterations", type=int, default=50_000, help="round trips per case (after 2000 warm-up)")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--only", nargs="+", metavar="SUBSTRING",
+                    help="run only the cases whose name contains one of these")
+    ap.add_argument("--np-iterations", type=int, default=0,
+                    help="round trips of the 1 MiB NumPy cases (default: iterations / 10, at least 500)")
     args = ap.parse_args()
     n = args.iterations
+    n_np = args.np_iterations or max(500, n // 10)
     gen_dir = tempfile.mkdtemp(prefix="flatlane-bench-py-")
     generate_bench_schema(gen_dir)
     sys.path.insert(0, gen_dir)
@@ -301,20 +487,35 @@ def main() -> int:
         "flatlane typed blocking": lambda: bench_typed("blocking", n, gen_dir),
         "multiprocessing.Pipe": lambda: bench_pipe(n),
         "pyzmq PAIR ipc://": lambda: bench_zmq(n),
+        "untyped raw 64 B bytes busy-poll": lambda: bench_untyped("raw64", "busy_spin", n),
+        "untyped raw 64 B bytes blocking": lambda: bench_untyped("raw64", "blocking", n),
+        "untyped pickle dict busy-poll": lambda: bench_untyped("dict", "busy_spin", n),
+        "untyped pickle dict blocking": lambda: bench_untyped("dict", "blocking", n),
+        "Pipe pickle dict": lambda: bench_pipe_obj("dict", n),
+        "pyzmq send_pyobj dict": lambda: bench_zmq_obj("dict", n),
+        "untyped NumPy 1 MiB busy-poll": lambda: bench_untyped("np1m", "busy_spin", n_np),
+        "untyped NumPy 1 MiB blocking": lambda: bench_untyped("np1m", "blocking", n_np),
+        "Pipe NumPy 1 MiB (send_bytes)": lambda: bench_pipe_obj("np1m", n_np),
+        "pyzmq NumPy 1 MiB (copy=False)": lambda: bench_zmq_obj("np1m", n_np),
     }
+    if args.only:
+        cases = {k: v for k, v in cases.items() if any(o.lower() in k.lower() for o in args.only)}
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {PAYLOAD}-byte payload, one-way = RTT/2, "
           f"{n} round trips per case")
-    print(f"{'case':34s} {'p50 us':>9s} {'p99 us':>9s} {'p99.9 us':>9s}")
+    print(f"{'case':34s} {'p50 us':>9s} {'p99 us':>9s} {'p99.9 us':>9s} {'n':>7s}")
     results: Dict[str, Dict[str, float]] = {}
     for name, run in cases.items():
         res = run()
         if res is None:
             continue
         results[name] = res
-        print(f"{name:34s} {res['p50_us']:9.2f} {res['p99_us']:9.2f} {res['p99.9_us']:9.2f}", flush=True)
-    cost = typed_cost(gen_dir)
-    print(f"typed per-message cost in one process: send + recv + release {cost['send_recv_us']:.2f} us; "
-          f"the same Tick built by a stock flatbuffers.Builder alone {cost['stock_builder_us']:.2f} us")
+        print(f"{name:34s} {res['p50_us']:9.2f} {res['p99_us']:9.2f} {res['p99.9_us']:9.2f} {res['n']:7d}",
+              flush=True)
+    cost: Dict[str, float] = {}
+    if any(k.startswith("flatlane typed") for k in cases):
+        cost = typed_cost(gen_dir)
+        print(f"typed per-message cost in one process: send + recv + release {cost['send_recv_us']:.2f} us; "
+              f"the same Tick built by a stock flatbuffers.Builder alone {cost['stock_builder_us']:.2f} us")
     shutil.rmtree(gen_dir, ignore_errors=True)
     if args.json:
         with open(args.json, "w") as f:

@@ -160,6 +160,25 @@ def test_raw_bytes_zero_copy(topic: Tuple[flatlane.Publisher, flatlane.Subscribe
     assert sub.endpoint.held_samples == 0  # the slot went back with the last view
 
 
+def test_large_messages_take_the_loan_path(topic: Tuple[flatlane.Publisher, flatlane.Subscriber]) -> None:
+    # Above 2 KiB a message is written into the loaned slot instead of joined with its header.
+    pub, sub = topic
+    blob = bytes(range(256)) * 160
+    for obj in (blob, bytearray(blob), memoryview(blob)[1000:], {"text": "z" * 30_000}):
+        pub.send(obj)
+        got = sub.recv(timeout=1000)
+        if isinstance(obj, dict):
+            assert got == obj
+        else:
+            assert bytes(got) == bytes(obj) and inside_segment(sub.name, got)
+        del got
+    assert sub.endpoint.held_samples == 0
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        pub.send(memoryview(blob)[::2])  # as Writer.send: make it contiguous first
+    with pytest.raises(flatlane.FlatlaneTimeoutError):
+        sub.recv(timeout=0)
+
+
 ARRAYS = [
     np.arange(12, dtype=np.float32).reshape(3, 4),
     np.array(7, dtype=np.int64),
