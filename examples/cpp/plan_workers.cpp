@@ -2,10 +2,10 @@
 //
 //   build/examples/cpp/flatlane_example_workers [jobs]
 //
-// The dispatcher pushes PlanJob messages into a work queue; three worker processes pull them
-// (each job goes to exactly one worker, whoever is free) and push a PlanResult back on a second
-// work queue. The dispatcher checks that every job came back exactly once and prints how the
-// work was shared.
+// The dispatcher pushes PlanJob messages with the generated robot::Planners::jobs Pusher into a
+// work queue; three worker processes pull them with the generated Puller (each job goes to exactly
+// one worker, whoever is free) and push a PlanResult back on robot::Planners::results. The
+// dispatcher checks that every job came back exactly once and prints how the work was shared.
 #include "example_util.hpp"
 #include "robot_cell.flatlane.hpp"
 
@@ -16,31 +16,32 @@ using namespace std::chrono_literals;
 
 namespace {
 
-template <class Msg>
-flatlane::TopicOptions work_queue() {
-  flatlane::TopicOptions o;
-  o.topic.distribution = flatlane::Distribution::work_queue;
-  o.topic.slot_size = 512;
-  o.topic.slot_count = 64;
-  o.topic.queue_depth = 32;
-  o.topic.max_publishers = 4;
-  o.topic.type = {std::string(flatlane::MessageTraits<Msg>::type_name), flatlane::MessageTraits<Msg>::type_hash};
-  o.wait.strategy = flatlane::WaitStrategy::blocking;
-  o.block_timeout = 10s;
+using Jobs = robot::Planners::jobs;        // generated: Pusher / Puller of robot.PlanJob
+using Results = robot::Planners::results;  // generated: Pusher / Puller of robot.PlanResult
+
+// Small slots for the example (the schema allows 16 MiB results); the schema's waits (blocking)
+// and overflow (block) stay.
+flatlane::EndpointOptions options(const std::string& name) {
+  flatlane::EndpointOptions o;
+  o.name = name;
+  o.max_message = 512;
+  o.slot_count = 64;
+  o.queue_depth = 32;
+  o.max_publishers = 4;
+  o.send_timeout = 10s;
   return o;
 }
 
 int work(const std::string& jobs_name, const std::string& results_name, int worker) {
-  flatlane::TopicSubscriber jobs(jobs_name, work_queue<robot::PlanJob>());
-  flatlane::TopicPublisher results(results_name, work_queue<robot::PlanResult>());
+  Jobs::Puller jobs(options(jobs_name));
+  Results::Pusher results(options(results_name));
   for (;;) {
-    auto s = jobs.receive(5s);
-    if (!s) break;  // the dispatcher has left
-    const auto* job = example::root_of<robot::PlanJob>(*s);
-    if (job == nullptr) return 2;
-    const uint64_t id = job->id();
-    s->release();
-    auto r = example::publish_built<robot::PlanResult>(results, [&](flatbuffers::FlatBufferBuilder& b) {
+    auto m = jobs.receive(5s);  // a verified PlanJob over the dispatcher's slot
+    if (!m && m.error() == flatlane::Errc::corrupt) return 2;
+    if (!m) break;  // the dispatcher has left
+    const uint64_t id = (*m)->id();
+    m->release();
+    auto r = results.send([&](flatbuffers::FlatBufferBuilder& b) {
       return robot::CreatePlanResult(b, id, 0, b.CreateString("worker " + std::to_string(worker)));
     });
     if (!r) return 3;
@@ -53,14 +54,14 @@ int work(const std::string& jobs_name, const std::string& results_name, int work
 int main(int argc, char** argv) {
   const int n = argc > 1 ? std::atoi(argv[1]) : 3000;
   const std::string jobs_name = example::unique_name("jobs"), results_name = example::unique_name("results");
-  flatlane::TopicPublisher jobs(jobs_name, work_queue<robot::PlanJob>());
-  flatlane::TopicSubscriber results(results_name, work_queue<robot::PlanResult>());
+  Jobs::Pusher jobs(options(jobs_name));
+  Results::Puller results(options(results_name));
   std::vector<pid_t> workers;
   for (int w = 0; w < 3; ++w) workers.push_back(example::spawn([&, w] { return work(jobs_name, results_name, w); }));
 
   std::thread dispatcher([&] {
     for (int i = 0; i < n; ++i) {
-      auto r = example::publish_built<robot::PlanJob>(jobs, [&](flatbuffers::FlatBufferBuilder& b) {
+      auto r = jobs.send([&](flatbuffers::FlatBufferBuilder& b) {  // built in the loaned slot
         return robot::CreatePlanJob(b, static_cast<uint64_t>(i));
       });
       if (!r) std::printf("push failed: %s\n", flatlane::to_string(r.error()));
@@ -71,9 +72,13 @@ int main(int argc, char** argv) {
   int got = 0, bad = 0;
   while (got < n) {
     auto s = results.receive(10s);
+    if (!s && s.error() == flatlane::Errc::corrupt) {
+      ++bad;
+      continue;
+    }
     if (!s) break;
-    const auto* res = example::root_of<robot::PlanResult>(*s);
-    if (res == nullptr || res->id() >= static_cast<uint64_t>(n) || res->error() == nullptr) {
+    const robot::PlanResult* res = s->get();
+    if (res->id() >= static_cast<uint64_t>(n) || res->error() == nullptr) {
       ++bad;
       continue;
     }
