@@ -545,7 +545,8 @@ def test_process_replier_and_kill9(channel: str) -> None:
                 assert req.request({"k": k}, timeout=5000) == {"echo": {"k": k}, "pid": p.proc.pid}
             arr = np.arange(1000, dtype=np.int64)
             assert np.array_equal(req.request(arr, timeout=5000), arr * 2)
-            req.send("hang on")
+            req.send("hang")
+            p.expect("hanging")  # it took the request and will not answer
             p.kill9()
             t0 = time.monotonic()
             with pytest.raises(flatlane.PeerDeadError) as ei:

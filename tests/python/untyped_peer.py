@@ -6,7 +6,7 @@ multi-process tests of test_untyped.py and test_asyncio.py.
     untyped_peer.py subscribe NAME COUNT            Subscriber: receives COUNT objects, checks them
     untyped_peer.py pull      NAME                  Puller: "got <k>" per job until None arrives
     untyped_peer.py reply     NAME                  Replier: answers {"echo": x, "pid": pid}, an
-                                                   ndarray with 2*array, until killed or closed
+                                                   ndarray with 2*array; "hang": no answer, sleeps
     untyped_peer.py hold      NAME                  Subscriber: receives one ndarray, keeps the view,
                                                    prints "holding", sleeps until killed
     untyped_peer.py multi     NAME1,NAME2,... COUNT  Publisher per name: COUNT objects on each, once
@@ -100,6 +100,9 @@ def main(argv: List[str]) -> int:
             for req in rep:
                 if isinstance(req, np.ndarray):
                     rep.send(req * 2)
+                elif req == "hang":
+                    say("hanging")
+                    time.sleep(60)  # never answers: the test kills us here
                 elif req == "stop":
                     rep.send("stopping")
                     break
