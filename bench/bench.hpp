@@ -78,7 +78,8 @@ void add_zmq_cases(std::vector<Case>& out, const Options& opt);
 void add_flatlane_cases(std::vector<Case>& out);
 void add_typed_cases(std::vector<Case>& out);  // generated endpoints, FlatBuffers messages
 void add_topic_cases(std::vector<Case>& out);  // publish/subscribe topics
-void add_duplex_cases(std::vector<Case>& out);  // in-place duplex beside a two-ring copying duplex
+void add_duplex_cases(std::vector<Case>& out);
+void add_pattern_cases(std::vector<Case>& out);  // fan-out 1->4, services, push/pull  // in-place duplex beside a two-ring copying duplex
 // One line describing why Flatlane cases are (not) present, for the report.
 const char* flatlane_status();
 // "4.3.4", or "" when built without ZeroMQ.

@@ -121,6 +121,7 @@ int main(int argc, char** argv) {
   add_flatlane_cases(all);
   add_typed_cases(all);
   add_topic_cases(all);
+  add_pattern_cases(all);
   add_duplex_cases(all);
   std::vector<const Case*> selected;
   for (const Case& c : all) {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "fanout.hpp"
 #include "measure.hpp"
 #include "platform.hpp"
 
@@ -205,6 +206,73 @@ Result pushpull_trial(const Plan& plan, std::size_t size) {
   return res;
 }
 
+// PUB (this process, binds) -> `subs` SUB processes, paced like topic/fanout-4 (fanout.hpp). PUB
+// drops messages for subscriptions that have not arrived yet (the slow joiner), so the publisher
+// first sends probe messages (seq 0) until every subscriber has seen one.
+Result pubsub_fanout(const Plan& plan, std::size_t size, int subs) {
+  const std::uint64_t iters = plan.latency_iters(size) / 4 + 200;
+  const std::uint64_t warmup = plan.warmup_iters(iters);
+  FanoutRun run(subs, warmup + iters);
+  IpcEndpoint ep;
+  Result res;
+  auto parent = [&]() -> std::string {
+    ZmqSocket pub(ZMQ_PUB, Linger::Drop);
+    if (!pub.valid()) return zmq_error("zmq_socket");
+    if (zmq_bind(pub.get(), ep.url().c_str()) != 0) return zmq_error("zmq_bind");
+    run.add(run.sync().ready);  // bound: subscribers may connect
+    for (int probes = 0; std::atomic_ref<std::uint32_t>(run.sync().synced.value).load() <
+                         static_cast<std::uint32_t>(subs); ++probes) {
+      if (probes > 20000) return "subscribers never saw a probe";
+      if (!send_msg(pub.get(), size, 0)) return zmq_error("zmq_msg_send");
+      usleep(500);
+    }
+    for (std::uint64_t seq = 1; seq <= run.total(); ++seq) {
+      zmq_msg_t m;
+      if (zmq_msg_init_size(&m, size) != 0) return zmq_error("zmq_msg_init_size");
+      stamp_payload(static_cast<std::byte*>(zmq_msg_data(&m)), size, seq);
+      if (zmq_msg_send(&m, pub.get(), 0) < 0) {
+        zmq_msg_close(&m);
+        return zmq_error("zmq_msg_send");
+      }
+      FanoutRun::wait_at_least(run.sync().done, static_cast<std::uint32_t>(seq * static_cast<std::uint64_t>(subs)));
+    }
+    return {};
+  };
+  auto child = [&](int i) -> int {
+    FanoutRun::wait_at_least(run.sync().ready, 1);
+    ZmqSocket sub(ZMQ_SUB, Linger::Drop);
+    if (!sub.valid() || zmq_setsockopt(sub.get(), ZMQ_SUBSCRIBE, "", 0) != 0) return 1;
+    if (zmq_connect(sub.get(), ep.url().c_str()) != 0) return 1;
+    bool synced = false;
+    for (std::uint64_t seq = 1; seq <= run.total();) {
+      zmq_msg_t m;
+      zmq_msg_init(&m);
+      if (zmq_msg_recv(&m, sub.get(), 0) < 0) return 1;
+      const auto* p = static_cast<const std::byte*>(zmq_msg_data(&m));
+      std::uint64_t word1 = 0;
+      if (zmq_msg_size(&m) == size) std::memcpy(&word1, p + 8, 8);
+      if (word1 == 0) {  // a probe
+        if (!synced) run.add(run.sync().synced);
+        synced = true;
+        zmq_msg_close(&m);
+        continue;
+      }
+      std::uint64_t stamp = 0;
+      const bool good = zmq_msg_size(&m) == size && stamped_payload_ok(p, size, seq, &stamp);
+      const std::uint64_t t = now_ns();
+      zmq_msg_close(&m);
+      if (!good) return 3;
+      run.record(i, seq, t - stamp);
+      ++seq;
+    }
+    return 0;
+  };
+  res.error = run_fanout(subs, parent, child, plan.watchdog_s);
+  res.ok = res.error.empty();
+  if (res.ok) res.rtt_ns = run.last_subscriber_rtt(warmup);
+  return res;
+}
+
 }  // namespace
 
 void add_zmq_cases(std::vector<Case>& out, const Options& opt) {
@@ -213,6 +281,10 @@ void add_zmq_cases(std::vector<Case>& out, const Options& opt) {
     out.push_back({"zmq/reqrep", "zmq REQ/REP ipc", size, "block", Kind::Latency, false,
                    [size](const Plan& p) { return reqrep_latency(p, size); }});
   }
+  out.push_back({"zmq/pubsub-1", "zmq PUB/SUB 1->1 (stamped)", 64, "block", Kind::Latency, false,
+                 [](const Plan& p) { return pubsub_fanout(p, 64, 1); }});
+  out.push_back({"zmq/pubsub-4", "zmq PUB/SUB 1->4 (last sub)", 64, "block", Kind::Latency, false,
+                 [](const Plan& p) { return pubsub_fanout(p, 64, 4); }});
   // The duplex cases' largest size (duplex_cases.cpp).
   out.push_back({"zmq/reqrep", "zmq REQ/REP ipc", 8 * kMiB, "block", Kind::Latency, false,
                  [](const Plan& p) { return reqrep_latency(p, 8 * kMiB); }});
