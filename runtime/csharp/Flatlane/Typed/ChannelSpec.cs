@@ -48,9 +48,9 @@ public sealed record ChannelSpec(string Name, ChannelKind Kind, long RingCapacit
     public const int DefaultServiceMaxMessage = 64 * 1024;
 
     /// <summary>
-    /// Topic options for this channel and message type. Slots: the max message, capped at a
-    /// sixteenth of the ring capacity (so a publisher's pool holds at least 16 messages) and
-    /// rounded up to 64 bytes; the pool is the ring capacity. Pipelines are work queues. Overflow
+    /// Topic options for this channel and message type. Slots: the schema's max message when it
+    /// sets one (topics and work queues do not chunk), else a sixteenth of the ring capacity,
+    /// rounded up to 64 bytes; slots per publisher: ring capacity / slot size, at least 4. Pipelines are work queues. Overflow
     /// <c>block</c> makes subscribers <see cref="SubscriberMode.BlockPublisher"/>, <c>drop_oldest</c>
     /// <see cref="SubscriberMode.DropOldest"/>, and <c>fail</c> block-publisher subscribers with a
     /// publisher that does not wait (BlockTimeout 0). <paramref name="overrides"/>' non-null
@@ -60,7 +60,9 @@ public sealed record ChannelSpec(string Name, ChannelKind Kind, long RingCapacit
     {
         if (Kind is not (ChannelKind.Topic or ChannelKind.Pipeline))
             throw new InvalidOperationException($"flatlane: channel '{Name}' is a {Kind}, not a topic or pipeline");
-        long slot = Math.Min(MaxMessage, RingCapacity / 16);
+        // A schema that sets flatlane_max_message gets slots of that size (topics do not chunk, so a
+        // slot must hold the largest message); without one (4 GiB), slots of a sixteenth of the ring.
+        long slot = MaxMessage < 1L << 32 ? MaxMessage : RingCapacity / 16;
         slot = Math.Clamp((slot + 63) & ~63L, 64, MaxSlotSize);
         int count = (int)Math.Clamp(RingCapacity / slot, 4, 1 << 20);
         var o = overrides ?? TopicOptions.Default;

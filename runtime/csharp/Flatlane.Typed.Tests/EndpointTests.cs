@@ -1,0 +1,251 @@
+using System;
+using System.Threading;
+using System.Threading.Tasks;
+using Flatlane.FlatBuffers;
+using Flatlane.Tests;
+using Xunit;
+using Calc = fltest.Calc;
+using Samples = fltest.Samples;
+
+namespace Flatlane.Typed.Tests;
+
+/// <summary>Generated endpoints in one process, through real shared memory: every pattern, sizes, errors, allocation.</summary>
+public class EndpointTests
+{
+    // Samples.samples: no max_message, 64 KiB ring -> 4 KiB slots; a Sample's fixed part is < 100 bytes.
+    private const int SampleMax = 990;
+    // Bulk.blobs: max_message 1 MiB -> 1 MiB slots; a Blob's fixed part is < 64 bytes.
+    private const int BlobMax = (1 << 20) - 64;
+
+    [Fact]
+    public void Topic_FanOut_EverySize_ZeroToSlot()
+    {
+        using var ch = new Channel("tsamples");
+        using var pub = new Samples.SamplesChannel.Publisher(ch.Name);
+        using var sub1 = new Samples.SamplesChannel.Subscriber(ch.Name);
+        using var sub2 = new Samples.SamplesChannel.Subscriber(ch.Name);
+        Assert.Equal(4096, pub.MaxMessage);
+        for (ulong k = 0; k < 40; k++)
+        {
+            FbBuilder b = pub.Begin();
+            pub.Publish(Msgs.BuildSample(b, k, SampleMax));
+            foreach (var sub in new[] { sub1, sub2 })
+            {
+                using var s = sub.Receive(TimeSpan.FromSeconds(5));
+                Msgs.ExpectSample(s.Message, k, SampleMax);
+                Assert.True(fltest.Sample.Verify(s.Data));
+            }
+        }
+    }
+
+    [Fact]
+    public void Topic_MessageBeyondTheSlot_IsMessageTooLarge_AndNothingIsSent()
+    {
+        using var ch = new Channel("tbig");
+        using var pub = new Samples.SamplesChannel.Publisher(ch.Name);
+        using var sub = new Samples.SamplesChannel.Subscriber(ch.Name);
+        FbBuilder b = pub.Begin();
+        var e = Assert.Throws<FlatlaneException>(() => Msgs.BuildSample(b, 7, 1100));
+        Assert.Equal(ErrorCode.MessageTooLarge, e.ErrorCode);
+        pub.Discard();
+        Assert.False(sub.TryReceive(TimeSpan.FromMilliseconds(20), out _));
+        // The publisher goes on working.
+        pub.Publish(Msgs.BuildSample(pub.Begin(), 3, SampleMax));
+        using var s = sub.Receive(TimeSpan.FromSeconds(5));
+        Msgs.ExpectSample(s.Message, 3, SampleMax);
+    }
+
+    [Fact]
+    public void Pipeline_WorkQueue_EachMessageOnce_SizesBeyondTheChunkSize()
+    {
+        using var ch = new Channel("tblobs");
+        using var push = new fltest.Bulk.Blobs.Pusher(ch.Name);
+        using var pull1 = new fltest.Bulk.Blobs.Puller(ch.Name);
+        using var pull2 = new fltest.Bulk.Blobs.Puller(ch.Name);
+        Assert.Equal(1 << 20, push.MaxMessage);
+        Assert.Equal(Distribution.WorkQueue, fltest.Bulk.Blobs.Spec.TopicOptionsFor("x", 1).Distribution);
+        const int n = 24;
+        var seen = new bool[n];
+        int got = 0;
+        for (ulong k = 0; k < n; k++)
+        {
+            push.Publish(Msgs.BuildBlob(push.Begin(), k, BlobMax));
+            // Whoever has it: each message exactly once.
+            var puller = k % 2 == 0 ? pull1 : pull2;
+            if (!puller.TryReceive(TimeSpan.FromMilliseconds(50), out var s))
+                Assert.True((puller == pull1 ? pull2 : pull1).TryReceive(TimeSpan.FromSeconds(5), out s), $"blob {k} not delivered");
+            using (s)
+            {
+                ulong id = Msgs.ExpectBlob(s.Message, BlobMax);
+                Assert.False(seen[id]);
+                seen[id] = true;
+                got++;
+            }
+        }
+        Assert.Equal(n, got);
+        Assert.False(pull1.TryReceive(TimeSpan.FromMilliseconds(10), out _));
+        Assert.False(pull2.TryReceive(TimeSpan.FromMilliseconds(10), out _));
+    }
+
+    [Fact]
+    public async Task Service_Calls_AndStreamingReplies()
+    {
+        using var ch = new Channel("tcalc");
+        using var addServer = new Calc.Add.Server(ch.Name + ".add");
+        using var countServer = new Calc.Count.Server(ch.Name + ".count");
+        using var add = new Calc.Add.Client(ch.Name + ".add");
+        using var count = new Calc.Count.Client(ch.Name + ".count");
+        const int calls = 50;
+        Task serving = Task.Run(() =>
+        {
+            for (int i = 0; i < calls; i++)
+            {
+                using (var r = addServer.Receive(TimeSpan.FromSeconds(10)))
+                {
+                    var req = r.Message;
+                    FbBuilder b = addServer.BeginReply(r);
+                    addServer.Reply(fltest.AddReply.Build(b).Sum(req.A + req.B).End());
+                }
+                using (var r = countServer.Receive(TimeSpan.FromSeconds(10)))
+                {
+                    uint to = r.Message.To;
+                    for (uint n = 1; n <= to; n++)
+                    {
+                        FbBuilder b = countServer.BeginReply(r);
+                        countServer.Reply(fltest.CountReply.Build(b).N(n).End(), more: n < to);
+                    }
+                }
+            }
+        });
+        for (int i = 0; i < calls; i++)
+        {
+            ulong id = add.Send(fltest.AddRequest.Build(add.Begin()).A(i).B(1000).End());
+            using (var rep = add.Receive(id, TimeSpan.FromSeconds(10)))
+            {
+                Assert.Equal(i + 1000, rep.Message.Sum);
+                Assert.False(rep.More);
+            }
+            uint want = Msgs.CountFor((ulong)i);
+            ulong cid = count.Send(fltest.CountRequest.Build(count.Begin()).To(want).End());
+            for (uint n = 1; ; n++)
+            {
+                using var rep = count.Receive(cid, TimeSpan.FromSeconds(10));
+                Assert.Equal(n, rep.Message.N);
+                if (!rep.More)
+                {
+                    Assert.Equal(want, n);
+                    break;
+                }
+            }
+        }
+        await serving;
+    }
+
+    [Fact]
+    public void Service_MoreOnANonStreamingMethod_IsRefused()
+    {
+        using var ch = new Channel("tmore");
+        using var server = new Calc.Add.Server(ch.Name);
+        using var client = new Calc.Add.Client(ch.Name);
+        ulong id = client.Send(fltest.AddRequest.Build(client.Begin()).A(1).B(2).End());
+        using var r = server.Receive(TimeSpan.FromSeconds(5));
+        FbBuilder b = server.BeginReply(r);
+        var root = fltest.AddReply.Build(b).Sum(3).End();
+        var e = Assert.Throws<InvalidOperationException>(() => server.Reply(root, more: true));
+        Assert.Contains("not a streaming method", e.Message, StringComparison.Ordinal);
+        server.Reply(fltest.AddReply.Build(server.BeginReply(r)).Sum(3).End());
+        using var rep = client.Receive(id, TimeSpan.FromSeconds(5));
+        Assert.Equal(3, rep.Message.Sum);
+    }
+
+    [Fact]
+    public void Attach_WithAnotherType_IsTypeMismatch()
+    {
+        using var ch = new Channel("ttype");
+        using var pub = new Samples.SamplesChannel.Publisher(ch.Name);
+        var e = Assert.Throws<FlatlaneException>(() => new fltest.Bulk.Blobs.Puller(ch.Name));
+        Assert.Equal(ErrorCode.TypeMismatch, e.ErrorCode);
+        // Same name, other hash (another version of the type): refused too.
+        var raw = Assert.Throws<FlatlaneException>(() => new TopicSubscriber(ch.Name,
+            new TopicOptions { TypeName = fltest.Sample.TypeName, TypeHash = fltest.Sample.TypeHash ^ 1 }));
+        Assert.Equal(ErrorCode.TypeMismatch, raw.ErrorCode);
+        using var server = new Calc.Add.Server(ch.Name + ".svc");
+        var s = Assert.Throws<FlatlaneException>(() => new Calc.Count.Client(ch.Name + ".svc"));
+        Assert.Equal(ErrorCode.TypeMismatch, s.ErrorCode);
+    }
+
+    [Fact]
+    public void Malformed_Message_IsCorrupt_AndDropped()
+    {
+        using var ch = new Channel("tcorrupt");
+        using var sub = new Samples.SamplesChannel.Subscriber(ch.Name);
+        // A raw publisher with the right identity but bytes that are no Sample.
+        using var raw = new TopicPublisher(ch.Name, Samples.SamplesChannel.Spec.TopicOptionsFor(fltest.Sample.TypeName, fltest.Sample.TypeHash));
+        raw.Send(new byte[] { 4, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f });
+        var e = Assert.Throws<FlatlaneException>(() => sub.Receive(TimeSpan.FromSeconds(5)));
+        Assert.Equal(ErrorCode.Corrupt, e.ErrorCode);
+        Assert.Contains("failed FlatBuffers verification as fltest.Sample", e.Message, StringComparison.Ordinal);
+        raw.Send(ReadOnlySpan<byte>.Empty);
+        Assert.Equal(ErrorCode.Corrupt, Assert.Throws<FlatlaneException>(() => sub.Receive(TimeSpan.FromSeconds(5))).ErrorCode);
+        Assert.Equal(0u, sub.Raw.Stats.Held); // released, not leaked
+        // A good one after them is delivered.
+        var b = new FbBuilder(4096);
+        b.Finish(Msgs.BuildSample(b, 5, 10).Value);
+        raw.Send(b.WrittenSpan);
+        using var s = sub.Receive(TimeSpan.FromSeconds(5));
+        Msgs.ExpectSample(s.Message, 5, 10);
+    }
+
+    [Fact]
+    public async Task ReceiveAsync_WithCancellation_ConsumesNothing()
+    {
+        using var ch = new Channel("tasync");
+        using var pub = new Samples.SamplesChannel.Publisher(ch.Name);
+        using var sub = new Samples.SamplesChannel.Subscriber(ch.Name);
+        using (var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(50)))
+        {
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await sub.ReceiveAsync(cts.Token));
+        }
+        ValueTask<TypedSample<fltest.Sample>> pending = sub.ReceiveAsync();
+        await Task.Delay(20);
+        pub.Publish(Msgs.BuildSample(pub.Begin(), 9, 100));
+        using (var s = await pending) Msgs.ExpectSample(s.Message, 9, 100);
+        pub.Publish(Msgs.BuildSample(pub.Begin(), 10, 100));
+        using (var s = await sub.ReceiveAsync()) Msgs.ExpectSample(s.Message, 10, 100);
+    }
+
+    [Fact]
+    public void HotPath_AllocatesNothing()
+    {
+        using var ch = new Channel("talloc");
+        using var pub = new Samples.SamplesChannel.Publisher(ch.Name);
+        using var sub = new Samples.SamplesChannel.Subscriber(ch.Name);
+        using var server = new Calc.Add.Server(ch.Name + ".svc");
+        using var client = new Calc.Add.Client(ch.Name + ".svc");
+        void Round(int i)
+        {
+            FbBuilder b = pub.Begin();
+            Span<float> three = stackalloc float[3];
+            three[0] = 1f;
+            three[1] = 2f;
+            three[2] = 3f;
+            var v = b.CreateVector<float>(three);
+            pub.Publish(fltest.Sample.Build(b).Id((ulong)i).Values(v).End());
+            using (var s = sub.Receive(TimeSpan.FromSeconds(5)))
+            {
+                if (s.Message.Id != (ulong)i || s.Message.Values[2] != 3f) Assert.Fail("bad sample");
+            }
+            ulong id = client.Send(fltest.AddRequest.Build(client.Begin()).A(i).B(1).End());
+            using (var r = server.Receive(TimeSpan.FromSeconds(5)))
+            {
+                server.Reply(fltest.AddReply.Build(server.BeginReply(r)).Sum(r.Message.A + r.Message.B).End());
+            }
+            using var rep = client.Receive(id, TimeSpan.FromSeconds(5));
+            if (rep.Message.Sum != i + 1) Assert.Fail("bad reply");
+        }
+        for (int i = 0; i < 100; i++) Round(i); // warm: reply channel opened, slot tables grown
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++) Round(i);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}
