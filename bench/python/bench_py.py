@@ -411,7 +411,7 @@ def zmq_obj_child(endpoint: str, kind: str, total: int) -> None:
             s.send_pyobj(s.recv_pyobj())
         else:
             s.send(s.recv(copy=False), copy=False)
-    s.close(linger=0)
+    s.close(linger=5000)  # a zero-copy send is queued, not sent yet: linger=0 would drop the last one
     ctx.term()
 
 
@@ -427,6 +427,7 @@ def bench_zmq_obj(kind: str, iterations: int) -> Optional[Dict[str, float]]:
     endpoint = f"ipc:///tmp/flatlane-bench-py-{os.getpid()}-{kind}.ipc"
     ctx = zmq.Context()
     s = ctx.socket(zmq.PAIR)
+    s.setsockopt(zmq.RCVTIMEO, 20_000)  # a lost reply fails the case instead of hanging the bench
     s.bind(endpoint)
     total = WARMUP + iterations
     p = multiprocessing.get_context("fork").Process(target=zmq_obj_child, args=(endpoint, kind, total))

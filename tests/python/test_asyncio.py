@@ -409,3 +409,42 @@ def test_cancel_after_the_result_arrived_keeps_it(monkeypatch: pytest.MonkeyPatc
         return await _wait(ep, 0)
 
     assert run(main()) == "msg 1"
+
+
+def test_many_channels_with_timeouts_and_cancellations(channel: str) -> None:
+    # Three channels served by one loop whose receives keep running out (asyncio.wait_for
+    # cancels them) while another thread publishes: every message arrives once, in order.
+    names = [f"{channel}.{i}" for i in range(3)]
+    subs = [flatlane.Subscriber(n, queue_depth=256, subscriber_mode="block_publisher") for n in names]
+    pubs = [flatlane.Publisher(n) for n in names]
+    try:
+
+        def feed() -> None:
+            rnd = random.Random(3)
+            for k in range(100):
+                for p in pubs:
+                    p.send(k, timeout=5000)
+                time.sleep(rnd.random() * 0.003)
+
+        async def drain(sub: flatlane.Subscriber) -> Any:
+            got: List[int] = []
+            cancelled = 0
+            deadline = time.monotonic() + 20
+            while len(got) < 100 and time.monotonic() < deadline:
+                try:
+                    got.append(await asyncio.wait_for(sub.recv_async(), 0.002))
+                except asyncio.TimeoutError:
+                    cancelled += 1
+            return got, cancelled
+
+        async def main() -> Any:
+            threading.Thread(target=feed, daemon=True).start()
+            return await asyncio.gather(*(drain(s) for s in subs))
+
+        results = run(main())
+        for got, cancelled in results:
+            assert got == list(range(100))
+        assert sum(c for _, c in results) > 0  # receives really were cancelled on the way
+    finally:
+        for e in (*subs, *pubs):
+            e.close()

@@ -187,6 +187,8 @@ ARRAYS = [
     np.array(["2024-01-01T00:00:00"], dtype="datetime64[ns]"),
     np.zeros((0, 3), dtype=np.uint16),
     (np.arange(24, dtype=np.complex128) * 1j).reshape(2, 3, 4),
+    np.array(["ab", "cde"]),
+    np.arange(3).astype("m8[s]"),
 ]
 
 
@@ -573,3 +575,55 @@ def test_process_killed_subscriber_returns_held_slots(channel: str) -> None:
             pub.send(b"probe")  # publishing notices the dead subscriber and reclaims its slots
             time.sleep(0.06)
         assert pub.stats().transport.subscribers == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# C++ peers: raw=True endpoints carry exactly the frames a C++ endpoint sends and reads
+# (tests/cpp/peer_topic.cpp, its work-queue settings in topic_test_util.hpp).
+
+CPP_WORK = dict(slot_size=1024, slot_count=64, queue_depth=16, max_subscribers=32, max_publishers=4, max_held=16,
+                type_name="fltest.Work", type_hash=7)
+
+
+@pytest.fixture(scope="module")
+def peer_topic() -> Path:
+    from conftest import BUILD_DIR
+
+    path = BUILD_DIR / "tests" / "cpp" / "flatlane_peer_topic"
+    if not path.exists():
+        pytest.fail(f"{path} not found: build the flatlane_peer_topic target (FLATLANE_BUILD_DIR={BUILD_DIR})")
+    return path
+
+
+def test_python_pusher_to_cpp_workers(channel: str, peer_topic: Path) -> None:
+    from test_topic import topic_message
+
+    with flatlane.Pusher(channel, raw=True, **CPP_WORK) as push:
+        workers = [Peer([str(peer_topic), "subscribe", channel, "40", "dist=work"]) for _ in range(2)]
+        try:
+            for w in workers:
+                w.expect("ready")
+            for k in range(80):
+                push.send(topic_message(k, 200), timeout=10_000)  # C++ checks every payload
+            for w in workers:
+                w.expect("done")
+                exit_ok(w)
+        finally:
+            for w in workers:
+                w.close()
+
+
+def test_cpp_pusher_to_python_puller(channel: str, peer_topic: Path) -> None:
+    from test_topic import message_id, topic_message
+
+    with flatlane.Puller(channel, raw=True, **CPP_WORK) as pull:
+        assert pull.endpoint.work_queue
+        with Peer([str(peer_topic), "publish", channel, "100", "dist=work", "size=300"]) as p:
+            p.expect("ready")
+            for k in range(100):
+                got = pull.recv(timeout=10_000)
+                assert isinstance(got, memoryview) and inside_segment(channel, got)
+                assert message_id(got) == k and bytes(got) == topic_message(k, 300)
+                del got
+            p.expect("done")
+            exit_ok(p)
