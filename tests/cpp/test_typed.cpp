@@ -84,8 +84,17 @@ TEST(Typed, MessagesAreBuiltInTheSlotAndReadInPlace) {
     EXPECT_TRUE(m->zero_copy());
     ASSERT_TRUE(inside(m->bytes().data(), rs));
     EXPECT_EQ(static_cast<uint64_t>(m->bytes().data() + m->bytes().size() - rs.base()), end_offset) << i;
-    // The finished buffer ends exactly at the end of its slot (built back to front).
-    EXPECT_EQ(end_offset % 64, 0u) << i;
+    // The finished buffer ends exactly at the end of a slot of the segment (built back to front),
+    // and that slot's header says so: the message is the last `size` bytes of its data.
+    const auto& h = *reinterpret_cast<const wire::TopicHeader*>(rs.base() + wire::kTopicHeaderOffset);
+    ASSERT_GT(end_offset, h.slots_offset);
+    ASSERT_EQ((end_offset - h.slots_offset) % h.slot_stride, 0u) << i;
+    const uint64_t slot = (end_offset - h.slots_offset) / h.slot_stride - 1;
+    ASSERT_LT(slot, uint64_t{h.max_publishers} * h.slot_count);
+    const auto& sh = *reinterpret_cast<const wire::SlotHeader*>(rs.base() + h.slots_offset + slot * h.slot_stride);
+    EXPECT_EQ(sh.size, m->bytes().size()) << i;
+    EXPECT_EQ(sh.offset + sh.size, h.slot_size) << i;
+    EXPECT_EQ(m->bytes().data(), rs.base() + h.slots_offset + slot * h.slot_stride + wire::kSlotDataOffset + sh.offset);
     ASSERT_EQ(check_sample(**m, i), "") << i;
     EXPECT_EQ(m->get(), flatbuffers::GetRoot<fltest::Sample>(m->bytes().data()));
     EXPECT_EQ(m->seq(), i + 1);

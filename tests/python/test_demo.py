@@ -42,7 +42,7 @@ def test_three_languages_round_trip() -> None:
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
     for line in (
-        'Python rebuilt in the ring:    text "ping 30 from C++ -> Python", hops 1',
+        'Python rebuilt in a slot:      text "ping 30 from C++ -> Python", hops 1',
         "C#     patched in place:       hops 2",
         "round trip ",
         "hop C++ -> Python",
