@@ -135,7 +135,8 @@ internal static class TypedPeers
                 if (!File.Exists(exe) || File.GetLastWriteTimeUtc(exe) < File.GetLastWriteTimeUtc(source) ||
                     File.GetLastWriteTimeUtc(exe) < File.GetLastWriteTimeUtc(lib))
                 {
-                    Run("flatc", "--cpp", "-o", outDir, "-I", Path.Combine(Build.RepoRoot, "generator", "flatlane_gen", "schema"), schema);
+                    string framework = Path.Combine(Build.RepoRoot, "generator", "flatlane_gen", "schema");
+                    Run("flatc", "--cpp", "-o", outDir, "-I", framework, schema, Path.Combine(framework, "flatlane.fbs"));
                     Run("g++", "-std=c++20", "-O1", "-I", Path.Combine(src, "runtime", "cpp", "include"), "-I", outDir,
                         "-o", exe + ".tmp", source, lib, "-lpthread", "-lrt");
                     File.Move(exe + ".tmp", exe, overwrite: true);
