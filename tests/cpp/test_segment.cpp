@@ -330,7 +330,9 @@ INSTANTIATE_TEST_SUITE_P(
         Corruption{"chunk_size_header_only", [](auto& h) { h.chunk_size = 16; }, Errc::corrupt},
         Corruption{"chunk_size_above_max_frame", [](auto& h) { h.chunk_size = h.max_frame_payload + 1; },
                    Errc::corrupt},
-        Corruption{"kind_unknown", [](auto& h) { h.kind = 3; }, Errc::corrupt},
+        Corruption{"kind_unknown", [](auto& h) { h.kind = 4; }, Errc::corrupt},
+        // A duplex header over a channel's layout, likewise.
+        Corruption{"kind_duplex_with_channel_layout", [](auto& h) { h.kind = 3; }, Errc::layout_mismatch},
         // A topic's header over a channel's layout: the layout hash no longer fits the kind.
         Corruption{"kind_topic_with_channel_layout", [](auto& h) { h.kind = 2; }, Errc::layout_mismatch},
         Corruption{"kind_zero", [](auto& h) { h.kind = 0; }, Errc::corrupt},
