@@ -125,6 +125,9 @@ def test_kitchen_sink_every_kind_of_field(tmp_path: Path) -> None:
     assert "ks.Sink.s is required" in text                       # required check in End()
     assert "Old" not in re.findall(r"public \S+ (\w+) =>", text)  # deprecated: no accessor
     assert 'FileIdentifier => "KSNK";' in text
+    # nested_flatbuffer: verified as the nested type, readable as its root
+    assert "global::ks.Leaf.VerifyTable(ref nv, nr)" in text
+    assert "public global::ks.Leaf NestedAsRoot => global::ks.Leaf.GetRoot(Nested);" in text
     # the verifier covers each kind
     for call in ("v.StringField(t, 12, true)", "v.VectorField(t, 16, 20, 4, false)",
                  "v.StringVectorField(t, 22, false)", "v.TableVectorField(t, 14, false",

@@ -284,6 +284,14 @@ def _table_view(schema: ir.Schema, t: ir.Table, file_identifier: Optional[str]) 
                 v["elem_cs"] = _type_name(schema, e)
             elif e.kind is ir.TypeKind.TABLE:
                 v["elem_cs"] = _type_name(schema, e)
+            nested = f.attributes.get("nested_flatbuffer")
+            if nested:
+                # Resolved like flatc: in the table's namespace first, then as written.
+                cand = f"{ns}.{nested}" if ns else nested
+                target = cand if isinstance(schema.definition(cand), ir.Table) else nested
+                if not isinstance(schema.definition(target), ir.Table):
+                    raise SchemaError(f"{t.name}.{f.name}: nested_flatbuffer '{nested}' is no table")
+                v["nested"] = qualified(target)
         else:  # arrays only occur in structs
             raise SchemaError(f"{t.name}.{f.name}: unsupported field type {k.value}")
         fields.append(v)

@@ -79,7 +79,11 @@ public class MessageTests
         var strings = b.CreateVector(strs);
         var otherText = b.CreateString("other");
         var other = ks.Leaf.Build(b).Text(otherText).N(-5).End();
-        var nested = ks.Sink.CreateNestedVector(b, [1, 2, 3]);
+        // nested_flatbuffer "Leaf": a whole Leaf buffer built on its own, stored as bytes.
+        var inner = new FbBuilder(256);
+        var innerText = inner.CreateString("inner");
+        inner.Finish(ks.Leaf.Build(inner).Text(innerText).N(11).End().Value);
+        var nested = ks.Sink.CreateNestedVector(b, inner.WrittenSpan);
         var root = ks.Sink.Build(b)
             .B(false).I8(-100).U8(1).I16(-300).U16(60000).I32(-7).U32(4000000000).I64(long.MinValue).U64(5)
             .F32(-2.5f).F64(1e300).Opt(0).S(s).Leaf(leaf).Leaves(leavesV)
@@ -130,7 +134,8 @@ public class MessageTests
         Assert.False(k.ChoiceAsLeaf.IsPresent);
         Assert.Equal(2, k.Strings.Length);
         Assert.Equal("βγ", k.Strings.GetString(1));
-        Assert.Equal([1, 2, 3], k.Nested.ToArray());
+        Assert.Equal(11, k.NestedAsRoot.N);
+        Assert.Equal("inner", k.NestedAsRoot.Text);
         Assert.Equal(0.0, k.Big);
     }
 
@@ -197,8 +202,8 @@ public class MessageTests
         Assert.False(ks.Sink.Verify(ReadOnlySpan<byte>.Empty));
         Assert.False(ks.Sink.Verify(new byte[3]));
         Assert.False(ks.Sink.Verify(new byte[64]));             // root offset 0
-        // Every truncation fails.
-        for (int n = 0; n < good.Length; n += 7) Assert.False(ks.Sink.Verify(good.AsSpan(0, n)));
+        // Every truncation fails (except of the up to 3 padding bytes after the first string written).
+        for (int n = 0; n < good.Length - 3; n++) Assert.False(ks.Sink.Verify(good.AsSpan(0, n)), $"truncated to {n} of {good.Length}");
         // Wrong file identifier.
         byte[] bad = (byte[])good.Clone();
         bad[4] ^= 0xff;
@@ -274,5 +279,91 @@ public class MessageTests
             if (!fltest.Sample.Verify(b.WrittenSpan) || s.Id != (ulong)i) Assert.Fail("bad message");
         }
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}
+
+/// <summary>flatc's own C++ parser reads what the C# builders write (every kind of field of kitchen_sink.fbs).</summary>
+public class FlatcReadsCSharpTests
+{
+    private static string FlatcJson(string schema, ReadOnlySpan<byte> buffer, string ext, params string[] includes)
+    {
+        string dir = System.IO.Directory.CreateTempSubdirectory("flatlane-cs-").FullName;
+        try
+        {
+            string bin = System.IO.Path.Combine(dir, "m." + ext);
+            System.IO.File.WriteAllBytes(bin, buffer.ToArray());
+            var psi = new System.Diagnostics.ProcessStartInfo("flatc") { RedirectStandardError = true, RedirectStandardOutput = true };
+            foreach (string a in (string[])["--json", "--strict-json", "--defaults-json", "-o", dir, .. includes, schema, "--", bin]) psi.ArgumentList.Add(a);
+            using var p = System.Diagnostics.Process.Start(psi)!;
+            string err = p.StandardError.ReadToEnd() + p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            Assert.True(p.ExitCode == 0, "flatc failed: " + err);
+            return System.IO.File.ReadAllText(System.IO.Path.Combine(dir, "m.json"));
+        }
+        finally
+        {
+            System.IO.Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public void KitchenSink_BuiltInCSharp_IsVerifiedAndReadByFlatcsCppCode()
+    {
+        // flatc --json cannot read unions of structs, flatc's C++ code can: the C++ peer checks every field.
+        var b = new FbBuilder(4096);
+        byte[] buf = MessageTests.BuildSink(b).ToArray();
+        string file = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"flatlane-cs-sink-{Environment.ProcessId}.ks");
+        System.IO.File.WriteAllBytes(file, buf);
+        try
+        {
+            using var peer = TypedPeers.StartCpp("check-sink", file);
+            Assert.Equal("done sink", peer.Expect("done", TimeSpan.FromSeconds(20)));
+            Assert.Equal(0, peer.WaitExit());
+        }
+        finally
+        {
+            System.IO.File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public void RobotCommand_WithIdentifierAndIncludes_IsReadByFlatc()
+    {
+        var b = new FbBuilder(1024);
+        var frame = b.CreateString("base");
+        var header = common.Header.Build(b).Seq(9).StampNs(-4).FrameId(frame).End();
+        Span<double> joints = stackalloc double[] { 0.5, -1.25 };
+        var jv = robot.Command.CreateJointsVector(b, joints);
+        var pose = new common.Pose { Position = new common.Vec3 { X = 1 }, Orientation = new common.Quat { W = 1 } };
+        var root = robot.Command.Build(b).Header(header).Target(pose).Speed(0.75f).Mode(robot.Mode.Auto).Joints(jv).End();
+        b.Finish(root.Value, robot.Command.FileIdentifier);
+        string repo = Flatlane.Tests.Build.RepoRoot;
+        string ex = System.IO.Path.Combine(repo, "schema", "examples");
+        string json = FlatcJson(System.IO.Path.Combine(ex, "robot_cell.fbs"), b.WrittenSpan, "bin", "-I", ex,
+            "-I", System.IO.Path.Combine(repo, "generator", "flatlane_gen", "schema"));
+        using var doc = System.Text.Json.JsonDocument.Parse(json);
+        var c = doc.RootElement;
+        Assert.Equal(9, c.GetProperty("header").GetProperty("seq").GetInt64());
+        Assert.Equal("base", c.GetProperty("header").GetProperty("frame_id").GetString());
+        Assert.Equal(1.0, c.GetProperty("target").GetProperty("position").GetProperty("x").GetDouble());
+        Assert.Equal(1.0, c.GetProperty("target").GetProperty("orientation").GetProperty("w").GetDouble());
+        Assert.Equal(0.75, c.GetProperty("speed").GetDouble());
+        Assert.Equal("Auto", c.GetProperty("mode").GetString());
+        Assert.Equal(-1.25, c.GetProperty("joints")[1].GetDouble());
+    }
+}
+
+/// <summary>A nested_flatbuffer field must hold a valid buffer of its type, as flatc's verifiers require.</summary>
+public class NestedFlatBufferTests
+{
+    [Fact]
+    public void Invalid_Nested_Buffer_FailsVerification()
+    {
+        var b = new FbBuilder(1024);
+        var s = b.CreateString("x");
+        var nested = ks.Sink.CreateNestedVector(b, [1, 2, 3]);
+        var root = ks.Sink.Build(b).S(s).Nested(nested).End();
+        b.Finish(root.Value, ks.Sink.FileIdentifier);
+        Assert.False(ks.Sink.Verify(b.WrittenSpan));
     }
 }

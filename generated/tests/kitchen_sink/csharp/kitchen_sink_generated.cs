@@ -302,6 +302,12 @@ namespace ks
             }
             if (!v.StringVectorField(t, 22, false)) return false;
             if (!v.VectorField(t, 24, 1, 1, false)) return false;
+            if (global::Flatlane.FlatBuffers.Fb.Field(v.Buffer, t, 24) != 0)
+            {
+                // nested_flatbuffer: the bytes must be a valid global::ks.Leaf buffer (as flatc's verifiers check).
+                var nv = new global::Flatlane.FlatBuffers.FbVerifier(global::Flatlane.FlatBuffers.Fb.Vector<byte>(v.Buffer, t, 24));
+                if (!nv.VerifyRoot(null, out int nr) || !global::ks.Leaf.VerifyTable(ref nv, nr)) return false;
+            }
             if (!v.Field(t, 25, 8, 8, false)) return false;
             return v.EndTable();
         }
@@ -393,6 +399,8 @@ namespace ks
         public bool HasStrings => global::Flatlane.FlatBuffers.Fb.Field(_buf, _pos, 22) != 0;
 
         public global::System.ReadOnlySpan<byte> Nested => global::Flatlane.FlatBuffers.Fb.Vector<byte>(_buf, _pos, 24);
+        /// <summary>Nested read as the nested global::ks.Leaf buffer it holds (verified with this table).</summary>
+        public global::ks.Leaf NestedAsRoot => global::ks.Leaf.GetRoot(Nested);
         /// <summary>True when Nested is set.</summary>
         public bool HasNested => global::Flatlane.FlatBuffers.Fb.Field(_buf, _pos, 24) != 0;
 

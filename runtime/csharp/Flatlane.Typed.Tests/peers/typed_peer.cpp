@@ -3,6 +3,7 @@
 // flatc's C++ code for tests/cpp/schema/typed_test.fbs. The test compiles it (g++) on first use.
 //
 //   typed_peer MODE NAME COUNT TYPE HASH [TYPE2 HASH2]
+//   typed_peer check-sink FILE      (a ks.Sink the C# test built: verify with identifier, check every field)
 //
 // Modes: sub-sample | pub-sample (fan-out topic of fltest.Sample), pull-blob | push-blob (work
 // queue of fltest.Blob), serve-add | call-add (fltest.Calc.Add), serve-count | call-count
@@ -12,6 +13,7 @@
 // "bad <why>" (exit 3), "error <errc> <what>" (exit 4).
 #include <flatlane/flatlane.hpp>
 
+#include "kitchen_sink_generated.h"
 #include "typed_test_generated.h"
 
 #include <flatbuffers/flatbuffers.h>
@@ -121,11 +123,43 @@ std::span<const std::byte> bytes(const flatbuffers::DetachedBuffer& d) {
 
 uint32_t count_for(uint64_t k) { return static_cast<uint32_t>(k % 7 + 1); }
 
+// The values MessageTests.BuildSink writes.
+int check_sink(const char* path) {
+  std::FILE* f = std::fopen(path, "rb");
+  if (!f) bad("cannot open " + std::string(path));
+  std::vector<uint8_t> buf(1 << 16);
+  buf.resize(std::fread(buf.data(), 1, buf.size(), f));
+  std::fclose(f);
+  flatbuffers::Verifier::Options vo;
+  vo.check_alignment = true;
+  flatbuffers::Verifier v(buf.data(), buf.size(), vo);
+  if (!ks::VerifySinkBuffer(v)) bad("verifier refused the sink");
+  if (!ks::SinkBufferHasIdentifier(buf.data())) bad("identifier");
+  const ks::Sink* k = ks::GetSink(buf.data());
+  auto check = [](bool ok, const char* what) { if (!ok) bad(what); };
+  check(!k->b() && k->i8() == -100 && k->u8() == 1 && k->i16() == -300 && k->u16() == 60000, "small scalars");
+  check(k->i32() == -7 && k->u32() == 4000000000u && k->i64() == INT64_MIN && k->u64() == 5, "scalars");
+  check(k->f32() == -2.5f && k->f64() == 1e300 && k->opt().has_value() && *k->opt() == 0, "floats/optional");
+  check(k->s()->str() == "required" && k->leaf()->text()->str() == "leaf" && k->leaf()->n() == 7, "string/table");
+  check(k->leaves()->size() == 3 && k->leaves()->Get(2)->text()->str() == "l2" && k->leaves()->Get(1)->n() == 1, "table vector");
+  check(k->aligned()->z() == 3.0f && (reinterpret_cast<uintptr_t>(k->aligned()) - reinterpret_cast<uintptr_t>(buf.data())) % 16 == 0, "aligned struct");
+  check(k->arrays()->size() == 2 && k->arrays()->Get(1)->values()->Get(2) == 30 && k->arrays()->Get(0)->tail() == -1 &&
+        k->arrays()->Get(0)->flags() == ks::inner::Flags_C, "struct arrays");
+  check(k->flags() == ks::inner::Flags_B && k->signed_() == ks::inner::Signed_Zero, "enums");
+  check(k->signeds()->size() == 2 && k->signeds()->Get(0) == ks::inner::Signed_Pos, "enum vector");
+  check(k->choice_type() == ks::Choice_Other && k->choice_as_Other()->n() == -5, "union");
+  check(k->strings()->size() == 2 && k->strings()->Get(1)->str() == "\xce\xb2\xce\xb3", "string vector");
+  check(k->nested_nested_root()->n() == 11 && k->nested_nested_root()->text()->str() == "inner" && k->big() == 0.0, "nested/big");
+  say("done sink");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   ::alarm(60);
+  if (argc == 3 && std::string(argv[1]) == "check-sink") return check_sink(argv[2]);
   if (argc < 6) return 2;
   const std::string mode = argv[1], name = argv[2];
   const uint64_t count = std::strtoull(argv[3], nullptr, 10);
