@@ -138,6 +138,16 @@ namespace fltest
     }
 
     /// <summary>
+    /// In-place duplex: the server modifies the Blob where it lies and hands it back (a small ring,
+    /// so wrap-around comes after a few calls).
+    /// </summary>
+    public static class Inplace
+    {
+        // Channel fltest.Inplace.invert (duplex: fltest.Blob modified in place and handed back): no C# endpoints yet
+        // (docs/CSHARP.md, "Limits today").
+    }
+
+    /// <summary>
     /// rpc_service fltest.Samples (topic).
     /// </summary>
     public static class Samples
