@@ -627,3 +627,14 @@ def test_cpp_pusher_to_python_puller(channel: str, peer_topic: Path) -> None:
                 del got
             p.expect("done")
             exit_ok(p)
+
+
+def test_iteration_ends_when_the_publishers_leave(channel: str) -> None:
+    with flatlane.Subscriber(channel) as sub:
+        pub = flatlane.Publisher(channel)
+        for k in range(3):
+            pub.send({"k": k})
+        pub.close()
+        assert [m["k"] for m in sub] == [0, 1, 2]  # everything queued, then PeerClosedError ends it
+    with pytest.raises(flatlane.ClosedError):
+        sub.recv(timeout=0)
