@@ -448,3 +448,11 @@ def test_many_channels_with_timeouts_and_cancellations(channel: str) -> None:
     finally:
         for e in (*subs, *pubs):
             e.close()
+
+
+def test_aio_is_importable_as_a_module() -> None:
+    import flatlane.aio
+    from flatlane.aio import call, read, receive, receive_reply
+
+    assert flatlane.aio is _aio and receive is _aio.receive
+    assert all(asyncio.iscoroutinefunction(f) for f in (call, read, receive, receive_reply))

@@ -92,6 +92,10 @@ from ._errors import (
 
 _native._set_error_factory(_make_error)
 
+import sys as _sys
+
+_sys.modules[__name__ + ".aio"] = aio  # `import flatlane.aio` / `from flatlane.aio import receive`
+
 Frame = _native.Frame
 """A received frame (see Reader.read): ``data``, ``seq``, ``chunk``, ``numpy()``, ``release()``."""
 
