@@ -248,4 +248,63 @@ public class EndpointTests
         for (int i = 0; i < 1000; i++) Round(i);
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
+
+    [Fact]
+    public void Overflow_Fail_NeverWaits()
+    {
+        using var ch = new Channel("tfail");
+        using var pub = new Samples.Strict.Publisher(ch.Name);
+        using var sub = new Samples.Strict.Subscriber(ch.Name);   // never reads: its queue and the slots fill up
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        int sent = 0;
+        FlatlaneException? e = null;
+        for (; sent < 1000 && e is null; sent++)
+        {
+            try
+            {
+                pub.Publish(Msgs.BuildSample(pub.Begin(), (ulong)sent, 4));
+            }
+            catch (FlatlaneException x)
+            {
+                e = x;
+            }
+        }
+        Assert.NotNull(e);
+        Assert.Equal(ErrorCode.Timeout, e!.ErrorCode);
+        Assert.InRange(sent, 2, 100);
+        Assert.True(sw.Elapsed < TimeSpan.FromMilliseconds(900), $"waited {sw.Elapsed}");
+        using var first = sub.Receive(TimeSpan.FromSeconds(1));
+        Msgs.ExpectSample(first.Message, 0, 4);
+    }
+
+    [Fact]
+    public void RobotCell_RootTypeWithIdentifier_AndUnion_OverTopicAndWorkQueue()
+    {
+        using var ch = new Channel("trobot");
+        using (var pub = new robot.ArmTopics.Commands.Publisher(ch.Name))
+        using (var sub = new robot.ArmTopics.Commands.Subscriber(ch.Name))
+        {
+            FbBuilder b = pub.Begin();
+            Span<double> j = stackalloc double[] { 1, 2, 3 };
+            var jv = robot.Command.CreateJointsVector(b, j);
+            pub.Publish(robot.Command.Build(b).Speed(0.25f).Mode(robot.Mode.Auto).Joints(jv).End());
+            using var m = sub.Receive(TimeSpan.FromSeconds(5));
+            Assert.True(Fb.HasIdentifier(m.Data, "RBC1"));
+            Assert.Equal(0.25f, m.Message.Speed);
+            Assert.Equal(robot.Mode.Auto, m.Message.Mode);
+            Assert.Equal(3.0, m.Message.Joints[2]);
+        }
+        using var push = new robot.Planners.Jobs.Pusher(ch.Name + ".jobs");
+        using var pull = new robot.Planners.Jobs.Puller(ch.Name + ".jobs");
+        FbBuilder jb = push.Begin();
+        var wp = robot.Waypoint.Build(jb).Index(4).Last(true).End();
+        push.Publish(robot.PlanJob.Build(jb).Id(77).InputAsWaypoint(wp).DeadlineNs(0).End());
+        using var job = pull.Receive(TimeSpan.FromSeconds(5));
+        Assert.Equal(77UL, job.Message.Id);
+        Assert.Equal(robot.PlanInput.Waypoint, job.Message.InputType);
+        Assert.Equal(4u, job.Message.InputAsWaypoint.Index);
+        Assert.True(job.Message.InputAsWaypoint.Last);
+        Assert.False(job.Message.InputAsCommand.IsPresent);
+        Assert.Equal(0L, job.Message.DeadlineNs);
+    }
 }

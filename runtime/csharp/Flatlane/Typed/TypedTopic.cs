@@ -65,15 +65,16 @@ public class TypedPublisher<T> : IDisposable where T : IFlatlaneMessage<T>, allo
     public int MaxMessage => TypedCheck.Usable(Raw.MaxMessage);
 
     /// <summary>
-    /// Loans a slot (waiting up to <paramref name="timeout"/> for a free one; null = forever) and
-    /// returns the builder writing into it. Build the message's
+    /// Loans a slot (waiting up to <paramref name="timeout"/> for a free one; null = forever, or
+    /// no wait at all on a channel whose overflow is <c>fail</c>) and returns the builder writing
+    /// into it. Build the message's
     /// strings, vectors and tables, then call <see cref="Publish"/>. A Begin without Publish
     /// discards the earlier loan.
     /// </summary>
     public FbBuilder Begin(TimeSpan? timeout = null)
     {
         if (_loaned) Discard();
-        Span<byte> slot = Raw.Loan(MaxMessage, timeout);
+        Span<byte> slot = Raw.Loan(MaxMessage, timeout ?? (Spec.Overflow == Overflow.Fail ? TimeSpan.Zero : null));
         _loaned = true;
         _builder.Reset(slot);
         return _builder;
