@@ -307,4 +307,41 @@ public class EndpointTests
         Assert.False(job.Message.InputAsCommand.IsPresent);
         Assert.Equal(0L, job.Message.DeadlineNs);
     }
+
+    [Fact]
+    public async Task Service_MessagesUpToTheMaximum_AndBeyond()
+    {
+        // ks.Sinks.Put: no flatlane_max_message, so 64 KiB per request and reply (as in C++).
+        using var ch = new Channel("tsinks");
+        using var server = new ks.Sinks.Put.Server(ch.Name);
+        using var client = new ks.Sinks.Put.Client(ch.Name);
+        Assert.InRange(client.MaxRequest, 64 * 1024, 64 * 1024 + 64); // the runtime rounds the slot up
+        Assert.Equal(64 * 1024, server.MaxReply);
+        int[] sizes = [0, 1, 1000, 30000, 65000];
+        Task serving = Task.Run(() =>
+        {
+            foreach (int n in sizes)
+            {
+                using var r = server.Receive(TimeSpan.FromSeconds(10));
+                int len = r.Message.SUtf8.Length;
+                FbBuilder b = server.BeginReply(r);
+                var text = b.CreateString(r.Message.SUtf8);          // echo the text back in the reply
+                server.Reply(ks.Leaf.Build(b).Text(text).N(len).End());
+            }
+        });
+        foreach (int n in sizes)
+        {
+            FbBuilder b = client.Begin();
+            var text = b.CreateString(new string('q', n));
+            ulong id = client.Send(ks.Sink.Build(b).S(text).End());
+            using var rep = client.Receive(id, TimeSpan.FromSeconds(10));
+            Assert.Equal(n, rep.Message.N);
+            Assert.Equal(n, rep.Message.TextUtf8.Length);
+            Assert.True(rep.Data.Length > n);
+        }
+        await serving;
+        FbBuilder big = client.Begin();
+        Assert.Equal(ErrorCode.MessageTooLarge, Assert.Throws<FlatlaneException>(() => big.CreateString(new string('q', 70000))).ErrorCode);
+        client.Abort();
+    }
 }
