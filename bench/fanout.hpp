@@ -4,9 +4,9 @@
 // The publisher (this process) stamps each message with CLOCK_MONOTONIC and publishes it only
 // after every subscriber has taken the previous one, so each sample is an unloaded fan-out: the
 // time from the stamp until the LAST subscriber has the message in hand. Subscribers are forked
-// processes, not pinned (there are more processes than cores), and record their own receive
-// times in a shared array. The report's one-way latency is rtt_ns / 2, so the case stores twice
-// the measured one-way time.
+// processes and record their own receive times in a shared array. The publisher runs on the
+// parent's core, every subscriber on the child's core. The report's one-way latency is
+// rtt_ns / 2, so the case stores twice the measured one-way time.
 #pragma once
 
 #include <algorithm>
@@ -121,6 +121,9 @@ inline std::string run_fanout(int subs, const std::function<std::string()>& pare
     if (pid == 0) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (getppid() != me) _exit(1);
+      // The publisher keeps its core; the subscribers share the other one (as the pair cases'
+      // child does), so a wake-up crosses cores as it would between real processes.
+      if (cpus().child >= 0 && !pin_to_cpu(cpus().child)) _exit(1);
       int rc = 1;
       try {
         rc = child(i);
