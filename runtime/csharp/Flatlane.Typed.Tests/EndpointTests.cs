@@ -12,8 +12,9 @@ namespace Flatlane.Typed.Tests;
 /// <summary>Generated endpoints in one process, through real shared memory: every pattern, sizes, errors, allocation.</summary>
 public class EndpointTests
 {
-    // Samples.samples: no max_message, 64 KiB ring -> 4 KiB slots; a Sample's fixed part is < 100 bytes.
-    private const int SampleMax = 990;
+    // Samples.samples: no max_message -> 64 KiB slots; a Sample's fixed part is < 100 bytes, its
+    // values 4 bytes each.
+    private const int SampleMax = 16_350;
     // Bulk.blobs: max_message 1 MiB -> 1 MiB slots; a Blob's fixed part is < 64 bytes.
     private const int BlobMax = (1 << 20) - 64;
 
@@ -24,7 +25,7 @@ public class EndpointTests
         using var pub = new Samples.SamplesChannel.Publisher(ch.Name);
         using var sub1 = new Samples.SamplesChannel.Subscriber(ch.Name);
         using var sub2 = new Samples.SamplesChannel.Subscriber(ch.Name);
-        Assert.Equal(4096, pub.MaxMessage);
+        Assert.Equal(64 * 1024, pub.MaxMessage);
         for (ulong k = 0; k < 40; k++)
         {
             FbBuilder b = pub.Begin();
@@ -45,7 +46,7 @@ public class EndpointTests
         using var pub = new Samples.SamplesChannel.Publisher(ch.Name);
         using var sub = new Samples.SamplesChannel.Subscriber(ch.Name);
         FbBuilder b = pub.Begin();
-        var e = Assert.Throws<FlatlaneException>(() => Msgs.BuildSample(b, 7, 1100));
+        var e = Assert.Throws<FlatlaneException>(() => Msgs.BuildSample(b, 7, 16_500));
         Assert.Equal(ErrorCode.MessageTooLarge, e.ErrorCode);
         pub.Discard();
         Assert.False(sub.TryReceive(TimeSpan.FromMilliseconds(20), out _));
@@ -53,6 +54,25 @@ public class EndpointTests
         pub.Publish(Msgs.BuildSample(pub.Begin(), 3, SampleMax));
         using var s = sub.Receive(TimeSpan.FromSeconds(5));
         Msgs.ExpectSample(s.Message, 3, SampleMax);
+    }
+
+    [Fact]
+    public void TopicGeometry_IsTheRuleOfTheCppAndPythonEndpoints()
+    {
+        // Whichever language creates a topic decides its slots, so all three must agree
+        // (typed/topic_endpoints.hpp topic_options, typed.py _topic_geometry).
+        // samples: 64 KiB ring, no max message -> 64 KiB slots, ring / slot = 1 raised to 8.
+        var s = Samples.SamplesChannel.Spec.TopicOptionsFor("x", 1);
+        Assert.Equal(64 * 1024, s.SlotSize);
+        Assert.Equal(8, s.SlotCount);
+        // capped: 16 KiB max message in a 64 KiB ring -> 16 KiB slots, 4 raised to 8.
+        var c = fltest.Bulk.Capped.Spec.TopicOptionsFor("x", 1);
+        Assert.Equal(16 * 1024, c.SlotSize);
+        Assert.Equal(8, c.SlotCount);
+        // A small max message: ring / slot, at most 4096.
+        var small = Samples.SamplesChannel.Spec with { MaxMessage = 100, RingCapacity = 1 << 20 };
+        Assert.Equal(128, small.TopicOptionsFor("x", 1).SlotSize);
+        Assert.Equal(4096, small.TopicOptionsFor("x", 1).SlotCount);
     }
 
     [Fact]

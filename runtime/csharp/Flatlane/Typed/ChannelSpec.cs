@@ -44,13 +44,19 @@ public sealed record ChannelSpec(string Name, ChannelKind Kind, long RingCapacit
 {
     /// <summary>A topic slot never exceeds this (the runtime's slots are addressed with 32 bits).</summary>
     public const int MaxSlotSize = 1 << 30;
+    /// <summary>Topic slot size when the schema sets no flatlane_max_message (as in C++ and Python).</summary>
+    public const int DefaultTopicSlot = 64 * 1024;
+    /// <summary>Bounds of the derived slots per publisher (as in C++ and Python).</summary>
+    public const int MinTopicSlots = 8, MaxDerivedTopicSlots = 4096;
     /// <summary>Services without a flatlane_max_message carry at most this per message (as in C++).</summary>
     public const int DefaultServiceMaxMessage = 64 * 1024;
 
     /// <summary>
     /// Topic options for this channel and message type. Slots: the schema's max message when it
-    /// sets one (topics and work queues do not chunk), else a sixteenth of the ring capacity,
-    /// rounded up to 64 bytes; slots per publisher: ring capacity / slot size, at least 4. Pipelines are work queues. Overflow
+    /// sets one (topics and work queues do not chunk), else 64 KiB, rounded up to 64 bytes; slots
+    /// per publisher: ring capacity / slot size, clamped to [8, 4096]; the same rule as the C++
+    /// and Python generated endpoints (typed/topic_endpoints.hpp, typed.py), so whichever language
+    /// creates the topic, the others' messages fit. Pipelines are work queues. Overflow
     /// <c>block</c> makes subscribers <see cref="SubscriberMode.BlockPublisher"/>, <c>drop_oldest</c>
     /// <see cref="SubscriberMode.DropOldest"/>, and <c>fail</c> block-publisher subscribers with a
     /// publisher that does not wait (BlockTimeout 0). <paramref name="overrides"/>' non-null
@@ -61,10 +67,10 @@ public sealed record ChannelSpec(string Name, ChannelKind Kind, long RingCapacit
         if (Kind is not (ChannelKind.Topic or ChannelKind.Pipeline))
             throw new InvalidOperationException($"flatlane: channel '{Name}' is a {Kind}, not a topic or pipeline");
         // A schema that sets flatlane_max_message gets slots of that size (topics do not chunk, so a
-        // slot must hold the largest message); without one (4 GiB), slots of a sixteenth of the ring.
-        long slot = MaxMessage < 1L << 32 ? MaxMessage : RingCapacity / 16;
-        slot = Math.Clamp((slot + 63) & ~63L, 64, MaxSlotSize);
-        int count = (int)Math.Clamp(RingCapacity / slot, 4, 1 << 20);
+        // slot must hold the largest message); without one (4 GiB), 64 KiB slots, as in C++ and Python.
+        long slot = MaxMessage < 1L << 32 ? Math.Clamp(MaxMessage, 64, MaxSlotSize) : DefaultTopicSlot;
+        slot = (slot + 63) & ~63L;
+        int count = (int)Math.Clamp(RingCapacity / slot, MinTopicSlots, MaxDerivedTopicSlots);
         var o = overrides ?? TopicOptions.Default;
         bool work = Kind == ChannelKind.Pipeline;
         return o with
