@@ -67,7 +67,7 @@ trap 'echo "demo: interrupted" >&2; exit 130' INT TERM
 total=$((count + warmup))
 # Every endpoint opens with create_or_open, so the order does not matter; the slowest starter
 # (.NET) goes first anyway. The driver's first receive waits up to 60 s for the stages.
-FLATLANE_BUILD_DIR="$build" dotnet "$stage_dll" --ir "$gen/demo.ir.json" --count "$total" --prefix "$prefix" \
+FLATLANE_BUILD_DIR="$build" dotnet "$stage_dll" --count "$total" --prefix "$prefix" \
   >"$logs/csharp" 2>&1 &
 role[$!]="C# stage"
 PYTHONPATH="$build/python" /usr/bin/python3 examples/python/demo_stage.py --gen "$gen" --count "$total" \

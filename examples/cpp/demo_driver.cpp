@@ -171,7 +171,7 @@ int run(const Options& o) {
   std::printf("  one message each stage saw (seq %" PRIu64 ", %zu bytes as a FlatBuffer):\n", o.warmup, message_bytes);
   std::printf("    C++    built in the slot:      %s\n", sample_sent.c_str());
   std::printf("    Python rebuilt in a slot:      %s\n", sample_python.c_str());
-  std::printf("    C#     patched in place:       %s\n", sample_csharp.c_str());
+  std::printf("    C#     rebuilt in a slot:      %s\n", sample_csharp.c_str());
   std::printf("  latency over %" PRIu64 " round trips (every reply checked: seq, hops, text, payload, trace):\n", o.count);
   print_row("round trip", rtt);
   std::vector<double> per_hop(rtt);
