@@ -534,6 +534,7 @@ struct HeldTable {
   static constexpr uint32_t kNone = UINT32_MAX;
   std::vector<Slot> slots;
   uint32_t free_head = kNone;
+  uint32_t count = 0;  // items held now
 
   HeldTable() { grow(64); }
 
@@ -562,6 +563,7 @@ struct HeldTable {
     free_head = s.next_free;
     s.item = std::move(v);
     s.used = true;
+    ++count;
     stored = &s.item;
     return (static_cast<uint64_t>(s.gen) << 32) | (static_cast<uint64_t>(idx) + 1);
   }
@@ -578,6 +580,7 @@ struct HeldTable {
     Slot& s = slots[idx];
     s.item = T{};  // the runtime object's destructor gives the slot / ring space back
     s.used = false;
+    --count;
     if (++s.gen == 0) s.gen = 1;
     s.next_free = free_head;
     free_head = idx;
@@ -1078,5 +1081,192 @@ void flatlane_client_close(flatlane_client* c) {
 }
 
 void flatlane_client_destroy(flatlane_client* c) { delete c; }
+
+}  // extern "C"
+
+// ---- in-place duplex ---------------------------------------------------------------------------
+
+namespace {
+
+int to_duplex_options(const flatlane_options* in, flatlane::DuplexOptions& out) {
+  flatlane::ChannelOptions c;
+  if (int rc = to_channel_options(in, c); rc != FLATLANE_OK) return rc;
+  out.mode = c.mode;
+  out.segment = c.segment;
+  out.wait = c.wait;
+  out.unlink_on_close = c.unlink_on_close;
+  return FLATLANE_OK;
+}
+
+void fill_duplex_stats(const flatlane::DuplexStats& s, uint32_t max_frame, flatlane_duplex_stats* out) noexcept {
+  *out = flatlane_duplex_stats{};
+  out->requests = s.requests;
+  out->responses = s.responses;
+  out->rejected = s.rejected;
+  out->bytes = s.bytes;
+  out->outstanding = s.outstanding;
+  out->occupancy_bytes = s.occupancy_bytes;
+  out->capacity_bytes = s.capacity_bytes;
+  out->max_frame_payload = max_frame;
+}
+
+}  // namespace
+
+struct flatlane_duplex_client {
+  flatlane_duplex_client(const char* n, const flatlane::DuplexOptions& o) : c(n, o), name(n) {}
+  // Declared first, destroyed last: every held response is released while the client lives.
+  flatlane::DuplexClient c;
+  std::string name;
+  HeldTable<flatlane::DuplexResponse> held;
+  // Mirrors the reservation so commit can refuse misuse (the C++ call would clamp it).
+  uint64_t reserved_n = 0;
+  bool reserved = false;
+  ~flatlane_duplex_client() { held.clear(); }
+};
+
+struct flatlane_duplex_server {
+  flatlane_duplex_server(const char* n, const flatlane::DuplexOptions& o) : s(n, o), name(n) {}
+  flatlane::DuplexServer s;
+  std::string name;
+  HeldTable<flatlane::DuplexRequest> held;  // clearing it rejects what is still unanswered
+  ~flatlane_duplex_server() { held.clear(); }
+};
+
+extern "C" {
+
+int flatlane_duplex_client_open(const char* name, const flatlane_options* opts, flatlane_duplex_client** out) {
+  return open_handle("flatlane: duplex_client_open: name and out must not be NULL", name, opts, out,
+                     &to_duplex_options);
+}
+
+uint32_t flatlane_duplex_client_max_frame_payload(const flatlane_duplex_client* c) { return c->c.max_frame_payload(); }
+
+int flatlane_duplex_client_reserve(flatlane_duplex_client* c, uint64_t n, int64_t timeout_ns, uint8_t** out_ptr) {
+  c->reserved = false;  // a new reserve replaces the old one in the runtime too
+  c->c.abort();
+  auto span = c->c.reserve(static_cast<size_t>(n), to_timeout(timeout_ns));
+  if (!span) {
+    *out_ptr = nullptr;
+    return fail(code_of(span.error()), Op::reserve, "duplex client", c->name, n, c->c.max_frame_payload());
+  }
+  c->reserved = true;
+  c->reserved_n = n;
+  *out_ptr = reinterpret_cast<uint8_t*>(span->data());
+  return FLATLANE_OK;
+}
+
+static int duplex_commit_impl(flatlane_duplex_client* c, uint64_t used, uint64_t* out_seq, bool tail) {
+  if (!c->reserved || used > c->reserved_n)
+    return fail(FLATLANE_INVALID_ARGUMENT, tail ? Op::commit_tail : Op::commit, "duplex client", c->name, used,
+                c->reserved ? c->reserved_n : UINT64_MAX);
+  c->reserved = false;
+  const uint64_t seq = tail ? c->c.commit_tail(static_cast<size_t>(used)) : c->c.commit(static_cast<size_t>(used));
+  if (out_seq != nullptr) *out_seq = seq;
+  return FLATLANE_OK;
+}
+
+int flatlane_duplex_client_commit(flatlane_duplex_client* c, uint64_t used, uint64_t* out_seq) {
+  return duplex_commit_impl(c, used, out_seq, false);
+}
+
+int flatlane_duplex_client_commit_tail(flatlane_duplex_client* c, uint64_t used, uint64_t* out_seq) {
+  return duplex_commit_impl(c, used, out_seq, true);
+}
+
+void flatlane_duplex_client_abort(flatlane_duplex_client* c) {
+  c->reserved = false;
+  c->c.abort();
+}
+
+int flatlane_duplex_client_receive(flatlane_duplex_client* c, int64_t timeout_ns, flatlane_duplex_response* out) {
+  *out = flatlane_duplex_response{};
+  if (int rc = c->held.ensure_room(); rc != FLATLANE_OK) return rc;
+  auto r = c->c.receive(to_timeout(timeout_ns));
+  if (!r) return fail_named(code_of(r.error()), "duplex client", "receive", c->name);
+  flatlane::DuplexResponse* rep = nullptr;
+  out->token = c->held.put(std::move(r).value(), rep);
+  out->rejected = rep->rejected() ? 1 : 0;
+  out->data = rep->rejected() ? nullptr : reinterpret_cast<uint8_t*>(rep->data().data());
+  out->size = rep->rejected() ? 0 : rep->size();
+  out->seq = rep->seq();
+  return FLATLANE_OK;
+}
+
+int flatlane_duplex_client_release(flatlane_duplex_client* c, uint64_t token) {
+  if (!c->held.release(token)) return fail(FLATLANE_INVALID_ARGUMENT, Op::release, "duplex client", c->name, token);
+  return FLATLANE_OK;
+}
+
+uint64_t flatlane_duplex_client_outstanding(const flatlane_duplex_client* c) { return c->c.outstanding(); }
+
+uint32_t flatlane_duplex_client_held(const flatlane_duplex_client* c) { return c->held.count; }
+
+void flatlane_duplex_client_stats(const flatlane_duplex_client* c, flatlane_duplex_stats* out) {
+  fill_duplex_stats(c->c.stats(), c->c.max_frame_payload(), out);
+}
+
+int flatlane_duplex_client_peer_attached(const flatlane_duplex_client* c) { return c->c.peer_attached() ? 1 : 0; }
+
+void flatlane_duplex_client_close(flatlane_duplex_client* c) {
+  c->reserved = false;
+  c->c.close();
+}
+
+void flatlane_duplex_client_destroy(flatlane_duplex_client* c) { delete c; }
+
+int flatlane_duplex_server_open(const char* name, const flatlane_options* opts, flatlane_duplex_server** out) {
+  return open_handle("flatlane: duplex_server_open: name and out must not be NULL", name, opts, out,
+                     &to_duplex_options);
+}
+
+uint32_t flatlane_duplex_server_max_frame_payload(const flatlane_duplex_server* s) {
+  return s->s.segment().max_frame_payload();
+}
+
+int flatlane_duplex_server_receive(flatlane_duplex_server* s, int64_t timeout_ns, flatlane_duplex_request* out) {
+  *out = flatlane_duplex_request{};
+  if (int rc = s->held.ensure_room(); rc != FLATLANE_OK) return rc;
+  auto r = s->s.receive(to_timeout(timeout_ns));
+  if (!r) return fail_named(code_of(r.error()), "duplex server", "receive", s->name);
+  flatlane::DuplexRequest* req = nullptr;
+  out->token = s->held.put(std::move(r).value(), req);
+  out->payload = reinterpret_cast<uint8_t*>(req->frame().data());
+  out->capacity = req->frame().size();
+  out->request_offset = req->request_offset();
+  out->request_size = req->data().size();
+  out->seq = req->seq();
+  return FLATLANE_OK;
+}
+
+int flatlane_duplex_server_respond(flatlane_duplex_server* s, uint64_t token, uint64_t offset, uint64_t size) {
+  flatlane::DuplexRequest* req = s->held.find(token);
+  if (req == nullptr)
+    return fail_named(FLATLANE_INVALID_ARGUMENT, "duplex server", "respond (request not held)", s->name, token);
+  if (offset > req->frame().size() || size > req->frame().size() - offset)
+    return fail_named(FLATLANE_MESSAGE_TOO_LARGE, "duplex server", "respond", s->name, offset + size,
+                      req->frame().size());
+  auto r = s->s.respond(*req, static_cast<size_t>(offset), static_cast<size_t>(size));
+  if (!r) return fail_named(code_of(r.error()), "duplex server", "respond", s->name, size, req->frame().size());
+  s->held.release(token);  // answered: the held object is empty, releasing it does nothing more
+  return FLATLANE_OK;
+}
+
+int flatlane_duplex_server_reject(flatlane_duplex_server* s, uint64_t token) {
+  if (!s->held.release(token))
+    return fail_named(FLATLANE_INVALID_ARGUMENT, "duplex server", "reject (request not held)", s->name, token);
+  return FLATLANE_OK;
+}
+
+uint64_t flatlane_duplex_server_outstanding(const flatlane_duplex_server* s) { return s->s.outstanding(); }
+
+void flatlane_duplex_server_stats(const flatlane_duplex_server* s, flatlane_duplex_stats* out) {
+  fill_duplex_stats(s->s.stats(), s->s.segment().max_frame_payload(), out);
+}
+
+int flatlane_duplex_server_peer_attached(const flatlane_duplex_server* s) { return s->s.peer_attached() ? 1 : 0; }
+
+void flatlane_duplex_server_close(flatlane_duplex_server* s) { s->s.close(); }
+
+void flatlane_duplex_server_destroy(flatlane_duplex_server* s) { delete s; }
 
 }  // extern "C"

@@ -38,6 +38,9 @@ internal static class Build
     /// <summary>tests/cpp/peer_service.cpp: a service server or client.</summary>
     public static string PeerService => PeerProgram("flatlane_peer_service");
 
+    /// <summary>tests/cpp/peer_duplex.cpp: an in-place duplex client or server.</summary>
+    public static string PeerDuplex => PeerProgram("flatlane_peer_duplex");
+
     private static string PeerProgram(string target)
     {
         string p = Path.Combine(Dir, "tests", "cpp", target);

@@ -94,7 +94,7 @@ internal sealed class ReaderHandle : SafeHandle
 internal static unsafe partial class Native
 {
     public const string Library = "flatlane_c";
-    public const int AbiVersion = 1;
+    public const int AbiVersion = 2;
 
     [LibraryImport(Library)]
     public static partial int flatlane_abi_version();

@@ -39,8 +39,9 @@
 extern "C" {
 #endif
 
-/* Bumped when a struct or signature below changes incompatibly. */
-#define FLATLANE_C_ABI_VERSION 1
+/* Bumped when a struct or signature below changes incompatibly, or when entry points a binding
+ * needs are added (2: in-place duplex). */
+#define FLATLANE_C_ABI_VERSION 2
 
 /* Error codes: identical to flatlane::Errc (runtime/cpp/include/flatlane/error.hpp). */
 typedef enum flatlane_errc {
@@ -423,6 +424,110 @@ FLATLANE_C_API int flatlane_client_call(flatlane_client* c, const uint8_t* data,
                                         flatlane_reply* out);
 FLATLANE_C_API void flatlane_client_close(flatlane_client* c);
 FLATLANE_C_API void flatlane_client_destroy(flatlane_client* c);
+
+/* ---- in-place duplex (docs/PROTOCOL.md section 16) -------------------------------------------
+ *
+ * One client and one server per channel. The client reserves a frame, writes a request into it
+ * and commits; the server gets a WRITABLE view of the frame, modifies the request in place (or
+ * writes its answer anywhere in the frame) and responds with the answer's offset and size, or
+ * rejects it. The client receives responses in request order (seq correlates them) and may hold
+ * several, releasing them in any order; a frame's space returns to the ring only once its
+ * response is released. Options: flatlane_options (ring_capacity, max_frame_payload, file_mode,
+ * open_mode, wait, type, unlink_on_close; chunk_size and max_message_size are ignored).
+ * Held requests and responses are kept in slot tables and named by tokens, as a reader's frames:
+ * a stale or copied token fails with INVALID_ARGUMENT. A held request that is destroyed unanswered
+ * (reject, or destroy of the server) is answered rejected. Threading: one thread at a time per
+ * endpoint, together with its requests / responses and close. Hot calls (reserve, commit,
+ * commit_tail, abort, receive, release, respond, reject, stats, outstanding) do not allocate once
+ * the tables are large enough (64 held at once to start with). */
+
+typedef struct flatlane_duplex_client flatlane_duplex_client;
+typedef struct flatlane_duplex_server flatlane_duplex_server;
+
+typedef struct flatlane_duplex_stats {
+  uint64_t requests;         /* client: sent; server: received */
+  uint64_t responses;        /* client: received; server: sent (rejections included) */
+  uint64_t rejected;         /* client: came back rejected; server: rejected */
+  uint64_t bytes;            /* client: request bytes; server: response bytes */
+  uint64_t outstanding;      /* client: sent, response not received; server: received, not answered */
+  uint64_t occupancy_bytes;  /* ring bytes in use */
+  uint64_t capacity_bytes;   /* ring capacity */
+  uint32_t max_frame_payload;/* largest reservation */
+  uint32_t reserved0;
+} flatlane_duplex_stats;
+
+/* A response held by the client: the request's frame as the server left it. `data` (writable)
+ * stays valid until released with `token`. */
+typedef struct flatlane_duplex_response {
+  uint8_t* data;      /* the answer bytes in the frame (NULL / size 0 when rejected) */
+  uint64_t size;
+  uint64_t seq;       /* the seq commit returned for the request */
+  uint64_t token;     /* pass to flatlane_duplex_client_release; never 0 */
+  int32_t rejected;   /* 1: the server rejected the request (or died holding it) */
+  int32_t reserved0;
+} flatlane_duplex_response;
+
+/* A request held by the server: a writable view of the client's frame. */
+typedef struct flatlane_duplex_request {
+  uint8_t* payload;         /* the whole frame payload: the answer may use all `capacity` bytes */
+  uint64_t capacity;
+  uint64_t request_offset;  /* the request is payload[request_offset, request_offset + request_size) */
+  uint64_t request_size;
+  uint64_t seq;
+  uint64_t token;           /* pass to respond / reject; never 0 */
+} flatlane_duplex_request;
+
+/* Opens or creates the channel and claims its client role. opts may be NULL. */
+FLATLANE_C_API int flatlane_duplex_client_open(const char* name, const flatlane_options* opts,
+                                               flatlane_duplex_client** out);
+FLATLANE_C_API uint32_t flatlane_duplex_client_max_frame_payload(const flatlane_duplex_client* c);
+/* Writable frame of n bytes, 32-byte aligned. A ring full of outstanding or held responses fails
+ * at once with TIMEOUT (receive and release first); only frames a previous client left are waited
+ * for. A new reserve drops an uncommitted one. Errors: MESSAGE_TOO_LARGE, TIMEOUT, CLOSED. */
+FLATLANE_C_API int flatlane_duplex_client_reserve(flatlane_duplex_client* c, uint64_t n, int64_t timeout_ns,
+                                                  uint8_t** out_ptr);
+/* Publishes the first (commit) or last (commit_tail) `used` bytes of the reservation as the
+ * request; *out_seq (may be NULL) gets its seq. INVALID_ARGUMENT without a reservation or with
+ * used > n (the reservation stays). */
+FLATLANE_C_API int flatlane_duplex_client_commit(flatlane_duplex_client* c, uint64_t used, uint64_t* out_seq);
+FLATLANE_C_API int flatlane_duplex_client_commit_tail(flatlane_duplex_client* c, uint64_t used, uint64_t* out_seq);
+FLATLANE_C_API void flatlane_duplex_client_abort(flatlane_duplex_client* c);
+/* The response to the oldest request not yet received, held until released. Errors: TIMEOUT,
+ * PEER_DEAD, PEER_CLOSED, CLOSED, CORRUPT, INVALID_ARGUMENT (nothing outstanding). */
+FLATLANE_C_API int flatlane_duplex_client_receive(flatlane_duplex_client* c, int64_t timeout_ns,
+                                                  flatlane_duplex_response* out);
+/* Releases a held response (its frame's space). INVALID_ARGUMENT for a token not held. */
+FLATLANE_C_API int flatlane_duplex_client_release(flatlane_duplex_client* c, uint64_t token);
+/* Requests sent whose response was not received yet. */
+FLATLANE_C_API uint64_t flatlane_duplex_client_outstanding(const flatlane_duplex_client* c);
+FLATLANE_C_API uint32_t flatlane_duplex_client_held(const flatlane_duplex_client* c);
+FLATLANE_C_API void flatlane_duplex_client_stats(const flatlane_duplex_client* c, flatlane_duplex_stats* out);
+FLATLANE_C_API int flatlane_duplex_client_peer_attached(const flatlane_duplex_client* c);
+FLATLANE_C_API void flatlane_duplex_client_close(flatlane_duplex_client* c);
+/* Releases every held response, closes, frees. NULL is a no-op. */
+FLATLANE_C_API void flatlane_duplex_client_destroy(flatlane_duplex_client* c);
+
+FLATLANE_C_API int flatlane_duplex_server_open(const char* name, const flatlane_options* opts,
+                                               flatlane_duplex_server** out);
+FLATLANE_C_API uint32_t flatlane_duplex_server_max_frame_payload(const flatlane_duplex_server* s);
+/* Next request, held (writable) until answered. Errors: TIMEOUT, PEER_DEAD / PEER_CLOSED (the
+ * client went away and everything it sent was received), CLOSED, CORRUPT. */
+FLATLANE_C_API int flatlane_duplex_server_receive(flatlane_duplex_server* s, int64_t timeout_ns,
+                                                  flatlane_duplex_request* out);
+/* Answers with `size` bytes at `offset` within the frame payload (the request's own place:
+ * request_offset, request_size). INVALID_ARGUMENT for a token not held; MESSAGE_TOO_LARGE if the
+ * range leaves the frame (the request stays held). After success the frame is the client's. */
+FLATLANE_C_API int flatlane_duplex_server_respond(flatlane_duplex_server* s, uint64_t token, uint64_t offset,
+                                                  uint64_t size);
+/* Answers rejected. INVALID_ARGUMENT for a token not held. */
+FLATLANE_C_API int flatlane_duplex_server_reject(flatlane_duplex_server* s, uint64_t token);
+/* Requests received and not answered yet. */
+FLATLANE_C_API uint64_t flatlane_duplex_server_outstanding(const flatlane_duplex_server* s);
+FLATLANE_C_API void flatlane_duplex_server_stats(const flatlane_duplex_server* s, flatlane_duplex_stats* out);
+FLATLANE_C_API int flatlane_duplex_server_peer_attached(const flatlane_duplex_server* s);
+FLATLANE_C_API void flatlane_duplex_server_close(flatlane_duplex_server* s);
+/* Rejects every held request, closes, frees. NULL is a no-op. */
+FLATLANE_C_API void flatlane_duplex_server_destroy(flatlane_duplex_server* s);
 
 #ifdef __cplusplus
 }
