@@ -98,11 +98,19 @@ def test_channels_carry_the_schema_settings(tmp_path: Path) -> None:
     assert "public const bool Streaming = true;" in plan[:3000]
     setmode = text[text.index("public static class SetMode"):]
     assert "public const bool Streaming = false;" in setmode[:3000]
-    # duplex: a comment, nothing else
+    # duplex: Client/Server over the in-place duplex endpoints, with the schema's ring and wait
     img = text[text.index("public static class ImageFilter"):]
-    assert ("// Channel robot.ImageFilter.blur (duplex: robot.Image modified in place and handed back): "
-            "no C# endpoints yet") in img
-    assert "class Blur" not in img and "class Sharpen" not in img and "ChannelKind.Duplex" not in img
+    assert "no C# endpoints" not in text
+    blur = img[img.index("public static class Blur"):img.index("public static class Sharpen")]
+    assert ('Name, global::Flatlane.Typed.ChannelKind.Duplex, 33554432L, 12582912L, 0L,\n'
+            '                global::Flatlane.Typed.Overflow.Block, global::Flatlane.WaitStrategy.SpinThenSleep') in blur
+    assert "class Client : global::Flatlane.Typed.TypedDuplexClient<global::robot.Image>" in blur
+    assert "class Server : global::Flatlane.Typed.TypedDuplexServer<global::robot.Image>" in blur
+    assert ("public static global::robot.Image.Mutable Mutable(in global::Flatlane.Typed.InPlaceCall<global::robot.Image> call)"
+            " => global::robot.Image.Mutable.GetRoot(call.Data);") in blur
+    sharpen = img[img.index("public static class Sharpen"):]
+    assert "global::Flatlane.WaitStrategy.BusySpin" in sharpen[:1500]
+    assert "TypedDuplexClient<global::robot.Image>" in sharpen
 
 
 def test_kitchen_sink_every_kind_of_field(tmp_path: Path) -> None:
@@ -128,6 +136,21 @@ def test_kitchen_sink_every_kind_of_field(tmp_path: Path) -> None:
     # nested_flatbuffer: verified as the nested type, readable as its root
     assert "global::ks.Leaf.VerifyTable(ref nv, nr)" in text
     assert "public global::ks.Leaf NestedAsRoot => global::ks.Leaf.GetRoot(Nested);" in text
+    # the in-place view: Mutate<Field> for stored scalars, enums and structs, writable spans for
+    # vectors of scalars / structs and strings, sub-tables' Mutable; nothing for unions or table vectors
+    mut = text[text.index("public readonly ref struct Sink :"):]
+    mut = mut[mut.index("public readonly ref struct Mutable"):]
+    mut = mut[:mut.index("\n        }\n")]
+    assert "public static Mutable GetRoot(global::System.Span<byte> buffer)" in mut
+    assert "public Sink View => new(_buf, _pos);" in mut
+    assert "public bool MutateB(bool value) => global::Flatlane.FlatBuffers.Fb.TryMutate<byte>(_buf, _pos, 0, value ? (byte)1 : (byte)0);" in mut
+    assert "public bool MutateI64(long value) => global::Flatlane.FlatBuffers.Fb.TryMutate<long>(_buf, _pos, 7, (long)value);" in mut
+    assert "public bool MutateFlags(global::ks.inner.Flags value) => global::Flatlane.FlatBuffers.Fb.TryMutate<uint>(" in mut
+    assert "public bool MutateAligned(in global::ks.inner.Aligned value)" in mut
+    assert "public global::System.Span<byte> SUtf8 => global::Flatlane.FlatBuffers.Fb.MutableString(_buf, _pos, 12);" in mut
+    assert "public global::ks.Leaf.Mutable Leaf => new(_buf, global::Flatlane.FlatBuffers.Fb.Ref(_buf, _pos, 13));" in mut
+    assert "public global::System.Span<global::ks.inner.Signed> Signeds => global::Flatlane.FlatBuffers.Fb.MutableVector<" in mut
+    assert "Leaves" not in mut and "Strings" not in mut and "Choice" not in mut
     # the verifier covers each kind
     for call in ("v.StringField(t, 12, true)", "v.VectorField(t, 16, 20, 4, false)",
                  "v.StringVectorField(t, 22, false)", "v.TableVectorField(t, 14, false",
@@ -142,7 +165,8 @@ def test_keywords_and_name_clashes_are_escaped(write_schema: Callable[..., Path]
         namespace event.lock;
         enum class : byte { int, string = 2 }
         struct params { object:int; base:float; }
-        table namespace { default:int; end:int; verify:int; Namespace:int; value:class; p:params; }
+        table namespace { default:int; end:int; verify:int; Namespace:int; value:class; p:params;
+                          mutable:int; view:[ubyte]; }
         table Builder { x:int; }
         rpc_service operator (flatlane_pattern: "topic") { operator(namespace): flatlane.Void; }
         rpc_service in { Builder(Builder): namespace; }
@@ -158,6 +182,8 @@ def test_keywords_and_name_clashes_are_escaped(write_schema: Callable[..., Path]
     assert "public global::@event.@lock.@class Value =>" in types
     assert "public int Default =>" in types
     assert "public int Verify_ =>" in types                       # would clash with Verify
+    assert "public int Mutable_ =>" in types                      # the Mutable view is taken
+    assert "public global::System.Span<byte> View_ =>" in types   # Mutable.View is taken
     assert "public int Namespace =>" in types                     # PascalCase is no keyword
     assert "public Builder End_(int value)" in types              # Builder.End is taken
     assert "public readonly ref struct Builder :" in types

@@ -12,8 +12,9 @@ own code over the runtime's `Flatlane.FlatBuffers` (runtime/csharp/Flatlane/Flat
   implements `Flatlane.Typed.IFlatlaneMessage<T>` (type name and hash, as in C++ and Python).
 - `OUT/<schema>.flatlane.cs`: one static class per rpc_service, one nested class per channel with
   its `ChannelSpec` and endpoint classes (topic: Publisher/Subscriber, pipeline: Pusher/Puller,
-  service: Client/Server) deriving from the runtime's typed endpoints. Duplex channels get a
-  comment only (not yet in C#).
+  service: Client/Server, duplex: Client/Server over the runtime's TypedDuplexClient/Server)
+  deriving from the runtime's typed endpoints. Every table also gets a `Mutable` view over a
+  writable span (in-place writes of fields present in the buffer, for duplex servers).
 
 Writing one types file per schema file lets a project generate several schemas that share an
 include into one folder: the shared file is the same text whoever writes it.
@@ -58,10 +59,13 @@ _SUFFIX = {"uint": "U", "long": "L", "ulong": "UL", "float": "f", "double": "d"}
 TABLE_MEMBERS = frozenset({
     "Builder", "Vector", "TypeName", "TypeHash", "FileIdentifier", "GetRoot", "Verify",
     "VerifyTable", "Build", "IsPresent", "Equals", "GetHashCode", "ToString", "GetType",
-    "FieldCount"})
+    "FieldCount", "Mutable"})
 STRUCT_MEMBERS = frozenset({"Size", "Alignment", "CreateOffset", "Equals", "GetHashCode",
                             "ToString", "GetType"})
 BUILDER_MEMBERS = frozenset({"End", "Equals", "GetHashCode", "ToString", "GetType"})
+# Members of a table's `Mutable` view (in-place writes: duplex requests).
+MUTABLE_MEMBERS = frozenset({"View", "GetRoot", "IsPresent", "Equals", "GetHashCode", "ToString",
+                             "GetType"})
 
 
 def ident(name: str) -> str:
@@ -295,10 +299,30 @@ def _table_view(schema: ir.Schema, t: ir.Table, file_identifier: Optional[str]) 
         else:  # arrays only occur in structs
             raise SchemaError(f"{t.name}.{f.name}: unsupported field type {k.value}")
         fields.append(v)
+    _mutable_names(fields)
     field_count = max((f.id for f in t.fields), default=-1) + 1
     return {"ir": t, "ns": ns, "short": ident(short), "fields": fields,
             "field_count": field_count, "type_hash": typehash.type_hash(t.name, schema.definition)[0],
             "file_identifier": file_identifier, "doc": t.documentation}
+
+
+def _mutable_names(fields: list[dict[str, Any]]) -> None:
+    """Names in the table's `Mutable` view: `Mutate<Field>` for scalars, enums and structs, a
+    writable span `<Field>` for vectors of scalars, enums and structs, `<Field>Utf8` for strings,
+    `<Field>` (the sub-table's Mutable) for tables. Unions and vectors of tables / strings have none."""
+    wanted = []
+    for v in fields:
+        k = v["kind"]
+        if k in ("scalar", "enum", "struct"):
+            wanted.append((v, "Mutate" + v["name"]))
+        elif k == "vector" and v["elem_kind"] not in ("string", "table"):
+            wanted.append((v, v["name"]))
+        elif k == "string":
+            wanted.append((v, v["name"] + "Utf8"))
+        elif k == "table":
+            wanted.append((v, v["name"]))
+    for (v, _), name in zip(wanted, _unique([n for _, n in wanted], set(MUTABLE_MEMBERS))):
+        v["mname"] = name
 
 
 def _struct_view(schema: ir.Schema, s: ir.Struct) -> dict[str, Any]:

@@ -217,6 +217,51 @@ namespace demo
                 }
             }
         }
+
+        /// <summary>
+        /// A Ping in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public Ping View => new(_buf, _pos);
+
+            /// <summary>Overwrites Seq in place; false when it is not stored in the buffer.</summary>
+            public bool MutateSeq(ulong value) => global::Flatlane.FlatBuffers.Fb.TryMutate<ulong>(_buf, _pos, 0, (ulong)value);
+
+            /// <summary>Overwrites SentNs in place; false when it is not stored in the buffer.</summary>
+            public bool MutateSentNs(long value) => global::Flatlane.FlatBuffers.Fb.TryMutate<long>(_buf, _pos, 1, (long)value);
+
+            /// <summary>Overwrites Hops in place; false when it is not stored in the buffer.</summary>
+            public bool MutateHops(byte value) => global::Flatlane.FlatBuffers.Fb.TryMutate<byte>(_buf, _pos, 2, (byte)value);
+
+            /// <summary>Text's UTF-8 bytes, writable in place (same length; empty when absent).</summary>
+            public global::System.Span<byte> TextUtf8 => global::Flatlane.FlatBuffers.Fb.MutableString(_buf, _pos, 3);
+
+            /// <summary>Payload's elements, writable in place (empty when absent).</summary>
+            public global::System.Span<byte> Payload => global::Flatlane.FlatBuffers.Fb.MutableVector<byte>(_buf, _pos, 4);
+
+            /// <summary>Overwrites Trace in place; false when it is not stored in the buffer.</summary>
+            public bool MutateTrace(in global::demo.Trace value) => global::Flatlane.FlatBuffers.Fb.TryMutate(_buf, _pos, 5, value);
+        }
     }
 
 }

@@ -200,6 +200,42 @@ namespace common
                 }
             }
         }
+
+        /// <summary>
+        /// A Header in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public Header View => new(_buf, _pos);
+
+            /// <summary>Overwrites Seq in place; false when it is not stored in the buffer.</summary>
+            public bool MutateSeq(ulong value) => global::Flatlane.FlatBuffers.Fb.TryMutate<ulong>(_buf, _pos, 0, (ulong)value);
+
+            /// <summary>Overwrites StampNs in place; false when it is not stored in the buffer.</summary>
+            public bool MutateStampNs(long value) => global::Flatlane.FlatBuffers.Fb.TryMutate<long>(_buf, _pos, 1, (long)value);
+
+            /// <summary>FrameId's UTF-8 bytes, writable in place (same length; empty when absent).</summary>
+            public global::System.Span<byte> FrameIdUtf8 => global::Flatlane.FlatBuffers.Fb.MutableString(_buf, _pos, 2);
+        }
     }
 
 }

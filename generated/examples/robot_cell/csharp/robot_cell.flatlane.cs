@@ -175,11 +175,67 @@ namespace robot
     /// </summary>
     public static class ImageFilter
     {
-        // Channel robot.ImageFilter.blur (duplex: robot.Image modified in place and handed back): no C# endpoints yet
-        // (docs/CSHARP.md, "Limits today").
+        /// <summary>
+        /// Channel robot.ImageFilter.blur (duplex).
+        /// </summary>
+        public static class Blur
+        {
+            /// <summary>The channel's qualified name: the segment name unless an endpoint is given another.</summary>
+            public const string Name = "robot.ImageFilter.blur";
 
-        // Channel robot.ImageFilter.sharpen (duplex: robot.Image modified in place and handed back): no C# endpoints yet
-        // (docs/CSHARP.md, "Limits today").
+            /// <summary>The schema's settings: ring 32 MiB, max message 12 MiB, chunks runtime default, overflow block, wait spin_then_sleep.</summary>
+            public static readonly global::Flatlane.Typed.ChannelSpec Spec = new(
+                Name, global::Flatlane.Typed.ChannelKind.Duplex, 33554432L, 12582912L, 0L,
+                global::Flatlane.Typed.Overflow.Block, global::Flatlane.WaitStrategy.SpinThenSleep, Streaming: false);
+
+            /// <summary>Sends robot.Image built in place in a frame of the ring; the server modifies it there and the same frame comes back.</summary>
+            public sealed class Client : global::Flatlane.Typed.TypedDuplexClient<global::robot.Image>
+            {
+                /// <summary>Attaches (creating the channel if needed); <paramref name="name"/>: null = <see cref="Name"/>.</summary>
+                public Client(string? name = null, global::Flatlane.ChannelOptions? options = null) : base(ImageFilter.Blur.Spec, name, options) { }
+            }
+
+            /// <summary>Serves robot.ImageFilter.blur: each robot.Image is modified where it lies and handed back.</summary>
+            public sealed class Server : global::Flatlane.Typed.TypedDuplexServer<global::robot.Image>
+            {
+                /// <summary>Creates (or attaches to) the channel; <paramref name="name"/>: null = <see cref="Name"/>.</summary>
+                public Server(string? name = null, global::Flatlane.ChannelOptions? options = null) : base(ImageFilter.Blur.Spec, name, options) { }
+
+                /// <summary>The call's message, writable in place (vector spans, Mutate* for stored scalars).</summary>
+                public static global::robot.Image.Mutable Mutable(in global::Flatlane.Typed.InPlaceCall<global::robot.Image> call) => global::robot.Image.Mutable.GetRoot(call.Data);
+            }
+        }
+
+        /// <summary>
+        /// Channel robot.ImageFilter.sharpen (duplex).
+        /// </summary>
+        public static class Sharpen
+        {
+            /// <summary>The channel's qualified name: the segment name unless an endpoint is given another.</summary>
+            public const string Name = "robot.ImageFilter.sharpen";
+
+            /// <summary>The schema's settings: ring 32 MiB, max message 12 MiB, chunks runtime default, overflow block, wait busy_spin.</summary>
+            public static readonly global::Flatlane.Typed.ChannelSpec Spec = new(
+                Name, global::Flatlane.Typed.ChannelKind.Duplex, 33554432L, 12582912L, 0L,
+                global::Flatlane.Typed.Overflow.Block, global::Flatlane.WaitStrategy.BusySpin, Streaming: false);
+
+            /// <summary>Sends robot.Image built in place in a frame of the ring; the server modifies it there and the same frame comes back.</summary>
+            public sealed class Client : global::Flatlane.Typed.TypedDuplexClient<global::robot.Image>
+            {
+                /// <summary>Attaches (creating the channel if needed); <paramref name="name"/>: null = <see cref="Name"/>.</summary>
+                public Client(string? name = null, global::Flatlane.ChannelOptions? options = null) : base(ImageFilter.Sharpen.Spec, name, options) { }
+            }
+
+            /// <summary>Serves robot.ImageFilter.sharpen: each robot.Image is modified where it lies and handed back.</summary>
+            public sealed class Server : global::Flatlane.Typed.TypedDuplexServer<global::robot.Image>
+            {
+                /// <summary>Creates (or attaches to) the channel; <paramref name="name"/>: null = <see cref="Name"/>.</summary>
+                public Server(string? name = null, global::Flatlane.ChannelOptions? options = null) : base(ImageFilter.Sharpen.Spec, name, options) { }
+
+                /// <summary>The call's message, writable in place (vector spans, Mutate* for stored scalars).</summary>
+                public static global::robot.Image.Mutable Mutable(in global::Flatlane.Typed.InPlaceCall<global::robot.Image> call) => global::robot.Image.Mutable.GetRoot(call.Data);
+            }
+        }
     }
 
     /// <summary>

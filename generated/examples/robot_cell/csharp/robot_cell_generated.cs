@@ -199,6 +199,48 @@ namespace robot
                 }
             }
         }
+
+        /// <summary>
+        /// A Command in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public Command View => new(_buf, _pos);
+
+            /// <summary>Header, writable in place (not present when absent).</summary>
+            public global::common.Header.Mutable Header => new(_buf, global::Flatlane.FlatBuffers.Fb.Ref(_buf, _pos, 0));
+
+            /// <summary>Overwrites Target in place; false when it is not stored in the buffer.</summary>
+            public bool MutateTarget(in global::common.Pose value) => global::Flatlane.FlatBuffers.Fb.TryMutate(_buf, _pos, 1, value);
+
+            /// <summary>Overwrites Speed in place; false when it is not stored in the buffer.</summary>
+            public bool MutateSpeed(float value) => global::Flatlane.FlatBuffers.Fb.TryMutate<float>(_buf, _pos, 2, (float)value);
+
+            /// <summary>Overwrites Mode in place; false when it is not stored in the buffer.</summary>
+            public bool MutateMode(global::robot.Mode value) => global::Flatlane.FlatBuffers.Fb.TryMutate<byte>(_buf, _pos, 3, (byte)value);
+
+            /// <summary>Joints's elements, writable in place (empty when absent).</summary>
+            public global::System.Span<double> Joints => global::Flatlane.FlatBuffers.Fb.MutableVector<double>(_buf, _pos, 4);
+        }
     }
 
     /// <summary>
@@ -362,6 +404,51 @@ namespace robot
                 }
             }
         }
+
+        /// <summary>
+        /// A Image in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public Image View => new(_buf, _pos);
+
+            /// <summary>Header, writable in place (not present when absent).</summary>
+            public global::common.Header.Mutable Header => new(_buf, global::Flatlane.FlatBuffers.Fb.Ref(_buf, _pos, 0));
+
+            /// <summary>Overwrites Width in place; false when it is not stored in the buffer.</summary>
+            public bool MutateWidth(uint value) => global::Flatlane.FlatBuffers.Fb.TryMutate<uint>(_buf, _pos, 1, (uint)value);
+
+            /// <summary>Overwrites Height in place; false when it is not stored in the buffer.</summary>
+            public bool MutateHeight(uint value) => global::Flatlane.FlatBuffers.Fb.TryMutate<uint>(_buf, _pos, 2, (uint)value);
+
+            /// <summary>Overwrites Stride in place; false when it is not stored in the buffer.</summary>
+            public bool MutateStride(uint value) => global::Flatlane.FlatBuffers.Fb.TryMutate<uint>(_buf, _pos, 3, (uint)value);
+
+            /// <summary>Overwrites Format in place; false when it is not stored in the buffer.</summary>
+            public bool MutateFormat(global::robot.PixelFormat value) => global::Flatlane.FlatBuffers.Fb.TryMutate<sbyte>(_buf, _pos, 4, (sbyte)value);
+
+            /// <summary>Pixels's elements, writable in place (empty when absent).</summary>
+            public global::System.Span<byte> Pixels => global::Flatlane.FlatBuffers.Fb.MutableVector<byte>(_buf, _pos, 5);
+        }
     }
 
     /// <summary>
@@ -523,6 +610,39 @@ namespace robot
                 }
             }
         }
+
+        /// <summary>
+        /// A PlanJob in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public PlanJob View => new(_buf, _pos);
+
+            /// <summary>Overwrites Id in place; false when it is not stored in the buffer.</summary>
+            public bool MutateId(ulong value) => global::Flatlane.FlatBuffers.Fb.TryMutate<ulong>(_buf, _pos, 0, (ulong)value);
+
+            /// <summary>Overwrites DeadlineNs in place; false when it is not stored in the buffer.</summary>
+            public bool MutateDeadlineNs(long value) => global::Flatlane.FlatBuffers.Fb.TryMutate<long>(_buf, _pos, 3, (long)value);
+        }
     }
 
     /// <summary>
@@ -666,6 +786,39 @@ namespace robot
                 }
             }
         }
+
+        /// <summary>
+        /// A PlanResult in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public PlanResult View => new(_buf, _pos);
+
+            /// <summary>Overwrites Id in place; false when it is not stored in the buffer.</summary>
+            public bool MutateId(ulong value) => global::Flatlane.FlatBuffers.Fb.TryMutate<ulong>(_buf, _pos, 0, (ulong)value);
+
+            /// <summary>Error's UTF-8 bytes, writable in place (same length; empty when absent).</summary>
+            public global::System.Span<byte> ErrorUtf8 => global::Flatlane.FlatBuffers.Fb.MutableString(_buf, _pos, 2);
+        }
     }
 
     /// <summary>
@@ -781,6 +934,39 @@ namespace robot
                     return new(_buf, global::Flatlane.FlatBuffers.Fb.Indirect(_buf, _pos + 4 + 4 * i));
                 }
             }
+        }
+
+        /// <summary>
+        /// A SetModeReply in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public SetModeReply View => new(_buf, _pos);
+
+            /// <summary>Overwrites Accepted in place; false when it is not stored in the buffer.</summary>
+            public bool MutateAccepted(bool value) => global::Flatlane.FlatBuffers.Fb.TryMutate<byte>(_buf, _pos, 0, value ? (byte)1 : (byte)0);
+
+            /// <summary>Overwrites Previous in place; false when it is not stored in the buffer.</summary>
+            public bool MutatePrevious(global::robot.Mode value) => global::Flatlane.FlatBuffers.Fb.TryMutate<byte>(_buf, _pos, 1, (byte)value);
         }
     }
 
@@ -901,6 +1087,39 @@ namespace robot
                     return new(_buf, global::Flatlane.FlatBuffers.Fb.Indirect(_buf, _pos + 4 + 4 * i));
                 }
             }
+        }
+
+        /// <summary>
+        /// A SetModeRequest in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public SetModeRequest View => new(_buf, _pos);
+
+            /// <summary>Overwrites Mode in place; false when it is not stored in the buffer.</summary>
+            public bool MutateMode(global::robot.Mode value) => global::Flatlane.FlatBuffers.Fb.TryMutate<byte>(_buf, _pos, 0, (byte)value);
+
+            /// <summary>Reason's UTF-8 bytes, writable in place (same length; empty when absent).</summary>
+            public global::System.Span<byte> ReasonUtf8 => global::Flatlane.FlatBuffers.Fb.MutableString(_buf, _pos, 1);
         }
     }
 
@@ -1036,6 +1255,39 @@ namespace robot
                     return new(_buf, global::Flatlane.FlatBuffers.Fb.Indirect(_buf, _pos + 4 + 4 * i));
                 }
             }
+        }
+
+        /// <summary>
+        /// A Status in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public Status View => new(_buf, _pos);
+
+            /// <summary>Overwrites Mode in place; false when it is not stored in the buffer.</summary>
+            public bool MutateMode(global::robot.Mode value) => global::Flatlane.FlatBuffers.Fb.TryMutate<byte>(_buf, _pos, 0, (byte)value);
+
+            /// <summary>Overwrites UptimeS in place; false when it is not stored in the buffer.</summary>
+            public bool MutateUptimeS(double value) => global::Flatlane.FlatBuffers.Fb.TryMutate<double>(_buf, _pos, 1, (double)value);
         }
     }
 
@@ -1205,6 +1457,48 @@ namespace robot
                 }
             }
         }
+
+        /// <summary>
+        /// A Telemetry in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public Telemetry View => new(_buf, _pos);
+
+            /// <summary>Header, writable in place (not present when absent).</summary>
+            public global::common.Header.Mutable Header => new(_buf, global::Flatlane.FlatBuffers.Fb.Ref(_buf, _pos, 0));
+
+            /// <summary>Overwrites Pose in place; false when it is not stored in the buffer.</summary>
+            public bool MutatePose(in global::common.Pose value) => global::Flatlane.FlatBuffers.Fb.TryMutate(_buf, _pos, 1, value);
+
+            /// <summary>JointPositions's elements, writable in place (empty when absent).</summary>
+            public global::System.Span<double> JointPositions => global::Flatlane.FlatBuffers.Fb.MutableVector<double>(_buf, _pos, 2);
+
+            /// <summary>Temperatures's elements, writable in place (empty when absent).</summary>
+            public global::System.Span<float> Temperatures => global::Flatlane.FlatBuffers.Fb.MutableVector<float>(_buf, _pos, 3);
+
+            /// <summary>Overwrites Mode in place; false when it is not stored in the buffer.</summary>
+            public bool MutateMode(global::robot.Mode value) => global::Flatlane.FlatBuffers.Fb.TryMutate<byte>(_buf, _pos, 4, (byte)value);
+        }
     }
 
     /// <summary>
@@ -1329,6 +1623,39 @@ namespace robot
                     return new(_buf, global::Flatlane.FlatBuffers.Fb.Indirect(_buf, _pos + 4 + 4 * i));
                 }
             }
+        }
+
+        /// <summary>
+        /// A TrajectoryRequest in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public TrajectoryRequest View => new(_buf, _pos);
+
+            /// <summary>Overwrites Goal in place; false when it is not stored in the buffer.</summary>
+            public bool MutateGoal(in global::common.Pose value) => global::Flatlane.FlatBuffers.Fb.TryMutate(_buf, _pos, 0, value);
+
+            /// <summary>Overwrites MaxPoints in place; false when it is not stored in the buffer.</summary>
+            public bool MutateMaxPoints(uint value) => global::Flatlane.FlatBuffers.Fb.TryMutate<uint>(_buf, _pos, 1, (uint)value);
         }
     }
 
@@ -1474,6 +1801,45 @@ namespace robot
                     return new(_buf, global::Flatlane.FlatBuffers.Fb.Indirect(_buf, _pos + 4 + 4 * i));
                 }
             }
+        }
+
+        /// <summary>
+        /// A Waypoint in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public Waypoint View => new(_buf, _pos);
+
+            /// <summary>Overwrites Index in place; false when it is not stored in the buffer.</summary>
+            public bool MutateIndex(uint value) => global::Flatlane.FlatBuffers.Fb.TryMutate<uint>(_buf, _pos, 0, (uint)value);
+
+            /// <summary>Overwrites Pose in place; false when it is not stored in the buffer.</summary>
+            public bool MutatePose(in global::common.Pose value) => global::Flatlane.FlatBuffers.Fb.TryMutate(_buf, _pos, 1, value);
+
+            /// <summary>Overwrites TimeFromStartS in place; false when it is not stored in the buffer.</summary>
+            public bool MutateTimeFromStartS(double value) => global::Flatlane.FlatBuffers.Fb.TryMutate<double>(_buf, _pos, 2, (double)value);
+
+            /// <summary>Overwrites Last in place; false when it is not stored in the buffer.</summary>
+            public bool MutateLast(bool value) => global::Flatlane.FlatBuffers.Fb.TryMutate<byte>(_buf, _pos, 3, value ? (byte)1 : (byte)0);
         }
     }
 

@@ -213,6 +213,39 @@ namespace ks
                 }
             }
         }
+
+        /// <summary>
+        /// A Leaf in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public Leaf View => new(_buf, _pos);
+
+            /// <summary>Text's UTF-8 bytes, writable in place (same length; empty when absent).</summary>
+            public global::System.Span<byte> TextUtf8 => global::Flatlane.FlatBuffers.Fb.MutableString(_buf, _pos, 0);
+
+            /// <summary>Overwrites N in place; false when it is not stored in the buffer.</summary>
+            public bool MutateN(long value) => global::Flatlane.FlatBuffers.Fb.TryMutate<long>(_buf, _pos, 1, (long)value);
+        }
     }
 
     /// <summary>
@@ -658,6 +691,96 @@ namespace ks
                     return new(_buf, global::Flatlane.FlatBuffers.Fb.Indirect(_buf, _pos + 4 + 4 * i));
                 }
             }
+        }
+
+        /// <summary>
+        /// A Sink in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public Sink View => new(_buf, _pos);
+
+            /// <summary>Overwrites B in place; false when it is not stored in the buffer.</summary>
+            public bool MutateB(bool value) => global::Flatlane.FlatBuffers.Fb.TryMutate<byte>(_buf, _pos, 0, value ? (byte)1 : (byte)0);
+
+            /// <summary>Overwrites I8 in place; false when it is not stored in the buffer.</summary>
+            public bool MutateI8(sbyte value) => global::Flatlane.FlatBuffers.Fb.TryMutate<sbyte>(_buf, _pos, 1, (sbyte)value);
+
+            /// <summary>Overwrites U8 in place; false when it is not stored in the buffer.</summary>
+            public bool MutateU8(byte value) => global::Flatlane.FlatBuffers.Fb.TryMutate<byte>(_buf, _pos, 2, (byte)value);
+
+            /// <summary>Overwrites I16 in place; false when it is not stored in the buffer.</summary>
+            public bool MutateI16(short value) => global::Flatlane.FlatBuffers.Fb.TryMutate<short>(_buf, _pos, 3, (short)value);
+
+            /// <summary>Overwrites U16 in place; false when it is not stored in the buffer.</summary>
+            public bool MutateU16(ushort value) => global::Flatlane.FlatBuffers.Fb.TryMutate<ushort>(_buf, _pos, 4, (ushort)value);
+
+            /// <summary>Overwrites I32 in place; false when it is not stored in the buffer.</summary>
+            public bool MutateI32(int value) => global::Flatlane.FlatBuffers.Fb.TryMutate<int>(_buf, _pos, 5, (int)value);
+
+            /// <summary>Overwrites U32 in place; false when it is not stored in the buffer.</summary>
+            public bool MutateU32(uint value) => global::Flatlane.FlatBuffers.Fb.TryMutate<uint>(_buf, _pos, 6, (uint)value);
+
+            /// <summary>Overwrites I64 in place; false when it is not stored in the buffer.</summary>
+            public bool MutateI64(long value) => global::Flatlane.FlatBuffers.Fb.TryMutate<long>(_buf, _pos, 7, (long)value);
+
+            /// <summary>Overwrites U64 in place; false when it is not stored in the buffer.</summary>
+            public bool MutateU64(ulong value) => global::Flatlane.FlatBuffers.Fb.TryMutate<ulong>(_buf, _pos, 8, (ulong)value);
+
+            /// <summary>Overwrites F32 in place; false when it is not stored in the buffer.</summary>
+            public bool MutateF32(float value) => global::Flatlane.FlatBuffers.Fb.TryMutate<float>(_buf, _pos, 9, (float)value);
+
+            /// <summary>Overwrites F64 in place; false when it is not stored in the buffer.</summary>
+            public bool MutateF64(double value) => global::Flatlane.FlatBuffers.Fb.TryMutate<double>(_buf, _pos, 10, (double)value);
+
+            /// <summary>Overwrites Opt in place; false when it is not stored in the buffer.</summary>
+            public bool MutateOpt(int value) => global::Flatlane.FlatBuffers.Fb.TryMutate<int>(_buf, _pos, 11, (int)value);
+
+            /// <summary>S's UTF-8 bytes, writable in place (same length; empty when absent).</summary>
+            public global::System.Span<byte> SUtf8 => global::Flatlane.FlatBuffers.Fb.MutableString(_buf, _pos, 12);
+
+            /// <summary>Leaf, writable in place (not present when absent).</summary>
+            public global::ks.Leaf.Mutable Leaf => new(_buf, global::Flatlane.FlatBuffers.Fb.Ref(_buf, _pos, 13));
+
+            /// <summary>Overwrites Aligned in place; false when it is not stored in the buffer.</summary>
+            public bool MutateAligned(in global::ks.inner.Aligned value) => global::Flatlane.FlatBuffers.Fb.TryMutate(_buf, _pos, 15, value);
+
+            /// <summary>Arrays's elements, writable in place (empty when absent).</summary>
+            public global::System.Span<global::ks.inner.WithArray> Arrays => global::Flatlane.FlatBuffers.Fb.MutableVector<global::ks.inner.WithArray>(_buf, _pos, 16);
+
+            /// <summary>Overwrites Flags in place; false when it is not stored in the buffer.</summary>
+            public bool MutateFlags(global::ks.inner.Flags value) => global::Flatlane.FlatBuffers.Fb.TryMutate<uint>(_buf, _pos, 17, (uint)value);
+
+            /// <summary>Overwrites Signed in place; false when it is not stored in the buffer.</summary>
+            public bool MutateSigned(global::ks.inner.Signed value) => global::Flatlane.FlatBuffers.Fb.TryMutate<short>(_buf, _pos, 18, (short)value);
+
+            /// <summary>Signeds's elements, writable in place (empty when absent).</summary>
+            public global::System.Span<global::ks.inner.Signed> Signeds => global::Flatlane.FlatBuffers.Fb.MutableVector<global::ks.inner.Signed>(_buf, _pos, 19);
+
+            /// <summary>Nested's elements, writable in place (empty when absent).</summary>
+            public global::System.Span<byte> Nested => global::Flatlane.FlatBuffers.Fb.MutableVector<byte>(_buf, _pos, 24);
+
+            /// <summary>Overwrites Big in place; false when it is not stored in the buffer.</summary>
+            public bool MutateBig(double value) => global::Flatlane.FlatBuffers.Fb.TryMutate<double>(_buf, _pos, 25, (double)value);
         }
     }
 

@@ -143,8 +143,36 @@ namespace fltest
     /// </summary>
     public static class Inplace
     {
-        // Channel fltest.Inplace.invert (duplex: fltest.Blob modified in place and handed back): no C# endpoints yet
-        // (docs/CSHARP.md, "Limits today").
+        /// <summary>
+        /// Channel fltest.Inplace.invert (duplex).
+        /// </summary>
+        public static class Invert
+        {
+            /// <summary>The channel's qualified name: the segment name unless an endpoint is given another.</summary>
+            public const string Name = "fltest.Inplace.invert";
+
+            /// <summary>The schema's settings: ring 64 KiB, max message 32704 B, chunks runtime default, overflow block, wait spin_then_sleep.</summary>
+            public static readonly global::Flatlane.Typed.ChannelSpec Spec = new(
+                Name, global::Flatlane.Typed.ChannelKind.Duplex, 65536L, 32704L, 0L,
+                global::Flatlane.Typed.Overflow.Block, global::Flatlane.WaitStrategy.SpinThenSleep, Streaming: false);
+
+            /// <summary>Sends fltest.Blob built in place in a frame of the ring; the server modifies it there and the same frame comes back.</summary>
+            public sealed class Client : global::Flatlane.Typed.TypedDuplexClient<global::fltest.Blob>
+            {
+                /// <summary>Attaches (creating the channel if needed); <paramref name="name"/>: null = <see cref="Name"/>.</summary>
+                public Client(string? name = null, global::Flatlane.ChannelOptions? options = null) : base(Inplace.Invert.Spec, name, options) { }
+            }
+
+            /// <summary>Serves fltest.Inplace.invert: each fltest.Blob is modified where it lies and handed back.</summary>
+            public sealed class Server : global::Flatlane.Typed.TypedDuplexServer<global::fltest.Blob>
+            {
+                /// <summary>Creates (or attaches to) the channel; <paramref name="name"/>: null = <see cref="Name"/>.</summary>
+                public Server(string? name = null, global::Flatlane.ChannelOptions? options = null) : base(Inplace.Invert.Spec, name, options) { }
+
+                /// <summary>The call's message, writable in place (vector spans, Mutate* for stored scalars).</summary>
+                public static global::fltest.Blob.Mutable Mutable(in global::Flatlane.Typed.InPlaceCall<global::fltest.Blob> call) => global::fltest.Blob.Mutable.GetRoot(call.Data);
+            }
+        }
     }
 
     /// <summary>

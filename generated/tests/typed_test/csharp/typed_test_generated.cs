@@ -130,6 +130,36 @@ namespace fltest
                 }
             }
         }
+
+        /// <summary>
+        /// A AddReply in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public AddReply View => new(_buf, _pos);
+
+            /// <summary>Overwrites Sum in place; false when it is not stored in the buffer.</summary>
+            public bool MutateSum(long value) => global::Flatlane.FlatBuffers.Fb.TryMutate<long>(_buf, _pos, 0, (long)value);
+        }
     }
 
     /// <summary>
@@ -245,6 +275,39 @@ namespace fltest
                     return new(_buf, global::Flatlane.FlatBuffers.Fb.Indirect(_buf, _pos + 4 + 4 * i));
                 }
             }
+        }
+
+        /// <summary>
+        /// A AddRequest in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public AddRequest View => new(_buf, _pos);
+
+            /// <summary>Overwrites A in place; false when it is not stored in the buffer.</summary>
+            public bool MutateA(long value) => global::Flatlane.FlatBuffers.Fb.TryMutate<long>(_buf, _pos, 0, (long)value);
+
+            /// <summary>Overwrites B in place; false when it is not stored in the buffer.</summary>
+            public bool MutateB(long value) => global::Flatlane.FlatBuffers.Fb.TryMutate<long>(_buf, _pos, 1, (long)value);
         }
     }
 
@@ -378,6 +441,42 @@ namespace fltest
                 }
             }
         }
+
+        /// <summary>
+        /// A Blob in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public Blob View => new(_buf, _pos);
+
+            /// <summary>Overwrites Id in place; false when it is not stored in the buffer.</summary>
+            public bool MutateId(ulong value) => global::Flatlane.FlatBuffers.Fb.TryMutate<ulong>(_buf, _pos, 0, (ulong)value);
+
+            /// <summary>Data's elements, writable in place (empty when absent).</summary>
+            public global::System.Span<byte> Data => global::Flatlane.FlatBuffers.Fb.MutableVector<byte>(_buf, _pos, 1);
+
+            /// <summary>Overwrites Checksum in place; false when it is not stored in the buffer.</summary>
+            public bool MutateChecksum(ulong value) => global::Flatlane.FlatBuffers.Fb.TryMutate<ulong>(_buf, _pos, 2, (ulong)value);
+        }
     }
 
     /// <summary>
@@ -484,6 +583,36 @@ namespace fltest
                 }
             }
         }
+
+        /// <summary>
+        /// A CountReply in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public CountReply View => new(_buf, _pos);
+
+            /// <summary>Overwrites N in place; false when it is not stored in the buffer.</summary>
+            public bool MutateN(uint value) => global::Flatlane.FlatBuffers.Fb.TryMutate<uint>(_buf, _pos, 0, (uint)value);
+        }
     }
 
     /// <summary>
@@ -589,6 +718,36 @@ namespace fltest
                     return new(_buf, global::Flatlane.FlatBuffers.Fb.Indirect(_buf, _pos + 4 + 4 * i));
                 }
             }
+        }
+
+        /// <summary>
+        /// A CountRequest in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public CountRequest View => new(_buf, _pos);
+
+            /// <summary>Overwrites To in place; false when it is not stored in the buffer.</summary>
+            public bool MutateTo(uint value) => global::Flatlane.FlatBuffers.Fb.TryMutate<uint>(_buf, _pos, 0, (uint)value);
         }
     }
 
@@ -744,6 +903,45 @@ namespace fltest
                     return new(_buf, global::Flatlane.FlatBuffers.Fb.Indirect(_buf, _pos + 4 + 4 * i));
                 }
             }
+        }
+
+        /// <summary>
+        /// A Sample in a buffer that may be written in place (a duplex request in its frame): fields
+        /// present in the buffer can change, nothing can be added (Mutate* return false for a field
+        /// that is not stored). Bounds-checked like the view.
+        /// </summary>
+        public readonly ref struct Mutable
+        {
+            private readonly global::System.Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/> of <paramref name="buf"/> (0: absent).</summary>
+            public Mutable(global::System.Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>, writable.</summary>
+            public static Mutable GetRoot(global::System.Span<byte> buffer) => new(buffer, global::Flatlane.FlatBuffers.Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view of the same table.</summary>
+            public Sample View => new(_buf, _pos);
+
+            /// <summary>Overwrites Id in place; false when it is not stored in the buffer.</summary>
+            public bool MutateId(ulong value) => global::Flatlane.FlatBuffers.Fb.TryMutate<ulong>(_buf, _pos, 0, (ulong)value);
+
+            /// <summary>Label's UTF-8 bytes, writable in place (same length; empty when absent).</summary>
+            public global::System.Span<byte> LabelUtf8 => global::Flatlane.FlatBuffers.Fb.MutableString(_buf, _pos, 1);
+
+            /// <summary>Overwrites Position in place; false when it is not stored in the buffer.</summary>
+            public bool MutatePosition(in global::fltest.Vec3 value) => global::Flatlane.FlatBuffers.Fb.TryMutate(_buf, _pos, 2, value);
+
+            /// <summary>Values's elements, writable in place (empty when absent).</summary>
+            public global::System.Span<float> Values => global::Flatlane.FlatBuffers.Fb.MutableVector<float>(_buf, _pos, 3);
         }
     }
 

@@ -7,7 +7,9 @@
 //
 // Modes: sub-sample | pub-sample (fan-out topic of fltest.Sample), pull-blob | push-blob (work
 // queue of fltest.Blob), serve-add | call-add (fltest.Calc.Add), serve-count | call-count
-// (fltest.Calc.Count, streaming: request i asks for i % 7 replies... at least 1).
+// (fltest.Calc.Count, streaming: request i asks for i % 7 replies... at least 1), serve-invert |
+// call-invert (fltest.Inplace.invert, in-place duplex of fltest.Blob: the server inverts every
+// byte of data and rewrites checksum where the message lies; blobs k = 1..COUNT, 4 in flight).
 // Message k (the content both sides check): see the expect_* / build_* functions below.
 // The peer opens what the C# side created (OpenMode::open). Output: "ready", then "done N", or
 // "bad <why>" (exit 3), "error <errc> <what>" (exit 4).
@@ -122,6 +124,33 @@ std::span<const std::byte> bytes(const flatbuffers::DetachedBuffer& d) {
 }
 
 uint32_t count_for(uint64_t k) { return static_cast<uint32_t>(k % 7 + 1); }
+
+// The duplex servers' work: invert Blob.data and rewrite checksum, in place (a checksum that is not
+// stored can only stay 0, which is right when the inverted sum is 0 too).
+void invert_blob(fltest::Blob* b) {
+  uint64_t sum = 0;
+  if (b->data()) {
+    auto* d = const_cast<uint8_t*>(b->data()->Data());
+    for (size_t i = 0; i < b->data()->size(); ++i) sum += d[i] = static_cast<uint8_t>(~d[i]);
+  }
+  // flatc ran without --gen-mutable here: write through the table base (the one base of every table).
+  auto* t = reinterpret_cast<flatbuffers::Table*>(b);
+  if (!t->SetField<uint64_t>(fltest::Blob::VT_CHECKSUM, sum, 0) && sum != 0) bad("checksum not stored");
+}
+
+void expect_inverted_blob(const fltest::Blob* b, uint64_t k, size_t max_bytes) {
+  if (b->id() != k) bad("reply id " + std::to_string(b->id()) + " expected " + std::to_string(k));
+  const size_t n = size_of(k, max_bytes);
+  const size_t got = b->data() ? b->data()->size() : 0;
+  if (got != n) bad("reply " + std::to_string(k) + " size " + std::to_string(got));
+  uint64_t sum = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t x = b->data()->Get(static_cast<flatbuffers::uoffset_t>(i));
+    if (x != static_cast<uint8_t>(~blob_byte(k, i))) bad("reply " + std::to_string(k) + " byte " + std::to_string(i));
+    sum += x;
+  }
+  if (b->checksum() != sum) bad("reply checksum");
+}
 
 // The values MessageTests.BuildSink writes.
 int check_sink(const char* path) {
@@ -243,6 +272,37 @@ int main(int argc, char** argv) {
             }
           }
         }
+      }
+      say("done " + std::to_string(count));
+    } else if (mode == "serve-invert") {
+      DuplexOptions o;
+      o.mode = OpenMode::open;
+      o.segment.type = t1;
+      DuplexServer srv(name, o);
+      say("ready");
+      for (uint64_t k = 0; k < count; ++k) {
+        auto r = ok(srv.receive(20s), "receive");
+        verified<fltest::Blob>(r.data());
+        invert_blob(flatbuffers::GetMutableRoot<fltest::Blob>(r.data().data()));
+        ok(srv.respond(r), "respond");
+      }
+      say("done " + std::to_string(count));
+    } else if (mode == "call-invert") {
+      DuplexOptions o;
+      o.mode = OpenMode::open;
+      o.segment.type = t1;
+      DuplexClient cli(name, o);
+      say("ready");
+      uint64_t sent = 0, got = 0;
+      while (got < count) {
+        while (sent < count && sent - got < 4) {
+          ++sent;
+          ok(cli.send(bytes(build_blob(sent, max)), 0, 10s), "send");
+        }
+        auto rep = ok(cli.receive(20s), "receive");
+        ++got;
+        if (rep.rejected()) bad("rejected " + std::to_string(rep.seq()));
+        expect_inverted_blob(verified<fltest::Blob>(rep.data()), got, max);
       }
       say("done " + std::to_string(count));
     } else {

@@ -112,6 +112,41 @@ public static class Fb
     public static T Struct<T>(ReadOnlySpan<byte> buf, int pos) where T : unmanaged
         => MemoryMarshal.Read<T>(buf.Slice(pos, Unsafe.SizeOf<T>()));
 
+    // ---- in place: writing fields of a FlatBuffer that already exists (a duplex request in its
+    // frame). Only what is present in the buffer can change; every write is bounds-checked.
+
+    /// <summary>
+    /// Overwrites scalar (or struct) field <paramref name="id"/> of the table at <paramref name="table"/>
+    /// in place. False when the field is not in the buffer (a default is not stored, and FlatBuffers
+    /// cannot grow a table in place); the buffer is unchanged then.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool TryMutate<T>(Span<byte> buf, int table, int id, T value) where T : unmanaged
+    {
+        int p = Field(buf, table, id);
+        if (p == 0) return false;
+        MemoryMarshal.Write(buf.Slice(p, Unsafe.SizeOf<T>()), in value);
+        return true;
+    }
+
+    /// <summary>Vector field <paramref name="id"/> of scalars, enums or structs as a WRITABLE span over the buffer (empty when absent).</summary>
+    public static Span<T> MutableVector<T>(Span<byte> buf, int table, int id) where T : unmanaged
+    {
+        int p = Ref(buf, table, id);
+        if (p == 0) return default;
+        int n = VectorLength(buf, p);
+        return MemoryMarshal.Cast<byte, T>(buf.Slice(p + 4, checked(n * Unsafe.SizeOf<T>())));
+    }
+
+    /// <summary>The UTF-8 bytes of string field <paramref name="id"/>, writable in place (same length; empty when absent).</summary>
+    public static Span<byte> MutableString(Span<byte> buf, int table, int id)
+    {
+        int p = Ref(buf, table, id);
+        if (p == 0) return default;
+        int n = checked((int)BinaryPrimitives.ReadUInt32LittleEndian(buf.Slice(p)));
+        return buf.Slice(p + 4, n);
+    }
+
     /// <summary>Decodes UTF-8 (allocates a string: for convenience, not the hot path).</summary>
     public static string Decode(ReadOnlySpan<byte> utf8) => Encoding.UTF8.GetString(utf8);
 

@@ -12,7 +12,7 @@ public enum ChannelKind
     Service,
     /// <summary>Push/pull work distribution of one message type.</summary>
     Pipeline,
-    /// <summary>Request modified in place and handed back (no C# endpoints yet).</summary>
+    /// <summary>Request modified in place and handed back (in-place duplex).</summary>
     Duplex,
 }
 
@@ -81,6 +81,25 @@ public sealed record ChannelSpec(string Name, ChannelKind Kind, long RingCapacit
             Wait = o.Wait ?? Wait,
             SubscriberMode = o.SubscriberMode ?? (Overflow == Overflow.DropOldest && !work ? SubscriberMode.DropOldest : SubscriberMode.BlockPublisher),
             BlockTimeout = o.BlockTimeout ?? (Overflow == Overflow.Fail ? TimeSpan.Zero : null),
+            TypeName = typeName,
+            TypeHash = typeHash,
+        };
+    }
+
+    /// <summary>
+    /// Duplex options, as the C++ generated endpoints compute them (typed/duplex.hpp): the ring
+    /// capacity, the wait strategy and the message's type identity; the frame limit is the
+    /// runtime's (ring/2 - 64). <paramref name="overrides"/>' non-null values win.
+    /// </summary>
+    public ChannelOptions DuplexOptionsFor(string typeName, ulong typeHash, ChannelOptions? overrides = null)
+    {
+        if (Kind != ChannelKind.Duplex)
+            throw new InvalidOperationException($"flatlane: channel '{Name}' is a {Kind}, not a duplex channel");
+        var o = overrides ?? ChannelOptions.Default;
+        return o with
+        {
+            RingCapacity = o.RingCapacity ?? RingCapacity,
+            Wait = o.Wait ?? Wait,
             TypeName = typeName,
             TypeHash = typeHash,
         };

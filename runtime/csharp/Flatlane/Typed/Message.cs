@@ -74,5 +74,28 @@ namespace flatlane
             b.StartTable(0);
             return new Offset<Void>(b.EndTable());
         }
+
+        /// <summary>The writable view generated tables have (Void has no fields to write).</summary>
+        public readonly ref struct Mutable
+        {
+            private readonly Span<byte> _buf;
+            private readonly int _pos;
+
+            /// <summary>The table at <paramref name="pos"/>.</summary>
+            public Mutable(Span<byte> buf, int pos)
+            {
+                _buf = buf;
+                _pos = pos;
+            }
+
+            /// <summary>The root table of <paramref name="buffer"/>.</summary>
+            public static Mutable GetRoot(Span<byte> buffer) => new(buffer, Fb.Root(buffer));
+
+            /// <summary>False for a sub-table field that is not set.</summary>
+            public bool IsPresent => _pos != 0;
+
+            /// <summary>The read-only view.</summary>
+            public Void View => new(_buf, _pos);
+        }
     }
 }
