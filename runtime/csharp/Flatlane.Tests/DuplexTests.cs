@@ -353,4 +353,75 @@ public class DuplexTests
         Assert.True(peer.WaitExit() == 0, peer.Describe());
         Assert.Equal((ulong)count, server.Stats.Responses);
     }
+
+    [Fact]
+    public void Kill9OfACppServerHoldingRequests_ClientGetsPeerDead_AndTheNextServerRejectsThem()
+    {
+        using var ch = new Channel("dx-kill");
+        using var client = new DuplexClient(ch.Name, Opts() with { Wait = WaitStrategy.Blocking });
+        ulong a = client.Send([1, 2, 3]);
+        ulong b = client.Send([4, 5, 6]);
+        using (var peer = Peer.Start(Build.PeerDuplex, "hold", ch.Name, "2"))
+        {
+            peer.Expect("held 2");
+            peer.Kill9();
+        }
+        var e = Assert.Throws<FlatlanePeerGoneException>(() => client.Receive(T));
+        Assert.Equal(ErrorCode.PeerDead, e.ErrorCode);
+        ulong c = client.Send([7, 8, 9]);  // not received by the dead server: served normally
+        using var server = new DuplexServer(ch.Name, Opts());
+        using (DuplexRequest req = server.Receive(T))
+        {
+            Assert.Equal(c, req.Seq);
+            Invert(req.Data);
+            req.Respond();
+        }
+        foreach (ulong seq in new[] { a, b })
+        {
+            using DuplexResponse r = client.Receive(T);
+            Assert.Equal(seq, r.Seq);
+            Assert.True(r.Rejected);
+        }
+        using (DuplexResponse r = client.Receive(T))
+        {
+            Assert.Equal(c, r.Seq);
+            Assert.Equal(new byte[] { 0xF8, 0xF7, 0xF6 }, r.Data.ToArray());
+        }
+    }
+
+    [Fact]
+    public void Kill9OfACppClient_TheCSharpServerGoesOn_AndANewClientContinues()
+    {
+        using var ch = new Channel("dx-kill-client");
+        using var server = new DuplexServer(ch.Name, Opts());
+        using (var peer = Peer.Start(Build.PeerDuplex, "client", ch.Name, "3", "size=64", "outstanding=2", "hang=1"))
+        {
+            peer.Expect("ready");
+            for (int i = 0; i < 3; i++)
+            {
+                using DuplexRequest r = server.Receive(T);
+                Invert(r.Data);
+                r.Respond();
+            }
+            peer.Expect("outstanding 2");
+            peer.Kill9();
+        }
+        // The two requests it left: still answerable (the server never waits for the client).
+        for (int i = 0; i < 2; i++)
+        {
+            using DuplexRequest r = server.Receive(T);
+            r.Respond();
+        }
+        Assert.Throws<FlatlanePeerGoneException>(() => server.Receive(T));
+        using var client = new DuplexClient(ch.Name, Opts());
+        ulong seq = client.Send([1]);
+        Assert.Equal(6ul, seq);  // continues the sequence numbers
+        using (DuplexRequest r = server.Receive(T))
+        {
+            Assert.Equal(seq, r.Seq);
+            r.Respond();
+        }
+        using DuplexResponse rep = client.Receive(T);
+        Assert.Equal(seq, rep.Seq);
+    }
 }
