@@ -151,7 +151,7 @@ def test_endpoint_module_matches_the_ir(tmp_path: Path, schema: str, includes: l
                      "overflow": f"_Overflow.{c.overflow.name}", "wait": f"_Wait.{c.wait.name}"}
 
     # Endpoint classes named after the pattern: one-way channels bound to their message, services
-    # to their request and response; duplex channels have none yet.
+    # to their request and response, duplex channels to their one message type.
     for c in ir_schema.channels:
         endpoints = {"topic": ("Publisher", "Subscriber"), "pipeline": ("Pusher", "Puller")}.get(c.kind.value)
         block = text.split(f"name={pyback.pystr(c.qualified_name)},")[1].split("\n    class ")[0]
@@ -161,5 +161,11 @@ def test_endpoint_module_matches_the_ir(tmp_path: Path, schema: str, includes: l
         elif c.kind.value == "service":
             for e in ("Client", "Server"):
                 assert f"{e}: Final = _typed.{e}.of(spec, request, response)" in block
+        elif c.kind.value == "duplex":
+            # In place: the request comes back as the response, so one message type binds both.
+            assert c.request == c.response
+            assert "Client: Final = _typed.InPlaceClient.of(spec, request)" in block
+            assert "Server: Final = _typed.InPlaceServer.of(spec, request)" in block
         else:
-            assert f"# {c.kind.value} endpoints arrive with the patterns work (issue 4)." in block
+            raise AssertionError(f"unexpected channel kind {c.kind.value}")
+    assert "endpoints are not supported" not in text

@@ -3,8 +3,9 @@
 
 Message traits (type identity, checked when a channel is attached) and one class per channel with
 the schema's settings and its endpoints (topics: Publisher/Subscriber, pipelines: Pusher/Puller,
-services: Client/Server). Runtime: ``flatlane.typed``. flatc's modules, written next
-to this one, import each other absolutely: put this directory on ``sys.path``.
+services and in-place duplex channels: Client/Server). Runtime: ``flatlane.typed``. flatc's
+modules, written next to this one, import each other absolutely: put this directory on
+``sys.path``.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 
 Message traits (type identity, checked when a channel is attached) and one class per channel with
 the schema's settings and its endpoints (topics: Publisher/Subscriber, pipelines: Pusher/Puller,
-services: Client/Server). Runtime: ``flatlane.typed``. flatc's modules, written next
-to this one, import each other absolutely: put this directory on ``sys.path``.
+services and in-place duplex channels: Client/Server). Runtime: ``flatlane.typed``. flatc's
+modules, written next to this one, import each other absolutely: put this directory on
+``sys.path``.
 """
 
 from __future__ import annotations
@@ -218,7 +219,8 @@ class ImageFilter:
             overflow=_Overflow.BLOCK,
             wait=_Wait.SPIN_THEN_SLEEP,
         )
-        # duplex endpoints arrive with the patterns work (issue 4).
+        Client: Final = _typed.InPlaceClient.of(spec, request)  # builds in the frame, reads the answer there
+        Server: Final = _typed.InPlaceServer.of(spec, request)  # modifies the request in place
 
     class sharpen:
         """Channel robot.ImageFilter.sharpen (duplex)."""
@@ -234,7 +236,8 @@ class ImageFilter:
             overflow=_Overflow.BLOCK,
             wait=_Wait.BUSY_SPIN,
         )
-        # duplex endpoints arrive with the patterns work (issue 4).
+        Client: Final = _typed.InPlaceClient.of(spec, request)  # builds in the frame, reads the answer there
+        Server: Final = _typed.InPlaceServer.of(spec, request)  # modifies the request in place
 
 
 class Planners:

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from . import _native
 from ._channel import EndpointStats, OpenMode, Reader, WaitStrategy, Writer
+from ._duplex import DuplexClient, DuplexRequest, DuplexResponse, DuplexServer, DuplexStats
 from ._service import ClientStats, Reply, Request, ServerStats, ServiceClient, ServiceServer
 from ._topic import PublisherStats, Sample, SubscriberMode, SubscriberStats, TopicPublisher, TopicSubscriber
 from . import _aio as aio
@@ -122,6 +123,11 @@ __all__ = [
     "ChannelPermissionError",
     "ClientStats",
     "ClosedError",
+    "DuplexClient",
+    "DuplexRequest",
+    "DuplexResponse",
+    "DuplexServer",
+    "DuplexStats",
     "CorruptMessageError",
     "CorruptSegmentError",
     "EndpointStats",

@@ -79,6 +79,11 @@ __all__ = [
     "Sender",
     "SenderStats",
     "Client",
+    "InPlaceCall",
+    "InPlaceClient",
+    "InPlaceReply",
+    "InPlaceServer",
+    "InPlaceStats",
     "Server",
     "TypedReply",
     "TypedRequest",
@@ -89,6 +94,7 @@ __all__ = [
     "TopicSender",
     "TopicSenderStats",
     "TypeCheck",
+    "mutate",
     "uninitialized_vector",
 ]
 
@@ -1664,6 +1670,491 @@ class Server(_TypedService, Generic[T]):
 
     def close(self) -> None:
         self._builder._abandon()
+        self._s.close()
+
+    def __repr__(self) -> str:
+        return f"<flatlane {type(self).__qualname__} {self._name!r} {'closed' if self._s.closed else 'open'}>"
+
+
+# --- in-place duplex --------------------------------------------------------------------------------
+#
+# Generated InPlaceClient/InPlaceServer for duplex channels, over flatlane.DuplexClient /
+# DuplexServer (docs/PROTOCOL.md section 16), as C++'s typed/duplex.hpp: the client builds the
+# FlatBuffer back to front in a reserved frame and publishes it where it ends (commit_tail); the
+# server gets flatc's reader over the request bytes, writable, modifies them where they lie (a
+# vector through a writable NumPy array, a scalar through :func:`mutate`) and hands the same bytes
+# back; the client reads them in place. Both sides check the root offset (and file identifier).
+# A message must fit one frame: it is never chunked, since a copy could not be modified in place.
+
+_DUPLEX_ALIGN = 32  # duplex frames are 32-aligned; reservations are multiples of 32 so ends are too
+
+
+class _ScalarProbe:
+    """Stands in for a reader's ``_tab`` while one accessor runs, to learn where a scalar field
+    lies: flatc's Python accessors read a present scalar as ``_tab.Get(flags, o + _tab.Pos)``."""
+
+    __slots__ = ("_t", "hit")
+
+    def __init__(self, table: Any) -> None:
+        self._t = table
+        self.hit: Optional["tuple[Any, int]"] = None
+
+    @property
+    def Bytes(self) -> Any:
+        return self._t.Bytes
+
+    @property
+    def Pos(self) -> int:
+        return self._t.Pos
+
+    def Offset(self, vtable_offset: int) -> int:
+        return self._t.Offset(vtable_offset)
+
+    def Get(self, flags: Any, off: int) -> Any:
+        if self.hit is None:
+            self.hit = (flags, off)
+        return self._t.Get(flags, off)
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(f"flatlane.typed.mutate: not a scalar field accessor (it uses _tab.{name})")
+
+
+def _accessor_name(field: str) -> str:
+    """flatc's Python accessor of a schema field: ``pixel_data`` -> ``PixelData``."""
+    if field[:1].isupper():
+        return field
+    return "".join(p[:1].upper() + p[1:] for p in field.split("_"))
+
+
+def mutate(msg: Any, field: str, value: Any) -> bool:
+    """Sets scalar ``field`` of flatc's reader ``msg`` (a table over a writable buffer, e.g. an
+    :class:`InPlaceCall`'s ``msg`` or a nested table of it) in place, like C++'s
+    ``mutate_<field>()``. ``field`` is the schema name (``checksum``) or flatc's accessor
+    (``Checksum``). Returns False when the field is absent from the buffer (it holds the default
+    and has no bytes to patch: rebuild the message instead). Raises struct.error for a value out of
+    the field's range, TypeError for a read-only buffer, AttributeError for a non-scalar field."""
+    accessor = getattr(type(msg), _accessor_name(field), None)
+    if accessor is None or not callable(accessor):
+        raise AttributeError(f"flatlane.typed.mutate: {type(msg).__name__} has no field {field!r}")
+    table = msg._tab
+    probe = _ScalarProbe(table)
+    shadow = type(msg).__new__(type(msg))
+    shadow._tab = probe
+    current = accessor(shadow)
+    if probe.hit is None:
+        if isinstance(current, (int, float, bool)):
+            return False  # absent: the default, nothing to patch
+        raise AttributeError(f"flatlane.typed.mutate: {type(msg).__name__}.{field} is not a scalar field")
+    flags, off = probe.hit
+    if isinstance(current, bool):
+        value = bool(value)
+    packed = flags.packer_type.pack(flags.py_type(value))  # first: a failed pack_into leaves zeros
+    table.Bytes[off : off + len(packed)] = packed
+    return True
+
+
+@dataclasses.dataclass(frozen=True)
+class InPlaceStats:
+    """Counters of a typed duplex endpoint (C++'s ``InPlaceStats``)."""
+
+    sent: int
+    """Client: requests built and published."""
+    received: int
+    """Client: replies received; server: calls handed out."""
+    rejected: int
+    """Client: replies that came back rejected; server: requests that failed the root check."""
+    corrupt: int
+    """Client: replies that failed the root check."""
+    regrown: int
+    """Client: messages that outgrew their first reservation (moved once)."""
+
+
+class InPlaceReply(Received[T]):
+    """The client's view of an answered request: ``msg`` is flatc's reader over the FlatBuffer as
+    the server left it, in the client's own frame (no copy; None when ``rejected``). The frame goes
+    back to the ring on :meth:`release`, at the end of ``with``, or when dropped."""
+
+    __slots__ = ()
+
+    @property
+    def rejected(self) -> bool:
+        return self._frame.rejected
+
+    @property
+    def zero_copy(self) -> bool:
+        return True
+
+    @property
+    def raw(self) -> Any:
+        """The native response (flatlane.DuplexResponse)."""
+        return self._frame
+
+    def numpy_view(self, field: str) -> Any:
+        """Field ``field``'s vector as a NumPy array over the frame (zero copy, writable)."""
+        return _vector_view(self, field)
+
+    def __repr__(self) -> str:
+        state = " rejected" if self._frame.rejected else " released" if self._view is None else ""
+        name = type(self.msg).__name__ if self.msg is not None else "-"
+        return f"<flatlane.InPlaceReply {name} seq={self._frame.seq}{state}>"
+
+
+class InPlaceCall(Received[T]):
+    """The server's view of a request: ``msg`` is flatc's reader over the request bytes in the
+    client's frame, over a writable buffer. Modify it in place: ``numpy_view("data")`` (or flatc's
+    ``msg.DataAsNumpy()``) is a writable NumPy array over a vector field, ``mutate("checksum", v)``
+    patches a scalar field. Then :meth:`respond` (or ``InPlaceServer.respond(call)``) hands the same
+    bytes back, or :meth:`reject`. Released or dropped unanswered, it is rejected."""
+
+    __slots__ = ()
+
+    @property
+    def zero_copy(self) -> bool:
+        return True
+
+    @property
+    def raw(self) -> Any:
+        """The native request (flatlane.DuplexRequest)."""
+        return self._frame
+
+    @property
+    def answered(self) -> bool:
+        return self._frame.answered
+
+    def numpy_view(self, field: str) -> Any:
+        """Field ``field``'s vector (schema name or flatc accessor) as a writable NumPy array over
+        the frame: writes go straight into the message the client will read back."""
+        return _vector_view(self, field)
+
+    def mutate(self, field: str, value: Any) -> bool:
+        """Sets scalar field ``field`` of the root table in place (see :func:`mutate`)."""
+        if self._view is None:
+            raise ValueError(f"flatlane: call {self._frame.seq} was released")
+        return mutate(self.msg, field, value)
+
+    def respond(self) -> None:
+        """Hands the (modified) message back to the client, where it lies."""
+        self._frame.respond()
+        self.release()
+
+    def reject(self) -> None:
+        """Rejects the request (the client's reply is ``rejected``)."""
+        self._frame.reject()
+        self.release()
+
+    def __repr__(self) -> str:
+        state = " answered" if self._frame.answered else " released" if self._view is None else ""
+        return f"<flatlane.InPlaceCall {type(self.msg).__name__} seq={self._frame.seq}{state}>"
+
+
+def _vector_view(m: Received[Any], field: str) -> Any:
+    if m._view is None or m.msg is None:
+        raise ValueError(f"flatlane: message {m._frame.seq} was released or rejected")
+    name = _accessor_name(field) + "AsNumpy"
+    fn = getattr(m.msg, name, None)
+    if fn is None:
+        raise AttributeError(f"flatlane: {type(m.msg).__name__} has no scalar vector field {field!r} ({name})")
+    a = fn()
+    if isinstance(a, int):  # flatc returns 0 for an absent vector
+        raise ValueError(f"flatlane: vector {field!r} is absent from message {m._frame.seq}")
+    return a
+
+
+class _DuplexBuilder(_FrameBuilder):
+    """A Builder whose buffer is the client's reserved frame: the message is built back to front
+    and published where it ends. Growth moves it once into a larger reservation, up to a frame."""
+
+    __slots__ = ()
+
+    def _abandon(self) -> None:
+        if self._in_frame:
+            self._in_frame = False
+            c = self._sender._c
+            if not c.closed:
+                c.abort()
+        self.Bytes = _NO_BYTES
+
+    def growByteBuffer(self) -> None:
+        s = self._sender
+        old = self.Bytes
+        old_size = len(old)
+        used = old_size - self.head
+        if old_size >= s._cap:
+            raise s._too_large(used, "built so far, and more did not fit a frame")
+        self._grew = True
+        new_size = min(max(old_size * 2, 64), s._cap)
+        tail = bytes(old[self.head :])  # the larger reservation overlaps the old one
+        c = s._c
+        c.abort()
+        self._in_frame = False
+        view = c.reserve(new_size, s._timeout)
+        self._in_frame = True
+        view[new_size - used :] = tail
+        self.Bytes = view
+
+
+class _InPlaceEndpoint(_TypedEndpoint):
+    __slots__ = ()
+    _kind = ChannelKind.DUPLEX
+
+    @classmethod
+    def _duplex_kwargs(
+        cls,
+        name: Optional[str],
+        mode: ModeLike,
+        ring_capacity: int,
+        wait: Optional[WaitLike],
+        type_check: TypeCheckLike,
+        permissions: int,
+        spin_budget_ms: float,
+        liveness_interval_ms: float,
+        unlink_on_close: bool,
+    ) -> "tuple[str, dict[str, Any]]":
+        spec, message = cls._bound()
+        check = _str_enum(TypeCheck, type_check, "type check")
+        return name or spec.name, dict(
+            mode=_enum_value(OpenMode, mode, "open mode"),
+            ring_capacity=ring_capacity or spec.ring_capacity,
+            permissions=permissions,
+            type_name=message.type_name,
+            type_hash=message.type_hash,
+            type_name_only=check is TypeCheck.NAME_ONLY,
+            wait=_enum_value(WaitStrategy, spec.wait if wait is None else wait, "wait strategy"),
+            spin_budget_ns=round(spin_budget_ms * 1_000_000),
+            liveness_interval_ns=round(liveness_interval_ms * 1_000_000),
+            unlink_on_close=unlink_on_close,
+        )
+
+    def _corrupt(self, r: Any, view: memoryview, n: int, what: str, role: str) -> CorruptMessageError:
+        exc = _corrupt(self._name, self.message.type_name if self.message else "?", r, view, n,  # type: ignore[attr-defined]
+                       self._fid, what=what, call="receive()")  # type: ignore[attr-defined]
+        exc.args = (exc.args[0].replace(f"on channel '{self._name}'", f"on duplex channel '{self._name}'"),)  # type: ignore[attr-defined]
+        exc.role = role
+        return exc
+
+
+class InPlaceClient(_InPlaceEndpoint, Generic[T]):
+    """The client of a generated duplex channel: builds each request in a reserved frame and reads
+    the server's answer in the same frame (checked root).
+
+    ``seq = client.send(build, *args)`` (``build(builder, *args)`` returns the root offset, as for
+    Publisher.send); ``with client.receive(timeout) as reply:`` gives ``reply.msg`` (None when
+    ``reply.rejected``). Replies come in request order. Not thread-safe (one builder).
+
+    Options (keyword, optional; zero / None means "as the schema says"): name, mode, ring_capacity,
+    max_message (at most a frame), wait, type_check, send_timeout (ms a reservation waits for frames
+    a previous client left; a ring full of our own requests raises BufferFullError at once),
+    size_hint (first reservation), permissions, spin_budget_ms, liveness_interval_ms,
+    unlink_on_close.
+    """
+
+    __slots__ = ("_c", "_name", "_builder", "_fid", "_cap", "_max_message", "_timeout", "_hint",
+                 "_sent", "_received", "_rejected", "_corrupt_count", "_regrown")
+
+    def __init__(
+        self,
+        *,
+        name: Optional[str] = None,
+        mode: ModeLike = OpenMode.CREATE_OR_OPEN,
+        ring_capacity: int = 0,
+        max_message: int = 0,
+        wait: Optional[WaitLike] = None,
+        type_check: TypeCheckLike = TypeCheck.EXACT,
+        send_timeout: Optional[float] = None,
+        size_hint: int = 0,
+        permissions: int = 0o600,
+        spin_budget_ms: float = 0.05,
+        liveness_interval_ms: float = 50.0,
+        unlink_on_close: bool = True,
+    ) -> None:
+        spec, message = self._bound()
+        if send_timeout is not None and send_timeout < 0:
+            raise ValueError("flatlane: send_timeout must be >= 0 milliseconds, or None to wait forever")
+        seg_name, kwargs = self._duplex_kwargs(name, mode, ring_capacity, wait, type_check, permissions,
+                                               spin_budget_ms, liveness_interval_ms, unlink_on_close)
+        self._c = _native.DuplexClient(seg_name, **kwargs)
+        self._name = seg_name
+        self._fid = None if message.file_identifier is None else message.file_identifier.encode()
+        frame = self._c.max_frame_payload & ~(_DUPLEX_ALIGN - 1)
+        self._max_message = min(max_message or spec.max_message, frame)
+        self._cap = min((self._max_message + _DUPLEX_ALIGN - 1) & ~(_DUPLEX_ALIGN - 1), frame)
+        self._timeout = send_timeout
+        self._hint = size_hint or _INITIAL_HINT
+        self._sent = self._received = self._rejected = self._corrupt_count = self._regrown = 0
+        self._builder = _DuplexBuilder(self)  # type: ignore[arg-type]
+
+    def _too_large(self, size: int, when: str) -> MessageTooLargeError:
+        exc = MessageTooLargeError(
+            f"flatlane: message_too_large: send() on duplex channel '{self._name}': {size} bytes {when}; a "
+            f"message must fit max_message {self._max_message} bytes (one frame: duplex messages are "
+            f"never chunked); nothing was sent"
+        )
+        exc.errc = Errc.MESSAGE_TOO_LARGE
+        exc.channel = self._name
+        exc.role = "client"
+        return exc
+
+    def send(self, build: Callable[..., int], *args: Any) -> int:
+        """Builds one request in a frame (``build(builder, *args)`` returns the root offset) and
+        publishes it where it lies; returns its seq. Raises MessageTooLargeError (nothing sent),
+        BufferFullError (the ring is full of requests whose replies were not received and
+        released), ClosedError."""
+        c = self._c
+        b = self._builder
+        n = min((self._hint + _DUPLEX_ALIGN - 1) & ~(_DUPLEX_ALIGN - 1), self._cap)
+        view = c.reserve(n, self._timeout)
+        b._begin(view, n)
+        try:
+            b.Finish(build(b, *args), self._fid)
+        except BaseException:
+            b._abandon()
+            raise
+        used = len(b.Bytes) - b.head
+        if b._grew:
+            self._regrown += 1
+        if used > self._max_message:
+            b._abandon()
+            raise self._too_large(used, "built")
+        b._in_frame = False
+        b.Bytes = _NO_BYTES
+        self._hint = used + 64  # the next request is likely the same size
+        self._sent += 1
+        return c.commit_tail(used)
+
+    def receive(self, timeout: Optional[float] = None) -> InPlaceReply[Any]:
+        """The reply to the oldest outstanding request, read in place (``msg`` None when
+        ``rejected``). Raises FlatlaneTimeoutError, PeerDeadError (the server died; a new server
+        rejects what the dead one held), PeerClosedError, CorruptMessageError (the frame is
+        released), InvalidArgumentError (nothing outstanding)."""
+        r = self._c.receive(timeout)
+        self._received += 1
+        view = memoryview(r)
+        if r.rejected:
+            self._rejected += 1
+            return InPlaceReply(r, view, None)
+        n = len(view)
+        root = _root_ok(view, n, self._fid)
+        if root:
+            msg = self.message.reader()  # type: ignore[union-attr]
+            msg.Init(view, root)
+            return InPlaceReply(r, view, msg)
+        self._corrupt_count += 1
+        raise self._corrupt(r, view, n, f"reply to request {r.seq}", "client")
+
+    def stats(self) -> InPlaceStats:
+        return InPlaceStats(self._sent, self._received, self._rejected, self._corrupt_count, self._regrown)
+
+    @property
+    def outstanding(self) -> int:
+        return self._c.outstanding
+
+    @property
+    def peer_attached(self) -> bool:
+        return self._c.peer_attached
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def max_message(self) -> int:
+        return self._max_message
+
+    @property
+    def raw(self) -> Any:
+        """The underlying native duplex client."""
+        return self._c
+
+    @property
+    def closed(self) -> bool:
+        return self._c.closed
+
+    def close(self) -> None:
+        self._builder._abandon()
+        self._c.close()
+
+    def __repr__(self) -> str:
+        return f"<flatlane {type(self).__qualname__} {self._name!r} {'closed' if self._c.closed else 'open'}>"
+
+
+class InPlaceServer(_InPlaceEndpoint, Generic[T]):
+    """The server of a generated duplex channel: hands out each request as an :class:`InPlaceCall`,
+    flatc's reader over the client's frame, writable; modify it in place and :meth:`respond`.
+
+    Options (keyword, optional): name, mode, ring_capacity, wait, type_check, permissions,
+    spin_budget_ms, liveness_interval_ms, unlink_on_close.
+    """
+
+    __slots__ = ("_s", "_name", "_fid", "_received", "_rejected")
+
+    def __init__(
+        self,
+        *,
+        name: Optional[str] = None,
+        mode: ModeLike = OpenMode.CREATE_OR_OPEN,
+        ring_capacity: int = 0,
+        wait: Optional[WaitLike] = None,
+        type_check: TypeCheckLike = TypeCheck.EXACT,
+        permissions: int = 0o600,
+        spin_budget_ms: float = 0.05,
+        liveness_interval_ms: float = 50.0,
+        unlink_on_close: bool = True,
+    ) -> None:
+        spec, message = self._bound()
+        seg_name, kwargs = self._duplex_kwargs(name, mode, ring_capacity, wait, type_check, permissions,
+                                               spin_budget_ms, liveness_interval_ms, unlink_on_close)
+        self._s = _native.DuplexServer(seg_name, **kwargs)
+        self._name = seg_name
+        self._fid = None if message.file_identifier is None else message.file_identifier.encode()
+        self._received = self._rejected = 0
+
+    def receive(self, timeout: Optional[float] = None) -> InPlaceCall[Any]:
+        """The next request. One that fails the root check is rejected and reported as
+        CorruptMessageError (counted in ``stats().rejected``); the next comes through normally."""
+        r = self._s.receive(timeout)
+        view = memoryview(r)  # writable: the reader's NumPy views and mutate() write in place
+        n = len(view)
+        root = _root_ok(view, n, self._fid)
+        if root:
+            self._received += 1
+            msg = self.message.reader()  # type: ignore[union-attr]
+            msg.Init(view, root)
+            return InPlaceCall(r, view, msg)
+        self._rejected += 1
+        raise self._corrupt(r, view, n, f"request {r.seq}", "server")
+
+    def respond(self, call: InPlaceCall[Any]) -> None:
+        """Hands the call's (modified) message back where it lies."""
+        call.respond()
+
+    def reject(self, call: InPlaceCall[Any]) -> None:
+        call.reject()
+
+    def stats(self) -> InPlaceStats:
+        return InPlaceStats(0, self._received, self._rejected, 0, 0)
+
+    @property
+    def outstanding(self) -> int:
+        return self._s.outstanding
+
+    @property
+    def peer_attached(self) -> bool:
+        return self._s.peer_attached
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def raw(self) -> Any:
+        """The underlying native duplex server."""
+        return self._s
+
+    @property
+    def closed(self) -> bool:
+        return self._s.closed
+
+    def close(self) -> None:
         self._s.close()
 
     def __repr__(self) -> str:

@@ -38,6 +38,8 @@
 #include <span>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -2782,6 +2784,992 @@ PyGetSetDef client_getset[] = {
     {"held_replies", client_get_held, nullptr, "Replies returned and not yet released.", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
+// ================================================================================================
+// In-place duplex channels (kind 3): DuplexClient / DuplexServer.
+//
+// The same ownership and threading rules as the topics and services above. Each C++ endpoint
+// lives in a DuplexCore behind a std::shared_ptr; the Python endpoint, every DuplexResponse and
+// DuplexRequest object and the exporter of the client's reservation hold one reference, so the
+// ring stays mapped while any view of it is alive.
+//
+// The C++ DuplexResponse/DuplexRequest handles live in the core (`held`, keyed by seq, guarded
+// by `mu`), not in the Python objects: close() releases every response (the client) or rejects
+// every unanswered request (the server, like ~DuplexServer) with the role still ours, before the
+// C++ endpoint closes. A handle released after close() would otherwise write the shared release
+// or response position of a role a new endpoint may have claimed. The Python objects keep only
+// their seq; giving one back after close() finds nothing left to do.
+
+template <class Ep, class Msg>
+struct DuplexCore {
+  DuplexCore(const std::string& n, const fl::DuplexOptions& o) : name(n), ep(n, o) {}
+  const std::string name;
+  Ep ep;
+  std::mutex mu;  // serialises calls into `ep` and `held`
+  std::atomic<bool> closed{false};
+  std::unordered_map<uint64_t, Msg> held;  // after `ep`: destroyed (released/rejected) before it
+  std::atomic<uint64_t> held_count{0};     // Python objects not yet given back
+  std::mutex pending_mu;
+  std::vector<uint64_t> pending;  // seqs given back while another thread held `mu`
+  std::atomic<bool> has_pending{false};
+
+  void drain_locked() noexcept {
+    if (!has_pending.load(std::memory_order_seq_cst)) return;
+    std::vector<uint64_t> batch;
+    {
+      std::lock_guard<std::mutex> g(pending_mu);
+      batch.swap(pending);
+      has_pending.store(false, std::memory_order_seq_cst);
+    }
+    for (uint64_t k : batch) held.erase(k);  // each destructor releases (client) or rejects (server)
+  }
+
+  // Gives a message back from Python (GIL held, so this never waits for `mu` for long).
+  void give_back(uint64_t key) noexcept {
+    held_count.fetch_sub(1, std::memory_order_relaxed);
+    std::unique_lock<std::mutex> lk(mu, std::try_to_lock);
+    if (lk.owns_lock()) {
+      held.erase(key);
+      drain_locked();
+      return;
+    }
+    try {
+      std::lock_guard<std::mutex> g(pending_mu);
+      pending.push_back(key);
+      has_pending.store(true, std::memory_order_seq_cst);
+    } catch (const std::bad_alloc&) {
+      lk.lock();  // the holder waits in slices
+      held.erase(key);
+      drain_locked();
+      return;
+    }
+    if (lk.try_lock()) drain_locked();
+  }
+
+  void unlock(std::unique_lock<std::mutex>& lk) noexcept {
+    drain_locked();
+    lk.unlock();
+    if (has_pending.load(std::memory_order_seq_cst) && lk.try_lock()) {
+      drain_locked();
+      lk.unlock();
+    }
+  }
+};
+
+using DClientCore = DuplexCore<fl::DuplexClient, fl::DuplexResponse>;
+using DServerCore = DuplexCore<fl::DuplexServer, fl::DuplexRequest>;
+using DuplexClientObject = PatternObject<DClientCore>;
+using DuplexServerObject = PatternObject<DServerCore>;
+
+template <>
+struct RoleOf<DuplexClientObject> {
+  static constexpr const char* kRole = "client";
+  static constexpr const char* kWhat = "duplex channel";
+};
+template <>
+struct RoleOf<DuplexServerObject> {
+  static constexpr const char* kRole = "server";
+  static constexpr const char* kWhat = "duplex channel";
+};
+
+PyTypeObject* g_dclient_type = nullptr;
+PyTypeObject* g_dserver_type = nullptr;
+PyTypeObject* g_dresponse_type = nullptr;
+PyTypeObject* g_drequest_type = nullptr;
+PyTypeObject* g_dframe_type = nullptr;
+
+bool parse_duplex_options(PyObject* args, PyObject* kwargs, std::string* name, fl::DuplexOptions* o) {
+  static const char* kw[] = {"name",      "mode",      "ring_capacity",  "permissions",          "type_name",
+                             "type_hash", "type_name_only", "wait",      "spin_budget_ns", "liveness_interval_ns",
+                             "unlink_on_close", nullptr};
+  const char* name_c = nullptr;
+  Py_ssize_t name_len = 0;
+  const char* type_c = "";
+  Py_ssize_t type_len = 0;
+  int mode = 2, wait = 1, unlink = 1, name_only = 0;
+  unsigned long long ring = 1ull << 20, hash = 0;
+  unsigned int perms = 0600;
+  long long spin_ns = 50'000, liveness_ns = 50'000'000;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s#|$iKIs#KpiLLp:Duplex", const_cast<char**>(kw), &name_c, &name_len,
+                                   &mode, &ring, &perms, &type_c, &type_len, &hash, &name_only, &wait, &spin_ns,
+                                   &liveness_ns, &unlink))
+    return false;
+  if (!parse_mode(mode, &o->mode) || !parse_wait(wait, spin_ns, liveness_ns, &o->wait)) return false;
+  if (perms > 0777) {
+    PyErr_SetString(PyExc_ValueError, "flatlane: permissions must be a file mode like 0o600");
+    return false;
+  }
+  name->assign(name_c, static_cast<size_t>(name_len));
+  o->segment.ring_capacity = ring;
+  o->segment.mode = static_cast<mode_t>(perms);
+  o->segment.type.name.assign(type_c, static_cast<size_t>(type_len));
+  o->segment.type.hash = hash;
+  o->segment.type.name_only = name_only != 0;
+  o->unlink_on_close = unlink != 0;
+  return true;
+}
+
+// Closes a duplex endpoint: held responses are released / unanswered requests rejected while
+// the role is still ours, then the C++ endpoint closes (the peer sees peer_closed).
+template <class Obj>
+void duplex_close_impl(Obj* self) {
+  if (!self->core) return;
+  auto core = std::move(self->core);
+  core->closed.store(true, std::memory_order_release);
+  if (self->exporter) self->exporter->live = false;
+  {
+    std::unique_lock<std::mutex> lk(core->mu, std::try_to_lock);
+    if (!lk.owns_lock()) {
+      py::gil_scoped_release nogil;  // a blocked call gives the mutex up within a slice
+      lk.lock();
+    }
+    core->drain_locked();
+    if constexpr (std::is_same_v<Obj, DuplexClientObject>) core->ep.abort();
+    core->held.clear();
+    core->ep.close();
+    core->unlock(lk);
+  }
+  PyObject* e = reinterpret_cast<PyObject*>(self->exporter);
+  self->exporter = nullptr;
+  Py_XDECREF(e);
+}
+
+template <class Obj>
+void duplex_dealloc(PyObject* o) {
+  auto* self = reinterpret_cast<Obj*>(o);
+  PyTypeObject* tp = Py_TYPE(o);
+  duplex_close_impl(self);
+  self->core.~shared_ptr();
+  self->name.~basic_string();
+  tp->tp_free(o);
+  Py_DECREF(tp);
+}
+
+template <class Obj>
+PyObject* duplex_close(PyObject* o, PyObject*) {
+  duplex_close_impl(reinterpret_cast<Obj*>(o));
+  Py_RETURN_NONE;
+}
+
+std::string duplex_why(fl::Errc e, nanoseconds timeout, bool client, bool reserving) {
+  switch (e) {
+    case fl::Errc::timeout:
+      if (reserving)
+        return "no ring space: the ring is full of requests whose responses were not received and released "
+               "(receive() and release them first)";
+      return (client ? "no response within " : "no request within ") + ms_text(timeout);
+    case fl::Errc::peer_dead: return client ? "the server process died" : "the client process died";
+    case fl::Errc::peer_closed: return client ? "the server closed the channel" : "the client closed the channel";
+    case fl::Errc::invalid_argument: return client ? "no request is outstanding" : "";
+    default: return {};
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// DuplexResponse (client) and DuplexRequest (server) objects.
+
+struct DResponseObject {
+  PyObject_HEAD
+  std::shared_ptr<DClientCore> core;
+  std::byte* data;
+  size_t size;
+  uint64_t seq;
+  bool rejected;
+  bool given_back;
+  bool release_requested;
+  Py_ssize_t exports;
+};
+
+struct DRequestObject {
+  PyObject_HEAD
+  std::shared_ptr<DServerCore> core;
+  std::byte* payload;  // the whole frame payload
+  size_t capacity;
+  size_t offset;  // the request bytes within it
+  size_t size;
+  uint64_t seq;
+  bool answered;  // responded or rejected (or given back)
+  bool release_requested;
+  Py_ssize_t exports;  // buffer exports of the request bytes and of `.frame`
+};
+
+// The writable view of a request's whole frame payload: its exports count as the request's.
+struct DFrameObject {
+  PyObject_HEAD
+  DRequestObject* owner;  // strong reference
+};
+
+template <class Obj>
+void dmsg_give_back(Obj* m) {
+  if (m->given_back) return;
+  m->given_back = true;
+  m->core->give_back(m->seq);
+}
+
+void dresponse_dealloc(PyObject* self) {
+  auto* m = reinterpret_cast<DResponseObject*>(self);
+  PyTypeObject* tp = Py_TYPE(self);
+  dmsg_give_back(m);
+  m->core.~shared_ptr();
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+int dresponse_getbuffer(PyObject* self, Py_buffer* view, int flags) {
+  auto* m = reinterpret_cast<DResponseObject*>(self);
+  if (m->release_requested || m->core->closed.load(std::memory_order_acquire)) {
+    PyErr_Format(PyExc_ValueError, "flatlane: DuplexResponse %llu was %s", static_cast<unsigned long long>(m->seq),
+                 m->release_requested ? "released" : "given back (the client is closed)");
+    view->obj = nullptr;
+    return -1;
+  }
+  if (PyBuffer_FillInfo(view, self, m->data, static_cast<Py_ssize_t>(m->size), 0, flags) < 0) return -1;
+  ++m->exports;
+  return 0;
+}
+
+void dresponse_releasebuffer(PyObject* self, Py_buffer*) {
+  auto* m = reinterpret_cast<DResponseObject*>(self);
+  if (--m->exports == 0 && m->release_requested) dmsg_give_back(m);
+}
+
+PyObject* dresponse_release(PyObject* self, PyObject*) {
+  auto* m = reinterpret_cast<DResponseObject*>(self);
+  m->release_requested = true;
+  if (m->exports == 0) dmsg_give_back(m);
+  Py_RETURN_NONE;
+}
+
+PyObject* dresponse_exit(PyObject* self, PyObject* const*, Py_ssize_t) {
+  dresponse_release(self, nullptr);
+  Py_RETURN_FALSE;
+}
+
+Py_ssize_t dresponse_len(PyObject* self) { return static_cast<Py_ssize_t>(reinterpret_cast<DResponseObject*>(self)->size); }
+PyObject* dresponse_get_seq(PyObject* self, void*) {
+  return PyLong_FromUnsignedLongLong(reinterpret_cast<DResponseObject*>(self)->seq);
+}
+PyObject* dresponse_get_rejected(PyObject* self, void*) {
+  return PyBool_FromLong(reinterpret_cast<DResponseObject*>(self)->rejected);
+}
+PyObject* dresponse_get_released(PyObject* self, void*) {
+  return PyBool_FromLong(reinterpret_cast<DResponseObject*>(self)->release_requested);
+}
+PyObject* dresponse_repr(PyObject* self) {
+  auto* m = reinterpret_cast<DResponseObject*>(self);
+  return PyUnicode_FromFormat("<flatlane.DuplexResponse seq=%llu size=%zu%s%s>", static_cast<unsigned long long>(m->seq),
+                              m->size, m->rejected ? " rejected" : "", m->release_requested ? " released" : "");
+}
+
+void drequest_dealloc(PyObject* self) {
+  auto* m = reinterpret_cast<DRequestObject*>(self);
+  PyTypeObject* tp = Py_TYPE(self);
+  if (!m->answered) {
+    m->answered = true;
+    m->core->give_back(m->seq);  // unanswered: the handle's destructor rejects it
+  }
+  m->core.~shared_ptr();
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+bool drequest_exportable(DRequestObject* m) {
+  if (m->answered || m->release_requested || m->core->closed.load(std::memory_order_acquire)) {
+    PyErr_Format(PyExc_ValueError, "flatlane: DuplexRequest %llu was %s", static_cast<unsigned long long>(m->seq),
+                 m->release_requested ? "released"
+                 : m->answered        ? "answered"
+                                      : "rejected (the server is closed)");
+    return false;
+  }
+  return true;
+}
+
+int drequest_getbuffer(PyObject* self, Py_buffer* view, int flags) {
+  auto* m = reinterpret_cast<DRequestObject*>(self);
+  if (!drequest_exportable(m)) {
+    view->obj = nullptr;
+    return -1;
+  }
+  if (PyBuffer_FillInfo(view, self, m->payload + m->offset, static_cast<Py_ssize_t>(m->size), 0, flags) < 0) return -1;
+  ++m->exports;
+  return 0;
+}
+
+// Answers (respond or reject) with the core's mutex. Returns false with a Python error set.
+bool drequest_answer(DRequestObject* m, bool respond, size_t offset, size_t size) {
+  auto& core = m->core;
+  std::unique_lock<std::mutex> lk(core->mu, std::try_to_lock);
+  if (!lk.owns_lock()) {
+    std::shared_ptr<DServerCore> keep = core;
+    py::gil_scoped_release nogil;  // a receive() blocked in another thread gives it up within a slice
+    lk.lock();
+  }
+  core->drain_locked();
+  fl::Errc err = fl::Errc::ok;
+  auto it = core->held.find(m->seq);
+  if (it == core->held.end()) {
+    err = fl::Errc::closed;
+  } else if (respond) {
+    auto r = core->ep.respond(it->second, offset, size);
+    if (!r) err = r.error();
+    else core->held.erase(it);
+  } else {
+    core->held.erase(it);  // rejects
+  }
+  core->unlock(lk);
+  if (err != fl::Errc::ok) {
+    std::string d = std::string(respond ? "respond" : "reject") + "(" + std::to_string(m->seq) +
+                    ") on duplex channel '" + core->name + "'";
+    if (err == fl::Errc::message_too_large)
+      d += ": " + std::to_string(offset) + "+" + std::to_string(size) + " bytes exceed the frame's " +
+           std::to_string(m->capacity);
+    if (err == fl::Errc::closed) d += ": the server is closed (the request was rejected)";
+    set_pattern_error(err, d, core->name, "server", false);
+    return false;
+  }
+  m->answered = true;
+  core->held_count.fetch_sub(1, std::memory_order_relaxed);
+  return true;
+}
+
+void drequest_releasebuffer(PyObject* self, Py_buffer*) {
+  auto* m = reinterpret_cast<DRequestObject*>(self);
+  if (--m->exports == 0 && m->release_requested && !m->answered) {
+    m->answered = true;
+    m->core->give_back(m->seq);
+  }
+}
+
+PyObject* drequest_check_open(DRequestObject* m) {
+  if (m->answered || m->release_requested) {
+    set_pattern_error(fl::Errc::invalid_argument,
+                      "request " + std::to_string(m->seq) + " on duplex channel '" + m->core->name + "' was already " +
+                          (m->answered ? "answered" : "released"),
+                      m->core->name, "server", false);
+    return nullptr;
+  }
+  return Py_None;
+}
+
+PyObject* drequest_respond(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  auto* m = reinterpret_cast<DRequestObject*>(self);
+  PyObject* a[2];
+  if (!parse_fast("respond", args, nargs, kwnames, {"offset", "size"}, 0, a)) return nullptr;
+  if (drequest_check_open(m) == nullptr) return nullptr;
+  size_t offset = m->offset, size = m->size;
+  if (a[0] != nullptr && a[0] != Py_None) {
+    if (!to_size(a[0], &offset)) return nullptr;
+    if (a[1] == nullptr || a[1] == Py_None) {
+      if (offset > m->capacity) {
+        PyErr_Format(PyExc_ValueError, "flatlane: respond offset %zu is past the frame's %zu bytes", offset,
+                     m->capacity);
+        return nullptr;
+      }
+      size = m->capacity - offset;
+    }
+  }
+  if (a[1] != nullptr && a[1] != Py_None && !to_size(a[1], &size)) return nullptr;
+  return guarded([&]() -> PyObject* {
+    if (!drequest_answer(m, true, offset, size)) return nullptr;
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* drequest_reject(PyObject* self, PyObject*) {
+  auto* m = reinterpret_cast<DRequestObject*>(self);
+  if (m->answered) Py_RETURN_NONE;  // idempotent, like C++
+  return guarded([&]() -> PyObject* {
+    if (!drequest_answer(m, false, 0, 0)) {
+      // Closed: the request was rejected by close() already.
+      PyErr_Clear();
+      m->answered = true;
+      m->core->held_count.fetch_sub(1, std::memory_order_relaxed);
+    }
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* drequest_release(PyObject* self, PyObject*) {
+  auto* m = reinterpret_cast<DRequestObject*>(self);
+  m->release_requested = true;
+  if (m->exports == 0 && !m->answered) {
+    m->answered = true;
+    m->core->give_back(m->seq);
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* drequest_exit(PyObject* self, PyObject* const*, Py_ssize_t) {
+  drequest_release(self, nullptr);
+  Py_RETURN_FALSE;
+}
+
+Py_ssize_t drequest_len(PyObject* self) { return static_cast<Py_ssize_t>(reinterpret_cast<DRequestObject*>(self)->size); }
+PyObject* drequest_get_seq(PyObject* self, void*) {
+  return PyLong_FromUnsignedLongLong(reinterpret_cast<DRequestObject*>(self)->seq);
+}
+PyObject* drequest_get_offset(PyObject* self, void*) {
+  return PyLong_FromSize_t(reinterpret_cast<DRequestObject*>(self)->offset);
+}
+PyObject* drequest_get_capacity(PyObject* self, void*) {
+  return PyLong_FromSize_t(reinterpret_cast<DRequestObject*>(self)->capacity);
+}
+PyObject* drequest_get_answered(PyObject* self, void*) {
+  return PyBool_FromLong(reinterpret_cast<DRequestObject*>(self)->answered);
+}
+PyObject* drequest_get_released(PyObject* self, void*) {
+  return PyBool_FromLong(reinterpret_cast<DRequestObject*>(self)->release_requested);
+}
+PyObject* drequest_get_frame(PyObject* self, void*) {
+  auto* m = reinterpret_cast<DRequestObject*>(self);
+  if (!drequest_exportable(m)) return nullptr;
+  auto* f = PyObject_New(DFrameObject, g_dframe_type);
+  if (f == nullptr) return nullptr;
+  Py_INCREF(self);
+  f->owner = m;
+  PyObject* mv = PyMemoryView_FromObject(reinterpret_cast<PyObject*>(f));
+  Py_DECREF(reinterpret_cast<PyObject*>(f));  // the memoryview holds it
+  return mv;
+}
+PyObject* drequest_repr(PyObject* self) {
+  auto* m = reinterpret_cast<DRequestObject*>(self);
+  return PyUnicode_FromFormat("<flatlane.DuplexRequest seq=%llu size=%zu offset=%zu capacity=%zu%s>",
+                              static_cast<unsigned long long>(m->seq), m->size, m->offset, m->capacity,
+                              m->answered ? " answered" : "");
+}
+
+void dframe_dealloc(PyObject* self) {
+  auto* f = reinterpret_cast<DFrameObject*>(self);
+  PyTypeObject* tp = Py_TYPE(self);
+  Py_XDECREF(reinterpret_cast<PyObject*>(f->owner));
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+int dframe_getbuffer(PyObject* self, Py_buffer* view, int flags) {
+  DRequestObject* m = reinterpret_cast<DFrameObject*>(self)->owner;
+  if (!drequest_exportable(m)) {
+    view->obj = nullptr;
+    return -1;
+  }
+  if (PyBuffer_FillInfo(view, self, m->payload, static_cast<Py_ssize_t>(m->capacity), 0, flags) < 0) return -1;
+  ++m->exports;
+  return 0;
+}
+
+void dframe_releasebuffer(PyObject* self, Py_buffer* view) {
+  drequest_releasebuffer(reinterpret_cast<PyObject*>(reinterpret_cast<DFrameObject*>(self)->owner), view);
+}
+
+PyMethodDef dresponse_methods[] = {
+    {"release", dresponse_release, METH_NOARGS,
+     "Give the frame back to the client's ring. Takes effect once no memoryview or array of it is alive; "
+     "new views are refused from now on. Idempotent."},
+    {"numpy", as_cfunction(frame_numpy), METH_VARARGS | METH_KEYWORDS,
+     "numpy(dtype=None, count=-1, offset=0) -> numpy.ndarray\n\nA writable NumPy array over the response bytes "
+     "(zero copy); the array keeps the response held."},
+    {"__enter__", frame_enter, METH_NOARGS, nullptr},
+    {"__exit__", as_cfunction(dresponse_exit), METH_FASTCALL, nullptr},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyGetSetDef dresponse_getset[] = {
+    {"data", frame_get_data, nullptr,
+     "Writable memoryview of the response bytes: the request's frame as the server left it (zero copy).", nullptr},
+    {"seq", dresponse_get_seq, nullptr, "The seq commit()/send() returned for the request.", nullptr},
+    {"rejected", dresponse_get_rejected, nullptr,
+     "True if the server rejected the request (or died or closed holding it); the data is empty.", nullptr},
+    {"released", dresponse_get_released, nullptr, "True once release() was called.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+PyMethodDef drequest_methods[] = {
+    {"respond", as_cfunction(drequest_respond), METH_FASTCALL | METH_KEYWORDS,
+     "respond(offset=None, size=None)\n\nAnswer with the bytes now in the frame: by default the request's own "
+     "place (offset, size); else `size` bytes at `offset` within `frame` (size defaults to the rest of the frame). "
+     "Raises MessageTooLargeError past the frame, InvalidArgumentError if already answered."},
+    {"reject", drequest_reject, METH_NOARGS, "Reject the request (the client sees rejected). Idempotent."},
+    {"release", drequest_release, METH_NOARGS,
+     "Drop the request: rejected if unanswered, once no view of it is alive. Idempotent."},
+    {"numpy", as_cfunction(frame_numpy), METH_VARARGS | METH_KEYWORDS,
+     "numpy(dtype=None, count=-1, offset=0) -> numpy.ndarray\n\nA writable NumPy array over the request bytes "
+     "(zero copy)."},
+    {"__enter__", frame_enter, METH_NOARGS, nullptr},
+    {"__exit__", as_cfunction(drequest_exit), METH_FASTCALL, nullptr},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyGetSetDef drequest_getset[] = {
+    {"data", frame_get_data, nullptr, "Writable memoryview of the request bytes in the client's frame (zero copy).",
+     nullptr},
+    {"frame", drequest_get_frame, nullptr,
+     "Writable memoryview of the whole frame payload (the client's reservation); the request bytes are at "
+     "request_offset.",
+     nullptr},
+    {"seq", drequest_get_seq, nullptr, "The request's seq (the client's numbering, from 1).", nullptr},
+    {"request_offset", drequest_get_offset, nullptr, "Offset of the request bytes within `frame`.", nullptr},
+    {"capacity", drequest_get_capacity, nullptr, "Bytes of the whole frame payload.", nullptr},
+    {"answered", drequest_get_answered, nullptr,
+     "True once answered: respond(), reject(), or released / dropped unanswered (rejected).", nullptr},
+    {"released", drequest_get_released, nullptr, "True once release() was called.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+// ------------------------------------------------------------------------------------------------
+// DuplexClient
+
+int dclient_init(PyObject* o, PyObject* args, PyObject* kwargs) {
+  std::string name;
+  fl::DuplexOptions opts;
+  if (!parse_duplex_options(args, kwargs, &name, &opts)) return -1;
+  return pattern_init<DuplexClientObject, DClientCore>(reinterpret_cast<DuplexClientObject*>(o), name, opts, true);
+}
+
+// reserve() waits only for frames left by a previous client; a ring full of our own frames fails
+// at once (no wait can free them). In slices: a slice that ends early with a timeout is that case.
+fl::Result<std::span<std::byte>> dclient_reserve_locked(DClientCore& c, std::unique_lock<std::mutex>& lk, size_t n,
+                                                        nanoseconds timeout) {
+  c.ep.abort();
+  const bool forever = timeout.count() < 0;
+  const auto deadline = forever ? fl::Clock::time_point::max() : fl::Clock::now() + timeout;
+  for (;;) {
+    nanoseconds slice = kWaitSlice;
+    if (!forever) slice = std::max(nanoseconds(0), std::min(slice, std::chrono::duration_cast<nanoseconds>(deadline - fl::Clock::now())));
+    const auto t0 = fl::Clock::now();
+    auto r = c.ep.reserve(n, slice);
+    if (r || r.error() != fl::Errc::timeout) return r;
+    if (fl::Clock::now() - t0 < slice / 2) return r;  // no orphans ahead: our own frames fill the ring
+    if (c.closed.load(std::memory_order_acquire)) return fl::Errc::closed;
+    if (!forever && fl::Clock::now() >= deadline) return r;
+    c.unlock(lk);
+    std::this_thread::yield();
+    lk.lock();
+  }
+}
+
+PyObject* dclient_reserve(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  auto* self = reinterpret_cast<DuplexClientObject*>(o);
+  PyObject* a[2];
+  size_t n;
+  nanoseconds timeout;
+  if (!parse_fast("reserve", args, nargs, kwnames, {"n", "timeout"}, 1, a) || !to_size(a[0], &n) ||
+      !to_timeout(a[1], &timeout))
+    return nullptr;
+  DClientCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    self->exporter->live = false;
+    std::shared_ptr<DClientCore> keep = self->core;
+    std::unique_lock<std::mutex> lk;
+    fl::Result<std::span<std::byte>> r = fl::Errc::timeout;
+    {
+      py::gil_scoped_release nogil;
+      lk = std::unique_lock<std::mutex>(c->mu);
+      r = dclient_reserve_locked(*c, lk, n, timeout);
+    }
+    c->unlock(lk);
+    if (!r) {
+      std::string why = duplex_why(r.error(), timeout, true, true);
+      if (r.error() == fl::Errc::message_too_large)
+        why = std::to_string(n) + " bytes exceed the largest frame " + std::to_string(c->ep.max_frame_payload());
+      return pattern_fail(self, r.error(), "reserve(" + std::to_string(n) + ")", why, true);
+    }
+    if (!self->exporter) return pattern_fail(self, fl::Errc::closed, "reserve", "closed meanwhile");
+    return export_view(self->exporter, *r);
+  });
+}
+
+PyObject* dclient_publish(PyObject* o, PyObject* used_obj, bool tail) {
+  auto* self = reinterpret_cast<DuplexClientObject*>(o);
+  size_t used;
+  if (!to_size(used_obj, &used)) return nullptr;
+  DClientCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  if (!self->exporter->live) {
+    PyErr_SetString(PyExc_ValueError, tail ? "flatlane: commit_tail without a reservation (reserve() first)"
+                                           : "flatlane: commit without a reservation (reserve() first)");
+    return nullptr;
+  }
+  if (used > self->exporter->len) {
+    PyErr_Format(PyExc_ValueError, "flatlane: commit of %zu bytes exceeds the reserved %zu", used, self->exporter->len);
+    return nullptr;
+  }
+  return guarded([&]() -> PyObject* {
+    self->exporter->live = false;
+    std::unique_lock<std::mutex> lk;
+    lock_core(self, c, lk);
+    const uint64_t seq = tail ? c->ep.commit_tail(used) : c->ep.commit(used);
+    c->unlock(lk);
+    if (seq == 0) return pattern_fail(self, fl::Errc::invalid_argument, "commit", "no reservation");
+    return PyLong_FromUnsignedLongLong(seq);
+  });
+}
+
+PyObject* dclient_commit(PyObject* o, PyObject* used) { return dclient_publish(o, used, false); }
+PyObject* dclient_commit_tail(PyObject* o, PyObject* used) { return dclient_publish(o, used, true); }
+
+PyObject* dclient_abort(PyObject* o, PyObject*) {
+  auto* self = reinterpret_cast<DuplexClientObject*>(o);
+  DClientCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    self->exporter->live = false;
+    std::unique_lock<std::mutex> lk;
+    lock_core(self, c, lk);
+    c->ep.abort();
+    c->unlock(lk);
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* dclient_send(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  auto* self = reinterpret_cast<DuplexClientObject*>(o);
+  PyObject* a[3];
+  size_t capacity = 0;
+  nanoseconds timeout;
+  if (!parse_fast("send", args, nargs, kwnames, {"data", "capacity", "timeout"}, 1, a) || !to_timeout(a[2], &timeout))
+    return nullptr;
+  if (a[1] != nullptr && a[1] != Py_None && !to_size(a[1], &capacity)) return nullptr;
+  DClientCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  BufferView buf;
+  if (!buf.get(a[0])) return nullptr;
+  const auto bytes = buf.bytes();
+  const size_t n = std::max(bytes.size(), capacity);
+  return guarded([&]() -> PyObject* {
+    self->exporter->live = false;
+    std::shared_ptr<DClientCore> keep = self->core;
+    std::unique_lock<std::mutex> lk;
+    fl::Result<std::span<std::byte>> r = fl::Errc::timeout;
+    uint64_t seq = 0;
+    {
+      py::gil_scoped_release nogil;
+      lk = std::unique_lock<std::mutex>(c->mu);
+      r = dclient_reserve_locked(*c, lk, n, timeout);
+      if (r) {
+        if (!bytes.empty()) std::memcpy(r->data(), bytes.data(), bytes.size());
+        seq = c->ep.commit(bytes.size());
+      }
+    }
+    c->unlock(lk);
+    if (!r) {
+      std::string why = duplex_why(r.error(), timeout, true, true);
+      if (r.error() == fl::Errc::message_too_large)
+        why = std::to_string(n) + " bytes exceed the largest frame " + std::to_string(c->ep.max_frame_payload());
+      return pattern_fail(self, r.error(), "send(" + std::to_string(bytes.size()) + " bytes)", why, true);
+    }
+    return PyLong_FromUnsignedLongLong(seq);
+  });
+}
+
+PyObject* dclient_receive(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  auto* self = reinterpret_cast<DuplexClientObject*>(o);
+  nanoseconds timeout;
+  if (!parse_timeout_only("receive", args, nargs, kwnames, &timeout)) return nullptr;
+  DClientCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    std::shared_ptr<DClientCore> keep = self->core;
+    auto* obj = PyObject_New(DResponseObject, g_dresponse_type);
+    if (obj == nullptr) return nullptr;
+    new (&obj->core) std::shared_ptr<DClientCore>(keep);
+    obj->given_back = true;  // nothing to give back until filled in
+    obj->release_requested = true;
+    obj->exports = 0;
+    obj->data = nullptr;
+    obj->size = 0;
+    obj->seq = 0;
+    obj->rejected = false;
+    std::unique_lock<std::mutex> lk;
+    std::optional<fl::Result<fl::DuplexResponse>> res;
+    bool stored = false;
+    {
+      py::gil_scoped_release nogil;
+      lk = std::unique_lock<std::mutex>(c->mu);
+      res.emplace(wait_in_slices(*c, lk, timeout, nanoseconds(0), [&](nanoseconds t) { return c->ep.receive(t); }));
+      auto& r = *res;
+      if (r) {
+        const uint64_t seq = r->seq();
+        static std::byte empty[1];
+        obj->data = r->size() ? r->data().data() : empty;  // rejected: no bytes
+        obj->size = r->size();
+        obj->seq = seq;
+        obj->rejected = r->rejected();
+        try {
+          c->held.emplace(seq, std::move(*r));
+          stored = true;
+        } catch (const std::bad_alloc&) {
+          res.reset();  // released / rejected here, with the mutex
+        }
+      }
+    }
+    c->unlock(lk);
+    if (!res) {
+      Py_DECREF(reinterpret_cast<PyObject*>(obj));
+      return PyErr_NoMemory();
+    }
+    auto& r = *res;
+    if (!r || !stored) {
+      Py_DECREF(reinterpret_cast<PyObject*>(obj));
+      if (!r) return pattern_fail(self, r.error(), "receive", duplex_why(r.error(), timeout, true, false));
+      return PyErr_NoMemory();
+    }
+    obj->given_back = false;
+    obj->release_requested = false;
+    c->held_count.fetch_add(1, std::memory_order_relaxed);
+    return reinterpret_cast<PyObject*>(obj);
+  });
+}
+
+template <class Obj, class F>
+PyObject* duplex_locked_query(PyObject* o, F&& f) {
+  auto* self = reinterpret_cast<Obj*>(o);
+  auto* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    std::unique_lock<std::mutex> lk;
+    lock_core(self, c, lk);
+    PyObject* out = f(*c);
+    c->unlock(lk);
+    return out;
+  });
+}
+
+PyObject* duplex_stats_tuple(const fl::DuplexStats& s) {
+  return Py_BuildValue("(KKKKKKK)", static_cast<unsigned long long>(s.requests),
+                       static_cast<unsigned long long>(s.responses), static_cast<unsigned long long>(s.rejected),
+                       static_cast<unsigned long long>(s.bytes), static_cast<unsigned long long>(s.outstanding),
+                       static_cast<unsigned long long>(s.occupancy_bytes),
+                       static_cast<unsigned long long>(s.capacity_bytes));
+}
+
+PyObject* dclient_stats(PyObject* o, PyObject*) {
+  return duplex_locked_query<DuplexClientObject>(o, [](DClientCore& c) { return duplex_stats_tuple(c.ep.stats()); });
+}
+PyObject* dclient_get_outstanding(PyObject* o, void*) {
+  return duplex_locked_query<DuplexClientObject>(o, [](DClientCore& c) {
+    return PyLong_FromUnsignedLongLong(c.ep.outstanding());
+  });
+}
+PyObject* dclient_get_max_frame(PyObject* o, void*) {
+  DClientCore* c = pattern_core(reinterpret_cast<DuplexClientObject*>(o));
+  return c ? PyLong_FromUnsignedLong(c->ep.max_frame_payload()) : nullptr;
+}
+PyObject* dclient_get_capacity(PyObject* o, void*) {
+  DClientCore* c = pattern_core(reinterpret_cast<DuplexClientObject*>(o));
+  return c ? PyLong_FromUnsignedLongLong(c->ep.segment().ring_capacity()) : nullptr;
+}
+PyObject* dclient_get_peer(PyObject* o, void*) {
+  DClientCore* c = pattern_core(reinterpret_cast<DuplexClientObject*>(o));
+  return c ? PyBool_FromLong(c->ep.peer_attached()) : nullptr;
+}
+PyObject* dclient_get_held(PyObject* o, void*) {
+  DClientCore* c = pattern_core(reinterpret_cast<DuplexClientObject*>(o));
+  return c ? PyLong_FromUnsignedLongLong(c->held_count.load(std::memory_order_relaxed)) : nullptr;
+}
+
+PyMethodDef dclient_methods[] = {
+    {"reserve", as_cfunction(dclient_reserve), METH_FASTCALL | METH_KEYWORDS,
+     "reserve(n, timeout=None) -> memoryview\n\nA writable view of an n-byte frame for the next request; then "
+     "commit(used) or commit_tail(used). Space returns only as responses are received and released: a ring full of "
+     "them raises BufferFullError at once. MessageTooLargeError above max_frame_payload."},
+    {"commit", dclient_commit, METH_O,
+     "commit(used) -> int\n\nPublish the first `used` reserved bytes as the request; returns its seq. The whole "
+     "reservation stays the frame the server may answer in."},
+    {"commit_tail", dclient_commit_tail, METH_O,
+     "commit_tail(used) -> int\n\nPublish the LAST `used` reserved bytes (a FlatBuffer built back to front)."},
+    {"abort", dclient_abort, METH_NOARGS, "Drop the reservation unpublished."},
+    {"send", as_cfunction(dclient_send), METH_FASTCALL | METH_KEYWORDS,
+     "send(data, capacity=0, timeout=None) -> int\n\nCopy `data` into a frame of max(len(data), capacity) bytes "
+     "and publish it; returns its seq."},
+    {"receive", as_cfunction(dclient_receive), METH_FASTCALL | METH_KEYWORDS,
+     "receive(timeout=None) -> DuplexResponse\n\nThe response to the oldest request not yet received (responses "
+     "come in request order), zero copy in its own frame. Raises FlatlaneTimeoutError, PeerDeadError, "
+     "PeerClosedError, InvalidArgumentError when nothing is outstanding."},
+    {"close", duplex_close<DuplexClientObject>, METH_NOARGS,
+     "Detach (idempotent); held responses are released, their views stay readable memory."},
+    {"_stats", dclient_stats, METH_NOARGS,
+     "(requests, responses, rejected, bytes, outstanding, occupancy_bytes, capacity_bytes)"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyGetSetDef dclient_getset[] = {
+    {"closed", pattern_get_closed<DuplexClientObject>, nullptr, "True once close() was called.", nullptr},
+    {"name", pattern_get_name<DuplexClientObject>, nullptr, "The channel name.", nullptr},
+    {"max_frame_payload", dclient_get_max_frame, nullptr, "Largest reservation (a request and its response).",
+     nullptr},
+    {"ring_capacity", dclient_get_capacity, nullptr, "Ring bytes.", nullptr},
+    {"peer_attached", dclient_get_peer, nullptr, "True while a live server is attached.", nullptr},
+    {"outstanding", dclient_get_outstanding, nullptr, "Requests sent whose response was not received yet.", nullptr},
+    {"held_responses", dclient_get_held, nullptr, "Responses returned by receive() and not yet released.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+// ------------------------------------------------------------------------------------------------
+// DuplexServer
+
+int dserver_init(PyObject* o, PyObject* args, PyObject* kwargs) {
+  std::string name;
+  fl::DuplexOptions opts;
+  if (!parse_duplex_options(args, kwargs, &name, &opts)) return -1;
+  return pattern_init<DuplexServerObject, DServerCore>(reinterpret_cast<DuplexServerObject*>(o), name, opts, false);
+}
+
+PyObject* dserver_receive(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  auto* self = reinterpret_cast<DuplexServerObject*>(o);
+  nanoseconds timeout;
+  if (!parse_timeout_only("receive", args, nargs, kwnames, &timeout)) return nullptr;
+  DServerCore* c = pattern_core(self);
+  if (c == nullptr) return nullptr;
+  return guarded([&]() -> PyObject* {
+    std::shared_ptr<DServerCore> keep = self->core;
+    auto* obj = PyObject_New(DRequestObject, g_drequest_type);
+    if (obj == nullptr) return nullptr;
+    new (&obj->core) std::shared_ptr<DServerCore>(keep);
+    obj->answered = true;  // nothing to give back until filled in
+    obj->release_requested = false;
+    obj->exports = 0;
+    obj->payload = nullptr;
+    obj->capacity = obj->offset = obj->size = 0;
+    obj->seq = 0;
+    std::unique_lock<std::mutex> lk;
+    std::optional<fl::Result<fl::DuplexRequest>> res;
+    bool stored = false;
+    {
+      py::gil_scoped_release nogil;
+      lk = std::unique_lock<std::mutex>(c->mu);
+      res.emplace(wait_in_slices(*c, lk, timeout, nanoseconds(0), [&](nanoseconds t) { return c->ep.receive(t); }));
+      auto& r = *res;
+      if (r) {
+        obj->payload = r->frame().data();
+        obj->capacity = r->frame().size();
+        obj->offset = r->request_offset();
+        obj->size = r->data().size();
+        obj->seq = r->seq();
+        try {
+          c->held.emplace(obj->seq, std::move(*r));
+          stored = true;
+        } catch (const std::bad_alloc&) {
+          res.reset();  // released / rejected here, with the mutex
+        }
+      }
+    }
+    c->unlock(lk);
+    if (!res) {
+      Py_DECREF(reinterpret_cast<PyObject*>(obj));
+      return PyErr_NoMemory();
+    }
+    auto& r = *res;
+    if (!r || !stored) {
+      Py_DECREF(reinterpret_cast<PyObject*>(obj));
+      if (!r) return pattern_fail(self, r.error(), "receive", duplex_why(r.error(), timeout, false, false));
+      return PyErr_NoMemory();
+    }
+    obj->answered = false;
+    c->held_count.fetch_add(1, std::memory_order_relaxed);
+    return reinterpret_cast<PyObject*>(obj);
+  });
+}
+
+PyObject* dserver_stats(PyObject* o, PyObject*) {
+  return duplex_locked_query<DuplexServerObject>(o, [](DServerCore& c) { return duplex_stats_tuple(c.ep.stats()); });
+}
+PyObject* dserver_get_outstanding(PyObject* o, void*) {
+  return duplex_locked_query<DuplexServerObject>(o, [](DServerCore& c) {
+    return PyLong_FromUnsignedLongLong(c.ep.outstanding());
+  });
+}
+PyObject* dserver_get_max_frame(PyObject* o, void*) {
+  DServerCore* c = pattern_core(reinterpret_cast<DuplexServerObject*>(o));
+  return c ? PyLong_FromUnsignedLong(c->ep.segment().max_frame_payload()) : nullptr;
+}
+PyObject* dserver_get_capacity(PyObject* o, void*) {
+  DServerCore* c = pattern_core(reinterpret_cast<DuplexServerObject*>(o));
+  return c ? PyLong_FromUnsignedLongLong(c->ep.segment().ring_capacity()) : nullptr;
+}
+PyObject* dserver_get_peer(PyObject* o, void*) {
+  DServerCore* c = pattern_core(reinterpret_cast<DuplexServerObject*>(o));
+  return c ? PyBool_FromLong(c->ep.peer_attached()) : nullptr;
+}
+
+PyMethodDef dserver_methods[] = {
+    {"receive", as_cfunction(dserver_receive), METH_FASTCALL | METH_KEYWORDS,
+     "receive(timeout=None) -> DuplexRequest\n\nThe next request: a writable, zero-copy view of the client's frame. "
+     "Answer it with respond() or reject(); dropped unanswered it is rejected. Raises FlatlaneTimeoutError, "
+     "PeerDeadError / PeerClosedError (the client went away and every request it sent was received)."},
+    {"close", duplex_close<DuplexServerObject>, METH_NOARGS,
+     "Detach (idempotent); unanswered requests are rejected first."},
+    {"_stats", dserver_stats, METH_NOARGS,
+     "(requests, responses, rejected, bytes, outstanding, occupancy_bytes, capacity_bytes)"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyGetSetDef dserver_getset[] = {
+    {"closed", pattern_get_closed<DuplexServerObject>, nullptr, "True once close() was called.", nullptr},
+    {"name", pattern_get_name<DuplexServerObject>, nullptr, "The channel name.", nullptr},
+    {"max_frame_payload", dserver_get_max_frame, nullptr, "Largest frame of the channel.", nullptr},
+    {"ring_capacity", dserver_get_capacity, nullptr, "Ring bytes.", nullptr},
+    {"peer_attached", dserver_get_peer, nullptr, "True while a live client is attached.", nullptr},
+    {"outstanding", dserver_get_outstanding, nullptr, "Requests received and not answered yet.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+template <class Obj>
+PyType_Spec* duplex_endpoint_spec(const char* name, initproc init, PyMethodDef* methods, PyGetSetDef* getset,
+                                  const char* doc) {
+  static PyType_Slot slots[] = {{Py_tp_new, reinterpret_cast<void*>(pattern_new<Obj>)},
+                                {Py_tp_init, reinterpret_cast<void*>(init)},
+                                {Py_tp_dealloc, reinterpret_cast<void*>(duplex_dealloc<Obj>)},
+                                {Py_tp_methods, methods},
+                                {Py_tp_getset, getset},
+                                {Py_tp_doc, const_cast<char*>(doc)},
+                                {0, nullptr}};
+  static PyType_Spec spec = {name, sizeof(Obj), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, slots};
+  return &spec;
+}
+
+void add_duplex_types(py::module_& m) {
+  static PyType_Slot response_slots[] = {
+      {Py_tp_dealloc, reinterpret_cast<void*>(dresponse_dealloc)},
+      {Py_tp_methods, dresponse_methods},
+      {Py_tp_getset, dresponse_getset},
+      {Py_tp_repr, reinterpret_cast<void*>(dresponse_repr)},
+      {Py_sq_length, reinterpret_cast<void*>(dresponse_len)},
+      {Py_bf_getbuffer, reinterpret_cast<void*>(dresponse_getbuffer)},
+      {Py_bf_releasebuffer, reinterpret_cast<void*>(dresponse_releasebuffer)},
+      {Py_tp_doc, const_cast<char*>("A duplex response: the request's frame as the server left it, writable, zero "
+                                    "copy. Release it (release(), `with`, or by dropping it) to free the frame.")},
+      {0, nullptr}};
+  static PyType_Spec response_spec = {"flatlane._native.DuplexResponse", sizeof(DResponseObject), 0,
+                                      Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, response_slots};
+  static PyType_Slot request_slots[] = {
+      {Py_tp_dealloc, reinterpret_cast<void*>(drequest_dealloc)},
+      {Py_tp_methods, drequest_methods},
+      {Py_tp_getset, drequest_getset},
+      {Py_tp_repr, reinterpret_cast<void*>(drequest_repr)},
+      {Py_sq_length, reinterpret_cast<void*>(drequest_len)},
+      {Py_bf_getbuffer, reinterpret_cast<void*>(drequest_getbuffer)},
+      {Py_bf_releasebuffer, reinterpret_cast<void*>(drequest_releasebuffer)},
+      {Py_tp_doc, const_cast<char*>("A duplex request: a writable, zero-copy view of the client's frame. Answer "
+                                    "with respond() or reject(); dropped unanswered, it is rejected.")},
+      {0, nullptr}};
+  static PyType_Spec request_spec = {"flatlane._native.DuplexRequest", sizeof(DRequestObject), 0,
+                                     Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, request_slots};
+  static PyType_Slot frame_slots[] = {
+      {Py_tp_dealloc, reinterpret_cast<void*>(dframe_dealloc)},
+      {Py_bf_getbuffer, reinterpret_cast<void*>(dframe_getbuffer)},
+      {Py_bf_releasebuffer, reinterpret_cast<void*>(dframe_releasebuffer)},
+      {Py_tp_doc, const_cast<char*>("Exporter of a duplex request's whole frame (internal).")},
+      {0, nullptr}};
+  static PyType_Spec frame_spec = {"flatlane._native.DuplexFrame", sizeof(DFrameObject), 0,
+                                   Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, frame_slots};
+  g_dresponse_type = make_type(&response_spec);
+  g_drequest_type = make_type(&request_spec);
+  g_dframe_type = make_type(&frame_spec);
+  g_dclient_type = make_type(duplex_endpoint_spec<DuplexClientObject>(
+      "flatlane._native.DuplexClient", dclient_init, dclient_methods, dclient_getset,
+      "Native in-place duplex client; use flatlane.DuplexClient."));
+  g_dserver_type = make_type(duplex_endpoint_spec<DuplexServerObject>(
+      "flatlane._native.DuplexServer", dserver_init, dserver_methods, dserver_getset,
+      "Native in-place duplex server; use flatlane.DuplexServer."));
+  m.add_object("DuplexResponse", reinterpret_cast<PyObject*>(g_dresponse_type));
+  m.add_object("DuplexRequest", reinterpret_cast<PyObject*>(g_drequest_type));
+  m.add_object("DuplexFrame", reinterpret_cast<PyObject*>(g_dframe_type));
+  m.add_object("DuplexClient", reinterpret_cast<PyObject*>(g_dclient_type));
+  m.add_object("DuplexServer", reinterpret_cast<PyObject*>(g_dserver_type));
+}
+
 template <class Obj>
 PyType_Spec* msg_spec(const char* name, PyGetSetDef* getset, const char* doc) {
   static PyType_Slot slots[] = {{Py_tp_dealloc, reinterpret_cast<void*>(msg_dealloc<Obj>)},
@@ -2848,6 +3836,7 @@ void add_pattern_types(py::module_& m) {
   m.add_object("TopicSubscriber", reinterpret_cast<PyObject*>(g_subscriber_type));
   m.add_object("ServiceServer", reinterpret_cast<PyObject*>(g_server_type));
   m.add_object("ServiceClient", reinterpret_cast<PyObject*>(g_client_type));
+  add_duplex_types(m);
 }
 
 }  // namespace
