@@ -616,3 +616,85 @@ def test_typed_python_client_server_process(gen, gen_dir: Path, channel: str) ->
                     got += 1
             assert peer.expect("done") == ["done", "20"]
             exit_ok(peer)
+
+
+# The C# team's C++ typed peer (runtime/csharp/Flatlane.Typed.Tests/peers/typed_peer.cpp) has
+# serve-invert / call-invert modes for fltest.Inplace.invert; compiled here on first use, as the
+# C# tests do, into a directory of the build of its own.
+TYPED_PEER_SRC = REPO / "runtime" / "csharp" / "Flatlane.Typed.Tests" / "peers" / "typed_peer.cpp"
+
+
+@pytest.fixture(scope="session")
+def cpp_typed_peer() -> Path:
+    lib = BUILD_DIR / "runtime" / "cpp" / "libflatlane.a"
+    if not lib.exists():
+        pytest.fail(f"{lib} not found: build the runtime (FLATLANE_BUILD_DIR={BUILD_DIR})")
+    out = BUILD_DIR / "python-duplex-typed-peer"
+    exe = out / "typed_peer"
+    newest = max(TYPED_PEER_SRC.stat().st_mtime, lib.stat().st_mtime)
+    if not exe.exists() or exe.stat().st_mtime < newest:
+        out.mkdir(parents=True, exist_ok=True)
+        fw = REPO / "generator" / "flatlane_gen" / "schema"
+        subprocess.run(["flatc", "--cpp", "-o", str(out), "-I", str(fw), str(SCHEMA), str(fw / "flatlane.fbs"),
+                        str(REPO / "tests" / "generator" / "data" / "kitchen_sink.fbs")], check=True)
+        subprocess.run(["g++", "-std=c++20", "-O1", "-I", str(REPO / "runtime" / "cpp" / "include"), "-I", str(out),
+                        "-o", str(exe) + ".tmp", str(TYPED_PEER_SRC), str(lib), "-lpthread", "-lrt"], check=True)
+        os.replace(str(exe) + ".tmp", exe)
+    return exe
+
+
+def byte_sum(data: np.ndarray) -> int:
+    return int(data.sum(dtype=np.uint64))
+
+
+def test_typed_python_client_cpp_server(gen, channel: str, cpp_typed_peer: Path) -> None:  # type: ignore[no-untyped-def]
+    """The C++ peer verifies every request (alignment included), inverts Blob.data and rewrites
+    checksum (the byte sum) where the message lies."""
+    ch = gen.Inplace.invert
+    t = ch.request
+    sizes = [0, 1, 100, 1000, 7000, 64, 20000, 3]
+    total = 24
+    with ch.Client(name=channel) as client:
+        with Peer([str(cpp_typed_peer), "serve-invert", channel, str(total), t.type_name, format(t.type_hash, "x")]) as peer:
+            peer.expect("ready")
+            sent = got = 0
+            while got < total:
+                while sent < total and sent - got < 4:
+                    client.send(build_blob, 300 + sent, sizes[sent % len(sizes)])
+                    sent += 1
+                with client.receive(timeout=20_000) as reply:
+                    k = reply.seq - 1
+                    assert not reply.rejected
+                    m = reply.msg
+                    n = sizes[k % len(sizes)]
+                    data = m.DataAsNumpy() if n else np.zeros(0, np.uint8)
+                    assert m.Id() == 300 + k and m.DataLength() == n
+                    assert np.array_equal(data, ~blob_bytes(300 + k, n))
+                    assert m.Checksum() == byte_sum(data)
+                    del data, m
+                    got += 1
+            assert peer.expect("done") == ["done", str(total)]
+            exit_ok(peer)
+
+
+def test_typed_cpp_client_python_server(gen, channel: str, cpp_typed_peer: Path) -> None:  # type: ignore[no-untyped-def]
+    """The C++ peer builds blobs 1..COUNT (4 in flight) and checks each answer: data inverted,
+    checksum the byte sum, verified by flatbuffers' C++ verifier after our in-place changes."""
+    ch = gen.Inplace.invert
+    t = ch.request
+    total = 30
+    with ch.Server(name=channel, mode="create") as server:
+        with Peer([str(cpp_typed_peer), "call-invert", channel, str(total), t.type_name, format(t.type_hash, "x"),
+                   "-", "0", "5000"]) as peer:
+            peer.expect("ready")
+            for _ in range(total):
+                call = server.receive(timeout=20_000)
+                if call.msg.DataLength():
+                    data = call.numpy_view("data")
+                    np.invert(data, out=data)
+                    s = byte_sum(data)
+                    del data
+                    assert call.mutate("checksum", s) or s == 0
+                server.respond(call)
+            assert peer.expect("done") == ["done", str(total)]
+            exit_ok(peer)
