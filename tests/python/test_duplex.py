@@ -698,3 +698,42 @@ def test_typed_cpp_client_python_server(gen, channel: str, cpp_typed_peer: Path)
                 server.respond(call)
             assert peer.expect("done") == ["done", str(total)]
             exit_ok(peer)
+
+
+def test_release_while_another_thread_waits(channel: str) -> None:
+    """A response released (and a request dropped) while another thread is blocked in receive()
+    cannot take the endpoint's lock: it is queued and given back by the waiting thread within a
+    slice."""
+    client, server = pair(channel)
+    with client, server:
+        client.send(b"a")
+        client.send(b"b")
+        server.receive(timeout=1000).respond()
+        first = client.receive(timeout=1000)
+        got: list = []
+        t = threading.Thread(target=lambda: got.append(client.receive(timeout=5000)))
+        t.start()
+        time.sleep(0.1)  # the thread waits for the response to "b", holding the client's lock
+        first.release()
+        del first
+        assert client.stats().occupancy_bytes == 64  # one 32-byte header + "b" padded to 32 left
+        req = server.receive(timeout=1000)
+        timeouts: list = []
+
+        def wait_request() -> None:
+            try:
+                server.receive(timeout=300)
+            except flatlane.FlatlaneTimeoutError as e:
+                timeouts.append(e)
+
+        waiting = threading.Thread(target=wait_request)
+        waiting.start()
+        time.sleep(0.05)
+        del req  # dropped unanswered while the server thread waits: rejected within a slice
+        t.join(5)
+        waiting.join(5)
+        assert not t.is_alive() and not waiting.is_alive() and len(timeouts) == 1
+        assert got and got[0].rejected and got[0].seq == 2
+        assert client.held_responses == 1
+        got.clear()
+        assert client.held_responses == 0
