@@ -65,10 +65,6 @@ class RecordQueue {
     head_ = (head_ + 1) & (buf_.size() - 1);
     --size_;
   }
-  void reserve(size_t n) {
-    while (buf_.size() < n) grow();
-  }
-
  private:
   void grow() {
     std::vector<T> next(buf_.empty() ? 64 : buf_.size() * 2);
