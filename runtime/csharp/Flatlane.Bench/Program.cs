@@ -6,6 +6,10 @@
 //   Flatlane.Bench [--quick] [--size N] [--cpp PATH | --no-cpp]
 //   (internal) Flatlane.Bench pong FWD BACK SIZE COUNT
 //   (internal) Flatlane.Bench produce NAME SIZE COUNT
+//   (internal) Flatlane.Bench tpong FWD BACK PAYLOAD COUNT, tproduce NAME PAYLOAD COUNT
+//
+// Typed cases (TypedBench.cs): 64 B Tick messages over the endpoints generated for
+// bench/schema/bench.fbs, as bench/typed_cases.cpp; beside them the C++ `--only typed` figures.
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
@@ -22,6 +26,8 @@ internal static class Program
     {
         if (args.Length > 0 && args[0] == "pong") return Pong(args[1], args[2], Int(args[3]), long.Parse(args[4], CultureInfo.InvariantCulture));
         if (args.Length > 0 && args[0] == "produce") return Produce(args[1], Int(args[2]), long.Parse(args[3], CultureInfo.InvariantCulture));
+        if (args.Length > 0 && args[0] == "tpong") return TypedBench.Pong(args[1], args[2], Int(args[3]), long.Parse(args[4], CultureInfo.InvariantCulture));
+        if (args.Length > 0 && args[0] == "tproduce") return TypedBench.Produce(args[1], Int(args[2]), long.Parse(args[3], CultureInfo.InvariantCulture));
 
         bool quick = false;
         int size = 64;
@@ -55,6 +61,13 @@ internal static class Program
         var (mps, gbs) = Throughput(size, tputMessages, tputMessages / 10);
         Console.WriteLine($"C#  tput      {size,5} B  {mps / 1e6,7:F2} M msg/s  {gbs,6:F3} GB/s  ({tputMessages} messages)");
 
+        int tickPayload = TypedBench.PayloadFor(TypedBench.Size);
+        Console.WriteLine($"typed: flbench.Tick (bench/schema/bench.fbs), {TypedBench.MessageSize(tickPayload)} B FlatBuffer ({tickPayload} B payload), generated topic endpoints, ring 256 KiB, busy_spin, verify {(Environment.GetEnvironmentVariable("FLBENCH_NOVERIFY") is null ? "on" : "off")}");
+        var (tlat, tlatAlloc) = TypedBench.Latency(iters, iters / 10);
+        Console.WriteLine($"C#  typed lat-busy  {TypedBench.Size,5} B  p50 {Us(tlat, 0.50),7:F3} us  p99 {Us(tlat, 0.99),7:F3} us  p99.9 {Us(tlat, 0.999),7:F3} us  mean {Mean(tlat),7:F3} us  ({iters} round trips, {tlatAlloc} B allocated)");
+        var (tmps, ttputAlloc) = TypedBench.Throughput(tputMessages, tputMessages / 10);
+        Console.WriteLine($"C#  typed tput      {TypedBench.Size,5} B  {tmps / 1e6,7:F2} M msg/s  {tmps * TypedBench.Size / 1e9,6:F3} GB/s  ({tputMessages} messages, {ttputAlloc} B allocated)");
+
         if (!noCpp)
         {
             cpp ??= FindCppBench();
@@ -74,6 +87,7 @@ internal static class Program
                     RunCpp(cpp, $"flatlane/lat-busy/{tag}", quick);
                     RunCpp(cpp, $"flatlane/tput/{tag}", quick);
                 }
+                RunCpp(cpp, "typed", quick);
             }
         }
         return 0;
@@ -173,7 +187,7 @@ internal static class Program
 
     private static long RingFor(int size) => Math.Max(256 * 1024, (long)BitOps.Ceil((ulong)(4 * (size + 64))));
 
-    private static Process Spawn(params string[] args)
+    internal static Process Spawn(params string[] args)
     {
         string self = Environment.ProcessPath ?? "dotnet";
         var psi = new ProcessStartInfo(self) { UseShellExecute = false };
@@ -183,7 +197,7 @@ internal static class Program
         return Process.Start(psi) ?? throw new InvalidOperationException("cannot start the child process");
     }
 
-    private static void WaitAttached(Func<bool> attached, Process child)
+    internal static void WaitAttached(Func<bool> attached, Process child)
     {
         var sw = Stopwatch.StartNew();
         while (!attached())
@@ -213,13 +227,17 @@ internal static class Program
         if (quick) psi.ArgumentList.Add("--quick");
         psi.ArgumentList.Add("--only");
         psi.ArgumentList.Add(only);
+        string json = Path.Combine(Path.GetTempPath(), $"flatlane-bench-{Environment.ProcessId}.json");
+        psi.ArgumentList.Add("--json");
+        psi.ArgumentList.Add(json);
         using Process p = Process.Start(psi)!;
         string text = p.StandardOutput.ReadToEnd();
         p.WaitForExit();
+        File.Delete(json);
         Console.WriteLine($"C++ ({exe}{(quick ? " --quick" : "")} --only {only}):");
         foreach (string line in text.Split('\n'))
         {
-            if (line.StartsWith("flatlane ", StringComparison.Ordinal)) Console.WriteLine("    " + line.TrimEnd());
+            if (line.StartsWith("flatlane ", StringComparison.Ordinal) || line.StartsWith("typed ", StringComparison.Ordinal)) Console.WriteLine("    " + line.TrimEnd());
         }
     }
 
