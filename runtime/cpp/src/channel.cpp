@@ -35,23 +35,7 @@ Segment open_spsc(std::string_view name, const TypeId& type) {
 Segment open_or_create(std::string_view name, const ChannelOptions& o) {
   if (o.segment.kind != wire::kKindSpsc)
     throw Error(Errc::invalid_argument, "flatlane: channel options must describe a one-to-one channel");
-  switch (o.mode) {
-    case OpenMode::create: return Segment::create(name, o.segment);
-    case OpenMode::open: return open_spsc(name, o.segment.type);
-    case OpenMode::create_or_open: break;
-  }
-  for (int attempt = 0;; ++attempt) {
-    try {
-      return open_spsc(name, o.segment.type);
-    } catch (const Error& e) {
-      if (e.code() != Errc::not_found || attempt > 3) throw;
-    }
-    try {
-      return Segment::create(name, o.segment);
-    } catch (const Error& e) {
-      if (e.code() != Errc::already_exists || attempt > 3) throw;  // lost a creation race: open it
-    }
-  }
+  return detail::open_or_create_segment(name, o.mode, o.segment, open_spsc);
 }
 
 }  // namespace

@@ -38,23 +38,7 @@ Segment open_duplex(std::string_view name, const TypeId& type) {
 Segment open_or_create(std::string_view name, const DuplexOptions& o) {
   SegmentConfig cfg = o.segment;
   cfg.kind = wire::kKindDuplex;
-  switch (o.mode) {
-    case OpenMode::create: return Segment::create(name, cfg);
-    case OpenMode::open: return open_duplex(name, cfg.type);
-    case OpenMode::create_or_open: break;
-  }
-  for (int attempt = 0;; ++attempt) {
-    try {
-      return open_duplex(name, cfg.type);
-    } catch (const Error& e) {
-      if (e.code() != Errc::not_found || attempt > 3) throw;
-    }
-    try {
-      return Segment::create(name, cfg);
-    } catch (const Error& e) {
-      if (e.code() != Errc::already_exists || attempt > 3) throw;  // lost a creation race: open it
-    }
-  }
+  return detail::open_or_create_segment(name, o.mode, cfg, open_duplex);
 }
 
 wire::EventCount& request_event(const Segment& s) { return s.data_event(); }

@@ -3,12 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
 #include "flatlane/error.hpp"
 #include "flatlane/layout.hpp"
 #include "flatlane/liveness.hpp"
+#include "flatlane/channel.hpp"
 #include "flatlane/segment.hpp"
 
 namespace flatlane::detail {
@@ -77,6 +79,30 @@ inline void detach(Segment& seg, wire::EndpointBlock* me, uint64_t& owner, wire:
   if (!unlink) return;
   const uint32_t ps = wire::owner_state(peer->owner.load(std::memory_order_seq_cst));
   if (ps == wire::kRoleClosed || (ps == wire::kRoleAttached && !role_live(*peer))) seg.unlink_if_same();
+}
+
+// Opens a segment of one kind by `mode` (OpenMode, channel.hpp); create_or_open retries both
+// ways, since another process may create or remove the name between our attempts. `open` must
+// refuse a segment of another kind.
+template <class Open>
+Segment open_or_create_segment(std::string_view name, OpenMode mode, const SegmentConfig& cfg, Open&& open) {
+  switch (mode) {
+    case OpenMode::create: return Segment::create(name, cfg);
+    case OpenMode::open: return open(name, cfg.type);
+    case OpenMode::create_or_open: break;
+  }
+  for (int attempt = 0;; ++attempt) {
+    try {
+      return open(name, cfg.type);
+    } catch (const Error& e) {
+      if (e.code() != Errc::not_found || attempt > 3) throw;
+    }
+    try {
+      return Segment::create(name, cfg);
+    } catch (const Error& e) {
+      if (e.code() != Errc::already_exists || attempt > 3) throw;  // lost a creation race: open it
+    }
+  }
 }
 
 }  // namespace flatlane::detail
