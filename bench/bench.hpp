@@ -38,6 +38,12 @@ struct Result {
   std::uint64_t bytes = 0;  // payload bytes moved in the reported trial
   double seconds = 0.0;
   std::vector<double> trial_msgs_per_s;  // every throughput trial, in run order
+
+  // Paired cases (pair_cases.hpp, paired_ping_pong_case): a reference measured in alternating
+  // blocks inside the same processes, and p50(case) / p50(reference) of each pair of blocks.
+  std::string ref_label;  // empty: not a paired case
+  std::vector<std::uint64_t> ref_rtt_ns;
+  std::vector<double> block_ratio;
 };
 
 inline Result skipped_result(std::string why) {

@@ -57,8 +57,25 @@ Row summarize(const Case& c, Result r, double case_seconds) {
     row.msgs_per_s = static_cast<double>(r.messages) / r.seconds;
     row.gb_per_s = static_cast<double>(r.bytes) / r.seconds / 1e9;
   }
+  if (r.ok && c.kind == Kind::Latency && !r.ref_rtt_ns.empty()) {
+    std::vector<std::uint64_t> s = r.ref_rtt_ns;
+    std::sort(s.begin(), s.end());
+    row.ref_samples = s.size();
+    row.ref_p50_us = one_way_us(percentile(s, 50));
+    row.ref_p99_us = one_way_us(percentile(s, 99));
+    row.ref_p999_us = one_way_us(percentile(s, 99.9));
+  }
+  if (!r.block_ratio.empty()) {
+    std::vector<double> b = r.block_ratio;
+    std::sort(b.begin(), b.end());
+    row.block_ratio_median = b[b.size() / 2];
+    row.block_ratio_min = b.front();
+    row.block_ratio_max = b.back();
+  }
   r.rtt_ns.clear();  // summarized; the raw samples are not kept
   r.rtt_ns.shrink_to_fit();
+  r.ref_rtt_ns.clear();
+  r.ref_rtt_ns.shrink_to_fit();
   row.r = std::move(r);
   return row;
 }
@@ -116,6 +133,18 @@ void print_row(const Row& row, const Row* ref) {
   }
 }
 
+// The reference a paired case ran against, and the ratios that judge it.
+void print_paired(const Row& row) {
+  std::printf("%-20s %8s %6s %10.2f %10.2f %10.2f %12s %9s %10s\n", row.r.ref_label.c_str(),
+              size_text(row.c->size).c_str(), row.c->mode.c_str(), row.ref_p50_us, row.ref_p99_us,
+              row.ref_p999_us, "-", "-", "(paired)");
+  std::printf("  %s / %s, same processes, alternating blocks: p50 %.2fx, p99 %.2fx; "
+              "per block pair p50 ratio median %.2fx (min %.2fx, max %.2fx, %zu pairs)\n",
+              row.c->label.c_str(), row.r.ref_label.c_str(), row.ref_p50_us > 0 ? row.p50_us / row.ref_p50_us : 0.0,
+              row.ref_p99_us > 0 ? row.p99_us / row.ref_p99_us : 0.0, row.block_ratio_median, row.block_ratio_min,
+              row.block_ratio_max, row.r.block_ratio.size());
+}
+
 }  // namespace
 
 void print_report(const std::vector<Row>& rows, const RunInfo& info) {
@@ -162,6 +191,7 @@ void print_report(const std::vector<Row>& rows, const RunInfo& info) {
       if (is_floor || starts_with(b.c->name, "zmq/")) print_row(b, ref);
     }
     print_row(row, ref);
+    if (row.paired()) print_paired(row);
     std::printf("\n");
   }
 }
@@ -256,6 +286,16 @@ bool write_json(const std::string& path, const std::vector<Row>& rows, const Run
         std::fprintf(f, "%s%s", i ? ", " : "", json_number(row.r.trial_msgs_per_s[i]).c_str());
       }
       std::fprintf(f, "]");
+    }
+    if (row.paired()) {
+      std::fprintf(f,
+                   ", \"paired\": {\"reference\": %s, \"samples\": %zu, \"p50_us\": %s, \"p99_us\": %s, "
+                   "\"p999_us\": %s, \"block_pairs\": %zu, \"block_ratio_median\": %s, \"block_ratio_min\": %s, "
+                   "\"block_ratio_max\": %s}",
+                   json_string(row.r.ref_label).c_str(), row.ref_samples, json_number(row.ref_p50_us).c_str(),
+                   json_number(row.ref_p99_us).c_str(), json_number(row.ref_p999_us).c_str(),
+                   row.r.block_ratio.size(), json_number(row.block_ratio_median).c_str(),
+                   json_number(row.block_ratio_min).c_str(), json_number(row.block_ratio_max).c_str());
     }
     if (const Row* fl = floor_for(rows, row); fl != nullptr && fl != &row) {
       std::fprintf(f, ", \"floor\": %s, \"slowdown_vs_floor\": %s", json_string(fl->id).c_str(),

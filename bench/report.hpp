@@ -21,6 +21,12 @@ struct Row {
   std::size_t samples = 0;
   double min_us = 0, p50_us = 0, p90_us = 0, p99_us = 0, p999_us = 0, max_us = 0, mean_us = 0;
   double msgs_per_s = 0, gb_per_s = 0;  // throughput cases; GB = 1e9 bytes
+
+  // Paired cases: the reference's one-way percentiles and the ratios (case / reference).
+  std::size_t ref_samples = 0;
+  double ref_p50_us = 0, ref_p99_us = 0, ref_p999_us = 0;
+  double block_ratio_median = 0, block_ratio_min = 0, block_ratio_max = 0;
+  bool paired() const { return !r.ref_label.empty() && ref_samples > 0; }
 };
 
 Row summarize(const Case& c, Result r, double case_seconds);
