@@ -92,6 +92,8 @@ void add_topic_cases(std::vector<Case>& out) {
                  [](const Plan& p) { return topic_latency(p, size, WaitStrategy::busy_spin); }});
   out.push_back({"topic/lat-block", "topic 1->1", size, "block", Kind::Latency, true,
                  [](const Plan& p) { return topic_latency(p, size, WaitStrategy::blocking); }});
+  out.push_back({"topic/lat-spin", "topic 1->1", size, "spin", Kind::Latency, true,
+                 [](const Plan& p) { return topic_latency(p, size, WaitStrategy::spin_then_sleep); }});
   out.push_back({"topic/tput", "topic 1->1", size, "busy", Kind::Throughput, true, [](const Plan& p) {
                    return run_throughput_trials(p, [&] { return topic_tput_trial(p, size); });
                  }});
