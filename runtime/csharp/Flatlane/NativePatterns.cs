@@ -142,7 +142,8 @@ internal sealed class PatternHandle : SafeHandle
 }
 
 // Calls on raw handles, guarded by the endpoint's gate (GatedEndpoint). [SuppressGCTransition]
-// only where the native call cannot wait: releases, stats, discard/abort, and a commit of a reply
+// only where the native call cannot wait: releases, stats, discard/abort, zero-timeout loans and
+// receives (the *_poll entry points, tried before the blocking call), and a commit of a reply
 // (a server never waits for a client's ring). Receives, loans, publishes (a block_publisher
 // subscriber can make them wait) and sends keep the GC transition.
 internal static unsafe partial class Native
@@ -162,6 +163,12 @@ internal static unsafe partial class Native
 
     [LibraryImport(Library)]
     public static partial int flatlane_publisher_loan(IntPtr p, ulong n, long timeoutNs, byte** outPtr, ulong* outCapacity);
+
+    // A zero-timeout loan cannot wait (a free-list pop, else one reclaim pass and at most the
+    // once-per-liveness-interval /proc check): tried first without the GC transition.
+    [LibraryImport(Library, EntryPoint = "flatlane_publisher_loan")]
+    [SuppressGCTransition]
+    public static partial int publisher_loan_poll(IntPtr p, ulong n, long zeroTimeout, byte** outPtr, ulong* outCapacity);
 
     [LibraryImport(Library)]
     public static partial int flatlane_publisher_publish(IntPtr p, ulong used);
@@ -193,6 +200,11 @@ internal static unsafe partial class Native
 
     [LibraryImport(Library)]
     public static partial int flatlane_subscriber_receive(IntPtr s, long timeoutNs, NativeSample* sample);
+
+    // A zero-timeout receive cannot wait (as reader_read_poll): tried first without the GC transition.
+    [LibraryImport(Library, EntryPoint = "flatlane_subscriber_receive")]
+    [SuppressGCTransition]
+    public static partial int subscriber_receive_poll(IntPtr s, long zeroTimeout, NativeSample* sample);
 
     [LibraryImport(Library)]
     [SuppressGCTransition]
