@@ -7,9 +7,11 @@ one-way latency of a round trip is half its time. Flatlane is measured with busy
 (WaitStrategy.BLOCKING: futex sleep) waits, on the zero-copy path (reserve/commit, read/release).
 
 The typed cases do the same with generated endpoints (flatlane.typed) on bench/schema/bench.fbs:
-a `Tick {seq, payload:[ubyte]}` whose FlatBuffer is 64 bytes, built in the frame by the
-flatbuffers Builder on each side and read in place (the same message as the C++ bench's typed
-cases). The schema is generated into a temporary directory at start.
+a `Tick {seq, payload:[ubyte]}` whose FlatBuffer is 64 bytes, built in the frame on each side and
+read in place after the generated verifier passed it (the same message as the C++ bench's typed
+cases). "typed" builds with the generated `build_Tick` (one struct.pack_into per table); "typed,
+flatc Builder API" with flatc's TickStart/TickAdd.../TickEnd on the same frame builder. The
+schema is generated into a temporary directory at start.
 
 The untyped cases use flatlane.Publisher/Subscriber (two topics; busy_spin and blocking waits):
 a small dict (pickle), raw 64-byte bytes (zero-copy view on receipt) and a 1 MiB float64 NumPy
@@ -128,7 +130,8 @@ def tick_payload(size: int) -> bytes:
     raise ValueError(size)
 
 
-def build_tick(b: Any, seq: int, payload: bytes) -> int:
+def build_tick_flatc(b: Any, seq: int, payload: bytes) -> int:
+    """The Tick through flatc's Python API (Builder.Prep/Place per field)."""
     from flbench import Tick as T
 
     vec = b.CreateByteVector(payload)
@@ -138,11 +141,19 @@ def build_tick(b: Any, seq: int, payload: bytes) -> int:
     return T.TickEnd(b)
 
 
-def typed_child(strategy: str, ping: str, pong: str, iterations: int, gen_dir: str) -> None:
+def tick_builder(kind: str) -> Callable[..., int]:
+    if kind == "flatc":
+        return build_tick_flatc
+    from bench_flatlane import build_Tick
+    return build_Tick
+
+
+def typed_child(strategy: str, ping: str, pong: str, iterations: int, gen_dir: str, kind: str) -> None:
     """Answers every Tick on `ping` with a Tick of the same seq on `pong`, both typed."""
     sys.path.insert(0, gen_dir)
     from bench_flatlane import Bench
 
+    build_tick = tick_builder(kind)
     payload = tick_payload(PAYLOAD)
     sub = Bench.ping.Subscriber(name=ping, mode="open", wait=strategy)
     pub = Bench.pong.Publisher(name=pong, mode="open", wait=strategy)
@@ -155,16 +166,18 @@ def typed_child(strategy: str, ping: str, pong: str, iterations: int, gen_dir: s
     sub.close()
 
 
-def bench_typed(strategy: str, iterations: int, gen_dir: str) -> Dict[str, float]:
+def bench_typed(strategy: str, iterations: int, gen_dir: str, kind: str = "generated") -> Dict[str, float]:
     from bench_flatlane import Bench
 
+    build_tick = tick_builder(kind)
     tag = f"bench.py.{os.getpid()}.typed.{strategy}"
     ping, pong = tag + ".ping", tag + ".pong"
     pub = Bench.ping.Publisher(name=ping, mode="create", wait=strategy)
     sub = Bench.pong.Subscriber(name=pong, mode="create", wait=strategy)
     total = WARMUP + iterations
     child = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), "--typed-child", strategy, ping, pong, str(total), gen_dir],
+        [sys.executable, os.path.abspath(__file__), "--typed-child", strategy, ping, pong, str(total), gen_dir,
+         kind],
         stdout=subprocess.PIPE,
         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
     )
@@ -189,25 +202,40 @@ def bench_typed(strategy: str, iterations: int, gen_dir: str) -> Dict[str, float
 
 
 def typed_cost(gen_dir: str, n: int = 20_000) -> Dict[str, float]:
-    """Per-message cost in one process: build + publish (send), and receive + read + release."""
-    from bench_flatlane import Bench
+    """Per-message cost in one process: build + publish (send) + receive (verified) + release, with
+    the generated builder, with it and no verification, and with flatc's API; and building alone."""
+    from bench_flatlane import MESSAGES, Bench, build_Tick
     from flatbuffers.builder import Builder
+    from flatlane import _fbgen
 
-    name = f"bench.py.{os.getpid()}.typed.cost"
     payload = tick_payload(PAYLOAD)
     clock = time.perf_counter_ns
-    with Bench.ping.Publisher(name=name) as pub, Bench.ping.Subscriber(name=name) as sub:
-        t0 = clock()
-        for i in range(n):
-            pub.send(build_tick, i, payload)
-            sub.recv(0).release()
-        both = (clock() - t0) / n / 1000
+    out: Dict[str, float] = {}
+    for key, build, verify in (("send_recv_us", build_Tick, True),
+                               ("send_recv_unverified_us", build_Tick, False),
+                               ("send_recv_flatc_api_us", build_tick_flatc, True)):
+        name = f"bench.py.{os.getpid()}.typed.cost.{key}"
+        with Bench.ping.Publisher(name=name) as pub, Bench.ping.Subscriber(name=name, verify=verify) as sub:
+            t0 = clock()
+            for i in range(n):
+                pub.send(build, i, payload)
+                sub.recv(0).release()
+            out[key] = (clock() - t0) / n / 1000
+    for key, build in (("generated_builder_us", build_Tick), ("stock_builder_us", build_tick_flatc)):
         t0 = clock()
         for i in range(n):
             b = Builder(128)
-            b.Finish(build_tick(b, i, payload))
-        stock = (clock() - t0) / n / 1000
-    return {"send_recv_us": both, "stock_builder_us": stock}
+            _fbgen.finish(b, build(b, i, payload), None)
+        out[key] = (clock() - t0) / n / 1000
+    verify = MESSAGES["flbench.Tick"].verifier
+    b = Builder(128)
+    _fbgen.finish(b, build_Tick(b, 1, payload), None)
+    data = memoryview(bytes(b.Output()))
+    t0 = clock()
+    for i in range(n):
+        _fbgen.Verifier(data, len(data)).root(verify, "", None)
+    out["verify_us"] = (clock() - t0) / n / 1000
+    return out
 
 
 # --- Flatlane untyped (flatlane.Publisher / Subscriber) --------------------------------------------
@@ -466,7 +494,7 @@ def main() -> int:
         untyped_child(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]))
         return 0
     if len(sys.argv) > 1 and sys.argv[1] == "--typed-child":
-        typed_child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6])
+        typed_child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6], sys.argv[7])
         return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iterations", type=int, default=50_000, help="round trips per case (after 2000 warm-up)")
@@ -486,6 +514,7 @@ def main() -> int:
         "flatlane blocking (zero-copy)": lambda: bench_flatlane("blocking", n),
         "flatlane typed busy-poll": lambda: bench_typed("busy_spin", n, gen_dir),
         "flatlane typed blocking": lambda: bench_typed("blocking", n, gen_dir),
+        "typed busy-poll, flatc Builder API": lambda: bench_typed("busy_spin", n, gen_dir, "flatc"),
         "multiprocessing.Pipe": lambda: bench_pipe(n),
         "pyzmq PAIR ipc://": lambda: bench_zmq(n),
         "untyped raw 64 B bytes busy-poll": lambda: bench_untyped("raw64", "busy_spin", n),
@@ -515,8 +544,11 @@ def main() -> int:
     cost: Dict[str, float] = {}
     if any(k.startswith("flatlane typed") for k in cases):
         cost = typed_cost(gen_dir)
-        print(f"typed per-message cost in one process: send + recv + release {cost['send_recv_us']:.2f} us; "
-              f"the same Tick built by a stock flatbuffers.Builder alone {cost['stock_builder_us']:.2f} us")
+        print(f"typed per-message cost in one process (send + verified recv + release): "
+              f"{cost['send_recv_us']:.2f} us; unverified {cost['send_recv_unverified_us']:.2f} us; "
+              f"with flatc's Builder API {cost['send_recv_flatc_api_us']:.2f} us")
+        print(f"  building one Tick alone: generated build_Tick {cost['generated_builder_us']:.2f} us, "
+              f"flatc's API {cost['stock_builder_us']:.2f} us; verifying it {cost['verify_us']:.2f} us")
     shutil.rmtree(gen_dir, ignore_errors=True)
     if args.json:
         with open(args.json, "w") as f:

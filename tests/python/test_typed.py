@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any, List
+from typing import Any, Callable, List
 
 import numpy as np
 import pytest
@@ -26,7 +26,9 @@ from typed_content import (
     blob_bytes,
     blob_size,
     build_blob,
+    build_blob_generated,
     build_sample,
+    build_sample_generated,
     check_blob,
     check_sample,
     checksum,
@@ -485,16 +487,25 @@ def test_corrupt_messages_are_rejected_and_counted(gen: ModuleType, channel: str
             sub.recv(timeout=1000)
         with pytest.raises(flatlane.CorruptSegmentError, match="too short"):
             sub.recv(timeout=1000)
-        # A root offset that passes the check over garbage: reading raises, it never crashes.
-        w.send(b"\x08\x00\x00\x00" + bytes(4) + b"\xff\xff\xff\x7f" + bytes(4))
+        # A root offset that passes the root check over garbage: the generated verifier rejects it
+        # and says where; the publisher's next good message comes through.
+        garbage = b"\x08\x00\x00\x00" + bytes(4) + b"\xff\xff\xff\x7f" + bytes(4)
+        w.send(garbage)
+        with pytest.raises(flatlane.CorruptMessageError, match=r"fltest\.Sample: vtable at -2147483639 outside"):
+            sub.recv(timeout=1000)
+        w.send(b"\x04\x00\x00\x00")  # fine structure but 4 bytes: rejected, then all is normal
+        with pytest.raises(flatlane.CorruptMessageError, match="too short"):
+            sub.recv(timeout=1000)
+        assert sub.stats() == typed.TopicReceiverStats(received=0, rejected=4, dropped=0, queued=0, held=0)
+        assert sub.subscriber.held_samples == 0
+    # verify=False (trusted peers): only the root check; reading garbage raises, it never crashes.
+    with flatlane.TopicPublisher(channel + "u", type_name=sample.type_name, type_hash=sample.type_hash) as w, \
+            gen.Samples.samples.Subscriber(name=channel + "u", verify=False) as sub:
+        w.send(garbage)
         with sub.recv(timeout=1000) as m:
             with pytest.raises(Exception):
                 m.msg.Id()
-        w.send(b"\x04\x00\x00\x00")  # fine structure but 4 bytes: rejected, then all is normal
-        with pytest.raises(flatlane.CorruptMessageError):
-            sub.recv(timeout=1000)
-        assert sub.stats() == typed.TopicReceiverStats(received=1, rejected=3, dropped=0, queued=0, held=0)
-        assert sub.subscriber.held_samples == 0
+        assert sub.stats().received == 1
 
 
 def test_closed_endpoints_raise(gen: ModuleType, channel: str) -> None:
@@ -531,14 +542,16 @@ def test_content_ports_match_known_values() -> None:
 # --- real processes: C++ peer -----------------------------------------------------------------------
 
 
-def test_python_publisher_to_cpp_subscriber(gen: ModuleType, channel: str, typed_peer: Path) -> None:
+@pytest.mark.parametrize("builder", [build_sample, build_sample_generated], ids=["flatc", "generated"])
+def test_python_publisher_to_cpp_subscriber(gen: ModuleType, channel: str, typed_peer: Path,
+                                            builder: Callable[..., int]) -> None:
     count = 2000
     with gen.Samples.samples.Publisher(name=channel, mode="create") as pub, Peer(
         [str(typed_peer), "subscribe", channel, str(count)]
     ) as peer:
         peer.expect("ready")
         for i in range(count):
-            pub.send(build_sample, i, timeout=10_000)
+            pub.send(builder, i, timeout=10_000)
         assert peer.expect("done") == ["done", str(count)]
         exit_ok(peer)  # exit 0: every sample passed check_sample in C++
 
@@ -570,13 +583,15 @@ def test_cpp_pusher_to_python_puller(gen: ModuleType, channel: str, typed_peer: 
         exit_ok(peer)
 
 
-def test_python_pusher_to_cpp_puller(gen: ModuleType, channel: str, typed_peer: Path) -> None:
+@pytest.mark.parametrize("builder", [build_blob, build_blob_generated], ids=["flatc", "generated"])
+def test_python_pusher_to_cpp_puller(gen: ModuleType, channel: str, typed_peer: Path,
+                                     builder: Callable[..., int]) -> None:
     count = 60
     with gen.Bulk.blobs.Pusher(name=channel, mode="create") as push, Peer(
         [str(typed_peer), "pull", channel, str(count)]
     ) as peer:
         for i in range(count):  # work waits in the queue until the puller attaches
-            push.send(build_blob, i, blob_size(i), timeout=10_000)
+            push.send(builder, i, blob_size(i), timeout=10_000)
         assert push.stats().sent == count
         assert peer.expect("done") == ["done", str(count)]
         exit_ok(peer)

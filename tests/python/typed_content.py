@@ -65,6 +65,15 @@ def build_sample(b, sid: int, n_values: Optional[int] = None) -> int:  # type: i
     return S.SampleEnd(b)
 
 
+def build_sample_generated(b, sid: int, n_values: Optional[int] = None) -> int:  # type: ignore[no-untyped-def]
+    """build_sample's message through the generated build_Sample (one struct.pack_into a table)."""
+    from typed_test_flatlane import build_Sample
+
+    n = sample_values(sid) if n_values is None else n_values
+    return build_Sample(b, id=sid, label=sample_label(sid), position=(float(sid), -float(sid), 0.25),
+                        values=sample_value_array(sid, n))
+
+
 def check_sample(s, sid: int, n_values: Optional[int] = None) -> str:  # type: ignore[no-untyped-def]
     """Empty if `s` (an fltest.Sample reader) is what build_sample(sid, n_values) made, else what
     differs (C++'s check_sample)."""
@@ -126,6 +135,14 @@ def build_blob(b, bid: int, size: int) -> int:  # type: ignore[no-untyped-def]
     B.BlobAddData(b, vec)
     B.BlobAddChecksum(b, checksum(data))
     return B.BlobEnd(b)
+
+
+def build_blob_generated(b, bid: int, size: int) -> int:  # type: ignore[no-untyped-def]
+    """build_blob's message through the generated build_Blob (the bytes copied in from NumPy)."""
+    from typed_test_flatlane import build_Blob
+
+    data = blob_bytes(bid, size)
+    return build_Blob(b, id=bid, data=data, checksum=checksum(data))
 
 
 def check_blob(m, bid: int, size: int) -> str:  # type: ignore[no-untyped-def]

@@ -10,9 +10,11 @@ modules, written next to this one, import each other absolutely: put this direct
 
 from __future__ import annotations
 
+import struct as _struct
 from typing import Dict, Final
 
 from flatlane import WaitStrategy as _Wait
+from flatlane import _fbgen as _fb
 from flatlane import typed as _typed
 from flatlane.typed import ChannelKind as _Kind
 from flatlane.typed import ChannelSpec as _Spec
@@ -23,6 +25,94 @@ from demo.Ping import Ping as _demo_Ping
 GENERATOR_VERSION: Final = "0.1.0"
 SCHEMA: Final = "demo.fbs"
 
+# --- Builders and verifiers (runtime support: flatlane._fbgen) -----------------------------------
+#
+# build_<Table>(b, <fields>) writes one table into a flatbuffers.Builder (a typed sender's frame
+# builder, or any other) and returns its offset, as flatc's XxxEnd(b) does: strings and vectors
+# given as values are written first, then the whole table with one struct.pack_into at a layout
+# fixed here. Tables and union members are passed as offsets of tables built before. Fields left
+# None are absent; scalars are always written. _verify_<table> checks a table the way FlatBuffers'
+# C++ Verifier does, before a receiver hands out a reader over it.
+
+_reserve = _fb.reserve
+_NAN = float("nan")
+_INF = float("inf")
+
+
+_S_demo_Trace = _struct.Struct("<qq")
+
+
+def _pack_demo_Trace(buf, pos, v):
+    """demo.Trace at buf[pos:], from v = (python_ns, csharp_ns)."""
+    _S_demo_Trace.pack_into(buf, pos, v[0], v[1])
+
+
+_T_demo_Ping = _struct.Struct("<HHHHHHHHiI16xQqIB")
+
+
+def build_Ping(b, seq=0, sent_ns=0, hops=0, text=None, payload=None, trace=None) -> int:
+    """Builds a demo.Ping in ``b``; its offset.
+
+    seq: ulong (default 0)
+    sent_ns: long (default 0)
+    hops: ubyte (default 0)
+    text: str (UTF-8) or bytes
+    payload: [ubyte]: a buffer of that element type (bytes, NumPy array: copied as it is) or a sequence
+    trace: demo.Trace as a tuple (python_ns, csharp_ns)
+    """
+    if text is not None:
+        text = _fb.string(b, text)
+    if payload is not None:
+        payload = _fb.vector(b, payload, "B", 1)
+    h = _reserve(b, 61, 8, 16)
+    buf = b.Bytes
+    end = len(buf)
+    t = h + 16
+    try:
+        _T_demo_Ping.pack_into(buf, h, 16, 45, 24, 32, 44, (4 if text is not None else 0), (40 if payload is not None else 0), (8 if trace is not None else 0), 16, (end - text - t - 4 if text is not None else 0), seq, sent_ns, (end - payload - t - 40 if payload is not None else 0), hops)
+        if trace is not None:
+            _pack_demo_Trace(buf, t + 8, trace)
+    except _struct.error as e:
+        raise ValueError(f"flatlane: demo.Ping: {e}") from None
+    return end - t
+
+
+def _verify_demo_Ping(v, pos, depth):
+    """Checks the demo.Ping at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "demo.Ping", depth, 6)
+    x = o[0]
+    if x:
+        if x + 8 > ts or (pos + x) & 7:
+            raise v.bad_field("demo.Ping.seq", x, 8, ts, pos, 8)
+    x = o[1]
+    if x:
+        if x + 8 > ts or (pos + x) & 7:
+            raise v.bad_field("demo.Ping.sent_ns", x, 8, ts, pos, 8)
+    x = o[2]
+    if x:
+        if x + 1 > ts:
+            raise v.bad_field("demo.Ping.hops", x, 1, ts, pos, 1)
+    x = o[3]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("demo.Ping.text", x, 4, ts, pos, 4)
+        v.string(v.ref(pos + x, "demo.Ping.text"), "demo.Ping.text")
+    x = o[4]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("demo.Ping.payload", x, 4, ts, pos, 4)
+        v.vector(v.ref(pos + x, "demo.Ping.payload"), 1, 1, "demo.Ping.payload")
+    x = o[5]
+    if x:
+        if x + 16 > ts or (pos + x) & 7:
+            raise v.bad_field("demo.Ping.trace", x, 16, ts, pos, 8)
+
+
+def _verify_flatlane_Void(v, pos, depth):
+    """Checks the flatlane.Void at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "flatlane.Void", depth, 0)
+
+
 # One entry per message type that travels on a channel (or is the root type), by type name.
 MESSAGES: Final[Dict[str, _Traits]] = {
     "demo.Ping": _Traits(
@@ -30,6 +120,8 @@ MESSAGES: Final[Dict[str, _Traits]] = {
         type_hash=0xc150a02418d0b355,
         file_identifier=None,
         reader=_demo_Ping,
+        verifier=_verify_demo_Ping,
+        builder=build_Ping,
     ),
 }
 

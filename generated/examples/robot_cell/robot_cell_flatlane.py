@@ -10,9 +10,11 @@ modules, written next to this one, import each other absolutely: put this direct
 
 from __future__ import annotations
 
+import struct as _struct
 from typing import Dict, Final
 
 from flatlane import WaitStrategy as _Wait
+from flatlane import _fbgen as _fb
 from flatlane import typed as _typed
 from flatlane.typed import ChannelKind as _Kind
 from flatlane.typed import ChannelSpec as _Spec
@@ -33,6 +35,541 @@ from robot.Waypoint import Waypoint as _robot_Waypoint
 GENERATOR_VERSION: Final = "0.1.0"
 SCHEMA: Final = "robot_cell.fbs"
 
+# --- Builders and verifiers (runtime support: flatlane._fbgen) -----------------------------------
+#
+# build_<Table>(b, <fields>) writes one table into a flatbuffers.Builder (a typed sender's frame
+# builder, or any other) and returns its offset, as flatc's XxxEnd(b) does: strings and vectors
+# given as values are written first, then the whole table with one struct.pack_into at a layout
+# fixed here. Tables and union members are passed as offsets of tables built before. Fields left
+# None are absent; scalars are always written. _verify_<table> checks a table the way FlatBuffers'
+# C++ Verifier does, before a receiver hands out a reader over it.
+
+_reserve = _fb.reserve
+_NAN = float("nan")
+_INF = float("inf")
+
+
+_S_common_Pose = _struct.Struct("<ddddddd")
+
+
+def _pack_common_Pose(buf, pos, v):
+    """common.Pose at buf[pos:], from v = (position, orientation)."""
+    _S_common_Pose.pack_into(buf, pos, v[0][0], v[0][1], v[0][2], v[1][0], v[1][1], v[1][2], v[1][3])
+
+
+_S_common_Quat = _struct.Struct("<dddd")
+
+
+def _pack_common_Quat(buf, pos, v):
+    """common.Quat at buf[pos:], from v = (x, y, z, w)."""
+    _S_common_Quat.pack_into(buf, pos, v[0], v[1], v[2], v[3])
+
+
+_S_common_Vec3 = _struct.Struct("<ddd")
+
+
+def _pack_common_Vec3(buf, pos, v):
+    """common.Vec3 at buf[pos:], from v = (x, y, z)."""
+    _S_common_Vec3.pack_into(buf, pos, v[0], v[1], v[2])
+
+
+_T_common_Header = _struct.Struct("<HHHHHiIQq")
+
+
+def build_Header(b, seq=0, stamp_ns=0, frame_id=None) -> int:
+    """Builds a common.Header in ``b``; its offset.
+
+    seq: ulong (default 0)
+    stamp_ns: long (default 0)
+    frame_id: str (UTF-8) or bytes
+    """
+    if frame_id is not None:
+        frame_id = _fb.string(b, frame_id)
+    h = _reserve(b, 34, 8, 10)
+    buf = b.Bytes
+    end = len(buf)
+    t = h + 10
+    try:
+        _T_common_Header.pack_into(buf, h, 10, 24, 8, 16, (4 if frame_id is not None else 0), 10, (end - frame_id - t - 4 if frame_id is not None else 0), seq, stamp_ns)
+    except _struct.error as e:
+        raise ValueError(f"flatlane: common.Header: {e}") from None
+    return end - t
+
+
+def _verify_common_Header(v, pos, depth):
+    """Checks the common.Header at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "common.Header", depth, 3)
+    x = o[0]
+    if x:
+        if x + 8 > ts or (pos + x) & 7:
+            raise v.bad_field("common.Header.seq", x, 8, ts, pos, 8)
+    x = o[1]
+    if x:
+        if x + 8 > ts or (pos + x) & 7:
+            raise v.bad_field("common.Header.stamp_ns", x, 8, ts, pos, 8)
+    x = o[2]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("common.Header.frame_id", x, 4, ts, pos, 4)
+        v.string(v.ref(pos + x, "common.Header.frame_id"), "common.Header.frame_id")
+
+
+def _verify_flatlane_Void(v, pos, depth):
+    """Checks the flatlane.Void at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "flatlane.Void", depth, 0)
+
+
+_T_robot_Command = _struct.Struct("<HHHHHHHiI56xfIB")
+
+
+def build_Command(b, header=None, target=None, speed=0.5, mode=1, joints=None) -> int:
+    """Builds a robot.Command in ``b``; its offset.
+
+    header: offset of a common.Header built before (build_... returns it)
+    target: common.Pose as a tuple (position, orientation)
+    speed: float (default 0.5)
+    mode: robot.Mode (ubyte) (default 1)
+    joints: [double]: a buffer of that element type (bytes, NumPy array: copied as it is) or a sequence
+    """
+    if joints is not None:
+        joints = _fb.vector(b, joints, "d", 8)
+    h = _reserve(b, 87, 8, 14)
+    buf = b.Bytes
+    end = len(buf)
+    t = h + 14
+    try:
+        _T_robot_Command.pack_into(buf, h, 14, 73, (4 if header is not None else 0), (8 if target is not None else 0), 64, 72, (68 if joints is not None else 0), 14, (end - header - t - 4 if header is not None else 0), speed, (end - joints - t - 68 if joints is not None else 0), mode)
+        if target is not None:
+            _pack_common_Pose(buf, t + 8, target)
+    except _struct.error as e:
+        raise ValueError(f"flatlane: robot.Command: {e}") from None
+    return end - t
+
+
+def _verify_robot_Command(v, pos, depth):
+    """Checks the robot.Command at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "robot.Command", depth, 5)
+    x = o[0]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("robot.Command.header", x, 4, ts, pos, 4)
+        _verify_common_Header(v, v.ref(pos + x, "robot.Command.header"), depth + 1)
+    x = o[1]
+    if x:
+        if x + 56 > ts or (pos + x) & 7:
+            raise v.bad_field("robot.Command.target", x, 56, ts, pos, 8)
+    x = o[2]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("robot.Command.speed", x, 4, ts, pos, 4)
+    x = o[3]
+    if x:
+        if x + 1 > ts:
+            raise v.bad_field("robot.Command.mode", x, 1, ts, pos, 1)
+    x = o[4]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("robot.Command.joints", x, 4, ts, pos, 4)
+        v.vector(v.ref(pos + x, "robot.Command.joints"), 8, 8, "robot.Command.joints")
+
+
+_T_robot_Image = _struct.Struct("<HHHHHHHHiIIIIIb")
+
+
+def build_Image(b, header=None, width=0, height=0, stride=0, format=1, pixels=None) -> int:
+    """Builds a robot.Image in ``b``; its offset.
+
+    header: offset of a common.Header built before (build_... returns it)
+    width: uint (default 0)
+    height: uint (default 0)
+    stride: uint (default 0)
+    format: robot.PixelFormat (byte) (default 1)
+    pixels: [ubyte]: a buffer of that element type (bytes, NumPy array: copied as it is) or a sequence
+    """
+    if pixels is not None:
+        pixels = _fb.vector(b, pixels, "B", 1)
+    h = _reserve(b, 41, 4, 16)
+    buf = b.Bytes
+    end = len(buf)
+    t = h + 16
+    try:
+        _T_robot_Image.pack_into(buf, h, 16, 25, (4 if header is not None else 0), 8, 12, 16, 24, (20 if pixels is not None else 0), 16, (end - header - t - 4 if header is not None else 0), width, height, stride, (end - pixels - t - 20 if pixels is not None else 0), format)
+    except _struct.error as e:
+        raise ValueError(f"flatlane: robot.Image: {e}") from None
+    return end - t
+
+
+def _verify_robot_Image(v, pos, depth):
+    """Checks the robot.Image at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "robot.Image", depth, 6)
+    x = o[0]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("robot.Image.header", x, 4, ts, pos, 4)
+        _verify_common_Header(v, v.ref(pos + x, "robot.Image.header"), depth + 1)
+    x = o[1]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("robot.Image.width", x, 4, ts, pos, 4)
+    x = o[2]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("robot.Image.height", x, 4, ts, pos, 4)
+    x = o[3]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("robot.Image.stride", x, 4, ts, pos, 4)
+    x = o[4]
+    if x:
+        if x + 1 > ts:
+            raise v.bad_field("robot.Image.format", x, 1, ts, pos, 1)
+    x = o[5]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("robot.Image.pixels", x, 4, ts, pos, 4)
+        v.vector(v.ref(pos + x, "robot.Image.pixels"), 1, 1, "robot.Image.pixels")
+
+
+_T_robot_PlanJob = _struct.Struct("<HHHHHHiIQqB")
+
+
+def build_PlanJob(b, id=0, input_type=0, input=None, deadline_ns=None) -> int:
+    """Builds a robot.PlanJob in ``b``; its offset.
+
+    id: ulong (default 0)
+    input_type: robot.PlanInput member number (ubyte)
+    input: offset of the robot.PlanInput member built before
+    deadline_ns: long or None (absent)
+    """
+    h = _reserve(b, 37, 8, 12)
+    buf = b.Bytes
+    end = len(buf)
+    t = h + 12
+    try:
+        _T_robot_PlanJob.pack_into(buf, h, 12, 25, 8, 24, (4 if input is not None else 0), (16 if deadline_ns is not None else 0), 12, (end - input - t - 4 if input is not None else 0), id, (0 if deadline_ns is None else deadline_ns), input_type)
+    except _struct.error as e:
+        raise ValueError(f"flatlane: robot.PlanJob: {e}") from None
+    return end - t
+
+
+def _verify_robot_PlanJob(v, pos, depth):
+    """Checks the robot.PlanJob at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "robot.PlanJob", depth, 4)
+    x = o[0]
+    if x:
+        if x + 8 > ts or (pos + x) & 7:
+            raise v.bad_field("robot.PlanJob.id", x, 8, ts, pos, 8)
+    x = o[1]
+    if x:
+        if x + 1 > ts:
+            raise v.bad_field("robot.PlanJob.input_type", x, 1, ts, pos, 1)
+    x = o[2]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("robot.PlanJob.input", x, 4, ts, pos, 4)
+        x = v.ref(pos + x, "robot.PlanJob.input")
+        u = v.buf[pos + o[1]] if o[1] else 0
+        if u == 1:
+            _verify_robot_Waypoint(v, x, depth + 1)
+        elif u == 2:
+            _verify_robot_Command(v, x, depth + 1)
+    x = o[3]
+    if x:
+        if x + 8 > ts or (pos + x) & 7:
+            raise v.bad_field("robot.PlanJob.deadline_ns", x, 8, ts, pos, 8)
+
+
+_T_robot_PlanResult = _struct.Struct("<HHHHHiIQI")
+
+
+def build_PlanResult(b, id=0, waypoints=None, error=None) -> int:
+    """Builds a robot.PlanResult in ``b``; its offset.
+
+    id: ulong (default 0)
+    waypoints: [robot.Waypoint]: a sequence of offsets of tables built before
+    error: str (UTF-8) or bytes
+    """
+    if waypoints is not None:
+        waypoints = _fb.offset_vector(b, waypoints)
+    if error is not None:
+        error = _fb.string(b, error)
+    h = _reserve(b, 30, 8, 10)
+    buf = b.Bytes
+    end = len(buf)
+    t = h + 10
+    try:
+        _T_robot_PlanResult.pack_into(buf, h, 10, 20, 8, (4 if waypoints is not None else 0), (16 if error is not None else 0), 10, (end - waypoints - t - 4 if waypoints is not None else 0), id, (end - error - t - 16 if error is not None else 0))
+    except _struct.error as e:
+        raise ValueError(f"flatlane: robot.PlanResult: {e}") from None
+    return end - t
+
+
+def _verify_robot_PlanResult(v, pos, depth):
+    """Checks the robot.PlanResult at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "robot.PlanResult", depth, 3)
+    x = o[0]
+    if x:
+        if x + 8 > ts or (pos + x) & 7:
+            raise v.bad_field("robot.PlanResult.id", x, 8, ts, pos, 8)
+    x = o[1]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("robot.PlanResult.waypoints", x, 4, ts, pos, 4)
+        v.table_vector(v.ref(pos + x, "robot.PlanResult.waypoints"), "robot.PlanResult.waypoints", depth + 1, _verify_robot_Waypoint)
+    x = o[2]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("robot.PlanResult.error", x, 4, ts, pos, 4)
+        v.string(v.ref(pos + x, "robot.PlanResult.error"), "robot.PlanResult.error")
+
+
+_T_robot_SetModeReply = _struct.Struct("<HHHHi?B")
+
+
+def build_SetModeReply(b, accepted=False, previous=0) -> int:
+    """Builds a robot.SetModeReply in ``b``; its offset.
+
+    accepted: bool (default False)
+    previous: robot.Mode (ubyte) (default 0)
+    """
+    h = _reserve(b, 14, 4, 8)
+    buf = b.Bytes
+    end = len(buf)
+    t = h + 8
+    try:
+        _T_robot_SetModeReply.pack_into(buf, h, 8, 6, 4, 5, 8, accepted, previous)
+    except _struct.error as e:
+        raise ValueError(f"flatlane: robot.SetModeReply: {e}") from None
+    return end - t
+
+
+def _verify_robot_SetModeReply(v, pos, depth):
+    """Checks the robot.SetModeReply at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "robot.SetModeReply", depth, 2)
+    x = o[0]
+    if x:
+        if x + 1 > ts:
+            raise v.bad_field("robot.SetModeReply.accepted", x, 1, ts, pos, 1)
+    x = o[1]
+    if x:
+        if x + 1 > ts:
+            raise v.bad_field("robot.SetModeReply.previous", x, 1, ts, pos, 1)
+
+
+_T_robot_SetModeRequest = _struct.Struct("<HHHHiIB")
+
+
+def build_SetModeRequest(b, mode=0, reason=None) -> int:
+    """Builds a robot.SetModeRequest in ``b``; its offset.
+
+    mode: robot.Mode (ubyte) (default 0)
+    reason: str (UTF-8) or bytes
+    """
+    if reason is not None:
+        reason = _fb.string(b, reason)
+    h = _reserve(b, 17, 4, 8)
+    buf = b.Bytes
+    end = len(buf)
+    t = h + 8
+    try:
+        _T_robot_SetModeRequest.pack_into(buf, h, 8, 9, 8, (4 if reason is not None else 0), 8, (end - reason - t - 4 if reason is not None else 0), mode)
+    except _struct.error as e:
+        raise ValueError(f"flatlane: robot.SetModeRequest: {e}") from None
+    return end - t
+
+
+def _verify_robot_SetModeRequest(v, pos, depth):
+    """Checks the robot.SetModeRequest at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "robot.SetModeRequest", depth, 2)
+    x = o[0]
+    if x:
+        if x + 1 > ts:
+            raise v.bad_field("robot.SetModeRequest.mode", x, 1, ts, pos, 1)
+    x = o[1]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("robot.SetModeRequest.reason", x, 4, ts, pos, 4)
+        v.string(v.ref(pos + x, "robot.SetModeRequest.reason"), "robot.SetModeRequest.reason")
+
+
+_T_robot_Status = _struct.Struct("<HHHHHiIdB")
+
+
+def build_Status(b, mode=0, uptime_s=0.0, faults=None) -> int:
+    """Builds a robot.Status in ``b``; its offset.
+
+    mode: robot.Mode (ubyte) (default 0)
+    uptime_s: double (default 0.0)
+    faults: [string]: a sequence of str or bytes
+    """
+    if faults is not None:
+        faults = _fb.string_vector(b, faults)
+    h = _reserve(b, 27, 8, 10)
+    buf = b.Bytes
+    end = len(buf)
+    t = h + 10
+    try:
+        _T_robot_Status.pack_into(buf, h, 10, 17, 16, 8, (4 if faults is not None else 0), 10, (end - faults - t - 4 if faults is not None else 0), uptime_s, mode)
+    except _struct.error as e:
+        raise ValueError(f"flatlane: robot.Status: {e}") from None
+    return end - t
+
+
+def _verify_robot_Status(v, pos, depth):
+    """Checks the robot.Status at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "robot.Status", depth, 3)
+    x = o[0]
+    if x:
+        if x + 1 > ts:
+            raise v.bad_field("robot.Status.mode", x, 1, ts, pos, 1)
+    x = o[1]
+    if x:
+        if x + 8 > ts or (pos + x) & 7:
+            raise v.bad_field("robot.Status.uptime_s", x, 8, ts, pos, 8)
+    x = o[2]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("robot.Status.faults", x, 4, ts, pos, 4)
+        v.strings(v.ref(pos + x, "robot.Status.faults"), "robot.Status.faults")
+
+
+_T_robot_Telemetry = _struct.Struct("<HHHHHHHiI56xIIB")
+
+
+def build_Telemetry(b, header=None, pose=None, joint_positions=None, temperatures=None, mode=0) -> int:
+    """Builds a robot.Telemetry in ``b``; its offset.
+
+    header: offset of a common.Header built before (build_... returns it)
+    pose: common.Pose as a tuple (position, orientation)
+    joint_positions: [double]: a buffer of that element type (bytes, NumPy array: copied as it is) or a sequence
+    temperatures: [float]: a buffer of that element type (bytes, NumPy array: copied as it is) or a sequence
+    mode: robot.Mode (ubyte) (default 0)
+    """
+    if joint_positions is not None:
+        joint_positions = _fb.vector(b, joint_positions, "d", 8)
+    if temperatures is not None:
+        temperatures = _fb.vector(b, temperatures, "f", 4)
+    h = _reserve(b, 87, 8, 14)
+    buf = b.Bytes
+    end = len(buf)
+    t = h + 14
+    try:
+        _T_robot_Telemetry.pack_into(buf, h, 14, 73, (4 if header is not None else 0), (8 if pose is not None else 0), (64 if joint_positions is not None else 0), (68 if temperatures is not None else 0), 72, 14, (end - header - t - 4 if header is not None else 0), (end - joint_positions - t - 64 if joint_positions is not None else 0), (end - temperatures - t - 68 if temperatures is not None else 0), mode)
+        if pose is not None:
+            _pack_common_Pose(buf, t + 8, pose)
+    except _struct.error as e:
+        raise ValueError(f"flatlane: robot.Telemetry: {e}") from None
+    return end - t
+
+
+def _verify_robot_Telemetry(v, pos, depth):
+    """Checks the robot.Telemetry at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "robot.Telemetry", depth, 5)
+    x = o[0]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("robot.Telemetry.header", x, 4, ts, pos, 4)
+        _verify_common_Header(v, v.ref(pos + x, "robot.Telemetry.header"), depth + 1)
+    x = o[1]
+    if x:
+        if x + 56 > ts or (pos + x) & 7:
+            raise v.bad_field("robot.Telemetry.pose", x, 56, ts, pos, 8)
+    x = o[2]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("robot.Telemetry.joint_positions", x, 4, ts, pos, 4)
+        v.vector(v.ref(pos + x, "robot.Telemetry.joint_positions"), 8, 8, "robot.Telemetry.joint_positions")
+    x = o[3]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("robot.Telemetry.temperatures", x, 4, ts, pos, 4)
+        v.vector(v.ref(pos + x, "robot.Telemetry.temperatures"), 4, 4, "robot.Telemetry.temperatures")
+    x = o[4]
+    if x:
+        if x + 1 > ts:
+            raise v.bad_field("robot.Telemetry.mode", x, 1, ts, pos, 1)
+
+
+_T_robot_TrajectoryRequest = _struct.Struct("<HHHHiI56x")
+
+
+def build_TrajectoryRequest(b, goal=None, max_points=100) -> int:
+    """Builds a robot.TrajectoryRequest in ``b``; its offset.
+
+    goal: common.Pose as a tuple (position, orientation)
+    max_points: uint (default 100)
+    """
+    h = _reserve(b, 72, 8, 8)
+    buf = b.Bytes
+    end = len(buf)
+    t = h + 8
+    try:
+        _T_robot_TrajectoryRequest.pack_into(buf, h, 8, 64, (8 if goal is not None else 0), 4, 8, max_points)
+        if goal is not None:
+            _pack_common_Pose(buf, t + 8, goal)
+    except _struct.error as e:
+        raise ValueError(f"flatlane: robot.TrajectoryRequest: {e}") from None
+    return end - t
+
+
+def _verify_robot_TrajectoryRequest(v, pos, depth):
+    """Checks the robot.TrajectoryRequest at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "robot.TrajectoryRequest", depth, 2)
+    x = o[0]
+    if x:
+        if x + 56 > ts or (pos + x) & 7:
+            raise v.bad_field("robot.TrajectoryRequest.goal", x, 56, ts, pos, 8)
+    x = o[1]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("robot.TrajectoryRequest.max_points", x, 4, ts, pos, 4)
+
+
+_T_robot_Waypoint = _struct.Struct("<HHHHHHiI56xd?")
+
+
+def build_Waypoint(b, index=0, pose=None, time_from_start_s=0.0, last=False) -> int:
+    """Builds a robot.Waypoint in ``b``; its offset.
+
+    index: uint (default 0)
+    pose: common.Pose as a tuple (position, orientation)
+    time_from_start_s: double (default 0.0)
+    last: bool (default False)
+    """
+    h = _reserve(b, 85, 8, 12)
+    buf = b.Bytes
+    end = len(buf)
+    t = h + 12
+    try:
+        _T_robot_Waypoint.pack_into(buf, h, 12, 73, 4, (8 if pose is not None else 0), 64, 72, 12, index, time_from_start_s, last)
+        if pose is not None:
+            _pack_common_Pose(buf, t + 8, pose)
+    except _struct.error as e:
+        raise ValueError(f"flatlane: robot.Waypoint: {e}") from None
+    return end - t
+
+
+def _verify_robot_Waypoint(v, pos, depth):
+    """Checks the robot.Waypoint at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "robot.Waypoint", depth, 4)
+    x = o[0]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("robot.Waypoint.index", x, 4, ts, pos, 4)
+    x = o[1]
+    if x:
+        if x + 56 > ts or (pos + x) & 7:
+            raise v.bad_field("robot.Waypoint.pose", x, 56, ts, pos, 8)
+    x = o[2]
+    if x:
+        if x + 8 > ts or (pos + x) & 7:
+            raise v.bad_field("robot.Waypoint.time_from_start_s", x, 8, ts, pos, 8)
+    x = o[3]
+    if x:
+        if x + 1 > ts:
+            raise v.bad_field("robot.Waypoint.last", x, 1, ts, pos, 1)
+
+
 # One entry per message type that travels on a channel (or is the root type), by type name.
 MESSAGES: Final[Dict[str, _Traits]] = {
     "flatlane.Void": _Traits(
@@ -40,66 +577,88 @@ MESSAGES: Final[Dict[str, _Traits]] = {
         type_hash=0x41548898504d151d,
         file_identifier=None,
         reader=_flatlane_Void,
+        verifier=_verify_flatlane_Void,
+        builder=None,
     ),
     "robot.Command": _Traits(
         type_name="robot.Command",
         type_hash=0xe09610e84f0fca25,
         file_identifier="RBC1",
         reader=_robot_Command,
+        verifier=_verify_robot_Command,
+        builder=build_Command,
     ),
     "robot.Image": _Traits(
         type_name="robot.Image",
         type_hash=0xcf7937cf67095c5c,
         file_identifier=None,
         reader=_robot_Image,
+        verifier=_verify_robot_Image,
+        builder=build_Image,
     ),
     "robot.PlanJob": _Traits(
         type_name="robot.PlanJob",
         type_hash=0xa96994934c690588,
         file_identifier=None,
         reader=_robot_PlanJob,
+        verifier=_verify_robot_PlanJob,
+        builder=build_PlanJob,
     ),
     "robot.PlanResult": _Traits(
         type_name="robot.PlanResult",
         type_hash=0x86528a62355baa88,
         file_identifier=None,
         reader=_robot_PlanResult,
+        verifier=_verify_robot_PlanResult,
+        builder=build_PlanResult,
     ),
     "robot.SetModeReply": _Traits(
         type_name="robot.SetModeReply",
         type_hash=0xf87c18475cf2ddb1,
         file_identifier=None,
         reader=_robot_SetModeReply,
+        verifier=_verify_robot_SetModeReply,
+        builder=build_SetModeReply,
     ),
     "robot.SetModeRequest": _Traits(
         type_name="robot.SetModeRequest",
         type_hash=0x054b6f21b3037a81,
         file_identifier=None,
         reader=_robot_SetModeRequest,
+        verifier=_verify_robot_SetModeRequest,
+        builder=build_SetModeRequest,
     ),
     "robot.Status": _Traits(
         type_name="robot.Status",
         type_hash=0xf2c97d07de1f21f1,
         file_identifier=None,
         reader=_robot_Status,
+        verifier=_verify_robot_Status,
+        builder=build_Status,
     ),
     "robot.Telemetry": _Traits(
         type_name="robot.Telemetry",
         type_hash=0xd89bb3be5d284a9a,
         file_identifier=None,
         reader=_robot_Telemetry,
+        verifier=_verify_robot_Telemetry,
+        builder=build_Telemetry,
     ),
     "robot.TrajectoryRequest": _Traits(
         type_name="robot.TrajectoryRequest",
         type_hash=0x0b65f5bdefb5d66a,
         file_identifier=None,
         reader=_robot_TrajectoryRequest,
+        verifier=_verify_robot_TrajectoryRequest,
+        builder=build_TrajectoryRequest,
     ),
     "robot.Waypoint": _Traits(
         type_name="robot.Waypoint",
         type_hash=0x6a37a7cea734efea,
         file_identifier=None,
         reader=_robot_Waypoint,
+        verifier=_verify_robot_Waypoint,
+        builder=build_Waypoint,
     ),
 }
 

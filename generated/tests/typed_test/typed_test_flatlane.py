@@ -10,9 +10,11 @@ modules, written next to this one, import each other absolutely: put this direct
 
 from __future__ import annotations
 
+import struct as _struct
 from typing import Dict, Final
 
 from flatlane import WaitStrategy as _Wait
+from flatlane import _fbgen as _fb
 from flatlane import typed as _typed
 from flatlane.typed import ChannelKind as _Kind
 from flatlane.typed import ChannelSpec as _Spec
@@ -28,6 +30,242 @@ from fltest.Sample import Sample as _fltest_Sample
 GENERATOR_VERSION: Final = "0.1.0"
 SCHEMA: Final = "typed_test.fbs"
 
+# --- Builders and verifiers (runtime support: flatlane._fbgen) -----------------------------------
+#
+# build_<Table>(b, <fields>) writes one table into a flatbuffers.Builder (a typed sender's frame
+# builder, or any other) and returns its offset, as flatc's XxxEnd(b) does: strings and vectors
+# given as values are written first, then the whole table with one struct.pack_into at a layout
+# fixed here. Tables and union members are passed as offsets of tables built before. Fields left
+# None are absent; scalars are always written. _verify_<table> checks a table the way FlatBuffers'
+# C++ Verifier does, before a receiver hands out a reader over it.
+
+_reserve = _fb.reserve
+_NAN = float("nan")
+_INF = float("inf")
+
+
+_S_fltest_Vec3 = _struct.Struct("<ddd")
+
+
+def _pack_fltest_Vec3(buf, pos, v):
+    """fltest.Vec3 at buf[pos:], from v = (x, y, z)."""
+    _S_fltest_Vec3.pack_into(buf, pos, v[0], v[1], v[2])
+
+
+def _verify_flatlane_Void(v, pos, depth):
+    """Checks the flatlane.Void at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "flatlane.Void", depth, 0)
+
+
+_T_fltest_AddReply = _struct.Struct("<HHHi4xq")
+
+
+def build_AddReply(b, sum=0) -> int:
+    """Builds a fltest.AddReply in ``b``; its offset.
+
+    sum: long (default 0)
+    """
+    h = _reserve(b, 22, 8, 6)
+    buf = b.Bytes
+    end = len(buf)
+    t = h + 6
+    try:
+        _T_fltest_AddReply.pack_into(buf, h, 6, 16, 8, 6, sum)
+    except _struct.error as e:
+        raise ValueError(f"flatlane: fltest.AddReply: {e}") from None
+    return end - t
+
+
+def _verify_fltest_AddReply(v, pos, depth):
+    """Checks the fltest.AddReply at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "fltest.AddReply", depth, 1)
+    x = o[0]
+    if x:
+        if x + 8 > ts or (pos + x) & 7:
+            raise v.bad_field("fltest.AddReply.sum", x, 8, ts, pos, 8)
+
+
+_T_fltest_AddRequest = _struct.Struct("<HHHHi4xqq")
+
+
+def build_AddRequest(b, a=0, b_=0) -> int:
+    """Builds a fltest.AddRequest in ``b``; its offset.
+
+    a: long (default 0)
+    b_: long (default 0)
+    """
+    h = _reserve(b, 32, 8, 8)
+    buf = b.Bytes
+    end = len(buf)
+    t = h + 8
+    try:
+        _T_fltest_AddRequest.pack_into(buf, h, 8, 24, 8, 16, 8, a, b_)
+    except _struct.error as e:
+        raise ValueError(f"flatlane: fltest.AddRequest: {e}") from None
+    return end - t
+
+
+def _verify_fltest_AddRequest(v, pos, depth):
+    """Checks the fltest.AddRequest at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "fltest.AddRequest", depth, 2)
+    x = o[0]
+    if x:
+        if x + 8 > ts or (pos + x) & 7:
+            raise v.bad_field("fltest.AddRequest.a", x, 8, ts, pos, 8)
+    x = o[1]
+    if x:
+        if x + 8 > ts or (pos + x) & 7:
+            raise v.bad_field("fltest.AddRequest.b", x, 8, ts, pos, 8)
+
+
+_T_fltest_Blob = _struct.Struct("<HHHHHiIQQ")
+
+
+def build_Blob(b, id=0, data=None, checksum=0) -> int:
+    """Builds a fltest.Blob in ``b``; its offset.
+
+    id: ulong (default 0)
+    data: [ubyte]: a buffer of that element type (bytes, NumPy array: copied as it is) or a sequence
+    checksum: ulong (default 0)
+    """
+    if data is not None:
+        data = _fb.vector(b, data, "B", 1)
+    h = _reserve(b, 34, 8, 10)
+    buf = b.Bytes
+    end = len(buf)
+    t = h + 10
+    try:
+        _T_fltest_Blob.pack_into(buf, h, 10, 24, 8, (4 if data is not None else 0), 16, 10, (end - data - t - 4 if data is not None else 0), id, checksum)
+    except _struct.error as e:
+        raise ValueError(f"flatlane: fltest.Blob: {e}") from None
+    return end - t
+
+
+def _verify_fltest_Blob(v, pos, depth):
+    """Checks the fltest.Blob at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "fltest.Blob", depth, 3)
+    x = o[0]
+    if x:
+        if x + 8 > ts or (pos + x) & 7:
+            raise v.bad_field("fltest.Blob.id", x, 8, ts, pos, 8)
+    x = o[1]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("fltest.Blob.data", x, 4, ts, pos, 4)
+        v.vector(v.ref(pos + x, "fltest.Blob.data"), 1, 1, "fltest.Blob.data")
+    x = o[2]
+    if x:
+        if x + 8 > ts or (pos + x) & 7:
+            raise v.bad_field("fltest.Blob.checksum", x, 8, ts, pos, 8)
+
+
+_T_fltest_CountReply = _struct.Struct("<HHHiI")
+
+
+def build_CountReply(b, n=0) -> int:
+    """Builds a fltest.CountReply in ``b``; its offset.
+
+    n: uint (default 0)
+    """
+    h = _reserve(b, 14, 4, 6)
+    buf = b.Bytes
+    end = len(buf)
+    t = h + 6
+    try:
+        _T_fltest_CountReply.pack_into(buf, h, 6, 8, 4, 6, n)
+    except _struct.error as e:
+        raise ValueError(f"flatlane: fltest.CountReply: {e}") from None
+    return end - t
+
+
+def _verify_fltest_CountReply(v, pos, depth):
+    """Checks the fltest.CountReply at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "fltest.CountReply", depth, 1)
+    x = o[0]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("fltest.CountReply.n", x, 4, ts, pos, 4)
+
+
+_T_fltest_CountRequest = _struct.Struct("<HHHiI")
+
+
+def build_CountRequest(b, to=0) -> int:
+    """Builds a fltest.CountRequest in ``b``; its offset.
+
+    to: uint (default 0)
+    """
+    h = _reserve(b, 14, 4, 6)
+    buf = b.Bytes
+    end = len(buf)
+    t = h + 6
+    try:
+        _T_fltest_CountRequest.pack_into(buf, h, 6, 8, 4, 6, to)
+    except _struct.error as e:
+        raise ValueError(f"flatlane: fltest.CountRequest: {e}") from None
+    return end - t
+
+
+def _verify_fltest_CountRequest(v, pos, depth):
+    """Checks the fltest.CountRequest at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "fltest.CountRequest", depth, 1)
+    x = o[0]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("fltest.CountRequest.to", x, 4, ts, pos, 4)
+
+
+_T_fltest_Sample = _struct.Struct("<HHHHHHiI24xQI")
+
+
+def build_Sample(b, id=0, label=None, position=None, values=None) -> int:
+    """Builds a fltest.Sample in ``b``; its offset.
+
+    id: ulong (default 0)
+    label: str (UTF-8) or bytes
+    position: fltest.Vec3 as a tuple (x, y, z)
+    values: [float]: a buffer of that element type (bytes, NumPy array: copied as it is) or a sequence
+    """
+    if label is not None:
+        label = _fb.string(b, label)
+    if values is not None:
+        values = _fb.vector(b, values, "f", 4)
+    h = _reserve(b, 56, 8, 12)
+    buf = b.Bytes
+    end = len(buf)
+    t = h + 12
+    try:
+        _T_fltest_Sample.pack_into(buf, h, 12, 44, 32, (4 if label is not None else 0), (8 if position is not None else 0), (40 if values is not None else 0), 12, (end - label - t - 4 if label is not None else 0), id, (end - values - t - 40 if values is not None else 0))
+        if position is not None:
+            _pack_fltest_Vec3(buf, t + 8, position)
+    except _struct.error as e:
+        raise ValueError(f"flatlane: fltest.Sample: {e}") from None
+    return end - t
+
+
+def _verify_fltest_Sample(v, pos, depth):
+    """Checks the fltest.Sample at ``pos`` and everything it refers to (raises _fb.VerifyError)."""
+    ts, o = v.table(pos, "fltest.Sample", depth, 4)
+    x = o[0]
+    if x:
+        if x + 8 > ts or (pos + x) & 7:
+            raise v.bad_field("fltest.Sample.id", x, 8, ts, pos, 8)
+    x = o[1]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("fltest.Sample.label", x, 4, ts, pos, 4)
+        v.string(v.ref(pos + x, "fltest.Sample.label"), "fltest.Sample.label")
+    x = o[2]
+    if x:
+        if x + 24 > ts or (pos + x) & 7:
+            raise v.bad_field("fltest.Sample.position", x, 24, ts, pos, 8)
+    x = o[3]
+    if x:
+        if x + 4 > ts or (pos + x) & 3:
+            raise v.bad_field("fltest.Sample.values", x, 4, ts, pos, 4)
+        v.vector(v.ref(pos + x, "fltest.Sample.values"), 4, 4, "fltest.Sample.values")
+
+
 # One entry per message type that travels on a channel (or is the root type), by type name.
 MESSAGES: Final[Dict[str, _Traits]] = {
     "fltest.AddReply": _Traits(
@@ -35,36 +273,48 @@ MESSAGES: Final[Dict[str, _Traits]] = {
         type_hash=0x1e81b33b70585374,
         file_identifier=None,
         reader=_fltest_AddReply,
+        verifier=_verify_fltest_AddReply,
+        builder=build_AddReply,
     ),
     "fltest.AddRequest": _Traits(
         type_name="fltest.AddRequest",
         type_hash=0xa00101186481159d,
         file_identifier=None,
         reader=_fltest_AddRequest,
+        verifier=_verify_fltest_AddRequest,
+        builder=build_AddRequest,
     ),
     "fltest.Blob": _Traits(
         type_name="fltest.Blob",
         type_hash=0xbf22fedbcf2a71bd,
         file_identifier=None,
         reader=_fltest_Blob,
+        verifier=_verify_fltest_Blob,
+        builder=build_Blob,
     ),
     "fltest.CountReply": _Traits(
         type_name="fltest.CountReply",
         type_hash=0xcc9369bb08eb40a3,
         file_identifier=None,
         reader=_fltest_CountReply,
+        verifier=_verify_fltest_CountReply,
+        builder=build_CountReply,
     ),
     "fltest.CountRequest": _Traits(
         type_name="fltest.CountRequest",
         type_hash=0xf702d6bb2019d03e,
         file_identifier=None,
         reader=_fltest_CountRequest,
+        verifier=_verify_fltest_CountRequest,
+        builder=build_CountRequest,
     ),
     "fltest.Sample": _Traits(
         type_name="fltest.Sample",
         type_hash=0xb3f396f3a97116de,
         file_identifier=None,
         reader=_fltest_Sample,
+        verifier=_verify_fltest_Sample,
+        builder=build_Sample,
     ),
 }
 

@@ -58,6 +58,9 @@ from typing import Any, Callable, ClassVar, Generic, Optional, Type, TypeVar, Un
 from flatbuffers.builder import Builder, BuilderSizeError
 
 from . import _native
+from ._fbgen import Verifier as _Verifier
+from ._fbgen import VerifyError
+from ._fbgen import finish as _finish
 from ._channel import ModeLike, OpenMode, Reader, WaitLike, WaitStrategy, Writer, _enum_value
 from ._errors import BufferFullError, CorruptMessageError, Errc, InvalidArgumentError, MessageTooLargeError
 from ._topic import SubscriberMode, SubscriberModeLike, PublisherStats
@@ -94,6 +97,7 @@ __all__ = [
     "TopicSender",
     "TopicSenderStats",
     "TypeCheck",
+    "VerifyError",
     "mutate",
     "uninitialized_vector",
 ]
@@ -174,6 +178,11 @@ class MessageTraits(Generic[T]):
     """The schema's 4-character file_identifier if this is its root type, else None."""
     reader: Type[T]
     """flatc's generated class (``Init(buf, pos)``, field accessors)."""
+    verifier: Optional[Callable[..., None]] = None
+    """The generated verifier of the type (``_verify_<table>(v, pos, depth)``); receivers run it
+    on every message unless built with ``verify=False``. None: only the root offset is checked."""
+    builder: Optional[Callable[..., int]] = None
+    """The generated ``build_<Table>(b, ...)``: writes the table in one go (see ``flatlane._fbgen``)."""
 
     def __post_init__(self) -> None:
         if self.file_identifier is not None and len(self.file_identifier.encode()) != 4:
@@ -516,7 +525,7 @@ class Sender(_TypedEndpoint, Generic[T]):
         hint = self._hint
         b._begin(w.reserve(hint, timeout), hint)
         try:
-            b.Finish(build(b, *args), self._fid)
+            _finish(b, build(b, *args), self._fid)
         except BaseException:
             b._abandon()
             raise
@@ -679,7 +688,7 @@ class Receiver(_TypedEndpoint, Generic[T]):
     permissions, spin_budget_ms, liveness_interval_ms, unlink_on_close.
     """
 
-    __slots__ = ("_r", "_name", "_cls", "_fid", "_received", "_rejected")
+    __slots__ = ("_r", "_name", "_cls", "_fid", "_verify", "_received", "_rejected")
 
     def __init__(
         self,
@@ -694,6 +703,7 @@ class Receiver(_TypedEndpoint, Generic[T]):
         spin_budget_ms: float = 0.05,
         liveness_interval_ms: float = 50.0,
         unlink_on_close: bool = True,
+        verify: bool = True,
     ) -> None:
         spec, message = self._bound()
         seg_name, opts = self._endpoint_options(
@@ -705,6 +715,7 @@ class Receiver(_TypedEndpoint, Generic[T]):
         self._name = seg_name
         self._cls = message.reader
         self._fid = None if message.file_identifier is None else message.file_identifier.encode()
+        self._verify = message.verifier if verify else None
         self._received = self._rejected = 0
 
     def recv(self, timeout: Optional[float] = None) -> Received[T]:
@@ -717,38 +728,16 @@ class Receiver(_TypedEndpoint, Generic[T]):
         """
         frame = self._r.read_message(timeout)
         view = frame.data
-        n = len(view)
-        if n >= 8:
-            root = _U32.unpack_from(view, 0)[0]
-            # The root table (its vtable offset, 4 bytes) lies inside the message, 4-aligned.
-            if 4 <= root <= n - 4 and not root & 3 and (self._fid is None or view[4:8] == self._fid):
-                msg = self._cls()
-                msg.Init(view, root)
-                self._received += 1
-                return Received(frame, view, msg)
-        raise self._reject(frame, view, n)
-
-    def _reject(self, frame: Any, view: memoryview, n: int) -> CorruptMessageError:
-        root = _U32.unpack_from(view, 0)[0] if n >= 4 else None
-        ident = bytes(view[4:8]) if n >= 8 else b""
-        seq = frame.seq
-        view.release()
-        frame.release()
+        root = _root_ok(view, len(view), self._fid, self._verify)
+        if root.__class__ is int:
+            msg = self._cls()
+            msg.Init(view, root)
+            self._received += 1
+            return Received(frame, view, msg)
         self._rejected += 1
-        why = (
-            f"{n} bytes, too short for a FlatBuffer" if root is None or n < 8
-            else f"root offset {root} outside the message of {n} bytes or misaligned"
-            if not (4 <= root <= n - 4 and not root & 3)
-            else f"file identifier {ident!r}, expected {self._fid!r}"
-        )
-        exc = CorruptMessageError(
-            f"flatlane: corrupt: recv() on channel '{self._name}': message {seq} is not a "
-            f"{self.message.type_name if self.message else '?'} FlatBuffer: {why}"
-        )
-        exc.errc = Errc.CORRUPT
-        exc.channel = self._name
+        exc = _corrupt(self._name, self.message.type_name if self.message else "?", frame, view, root)
         exc.role = "reader"
-        return exc
+        raise exc
 
     def stats(self) -> ReceiverStats:
         return ReceiverStats(self._received, self._rejected)
@@ -1037,7 +1026,7 @@ class TopicSender(_TopicEndpoint, Generic[T]):
         slot = self._slot
         b._begin(p.loan(slot, timeout), slot)
         try:
-            b.Finish(build(b, *args), self._fid)
+            _finish(b, build(b, *args), self._fid)
         except BaseException:
             b._abandon()
             raise
@@ -1133,19 +1122,12 @@ class ReceivedSample(Received[T]):
         return f"<flatlane.ReceivedSample {type(self.msg).__name__} seq={self._frame.seq}{state}>"
 
 
-def _corrupt(name: str, type_name: str, frame: Any, view: memoryview, n: int, fid: Optional[bytes],
+def _corrupt(name: str, type_name: str, frame: Any, view: memoryview, why: str,
              what: str = "", call: str = "recv()") -> CorruptMessageError:
-    root = _U32.unpack_from(view, 0)[0] if n >= 4 else None
-    ident = bytes(view[4:8]) if n >= 8 else b""
+    """The error for a message that failed ``_root_ok`` (``why``); gives the message back."""
     label = what or f"message {frame.seq}"
     view.release()
     frame.release()
-    why = (
-        f"{n} bytes, too short for a FlatBuffer" if root is None or n < 8
-        else f"root offset {root} outside the message of {n} bytes or misaligned"
-        if not (4 <= root <= n - 4 and not root & 3)
-        else f"file identifier {ident!r}, expected {fid!r}"
-    )
     exc = CorruptMessageError(
         f"flatlane: corrupt: {call} on channel '{name}': {label} is not a {type_name} FlatBuffer: {why}"
     )
@@ -1153,6 +1135,25 @@ def _corrupt(name: str, type_name: str, frame: Any, view: memoryview, n: int, fi
     exc.channel = name
     exc.role = "subscriber"
     return exc
+
+
+def _root_ok(view: memoryview, n: int, fid: Optional[bytes], verify: Optional[Callable[..., None]]) -> Any:
+    """The root table's position (an int) when the message of ``n`` bytes is a FlatBuffer of the
+    type: its generated verifier passes (``verify``), or without one, the root offset lies inside
+    the message, 4-aligned, and the file identifier matches. Else why not (a str)."""
+    if n < 8:
+        return f"{n} bytes, too short for a FlatBuffer"
+    root = _U32.unpack_from(view, 0)[0]
+    if not 4 <= root <= n - 4 or root & 3:
+        return f"root offset {root} outside the message of {n} bytes or misaligned"
+    if fid is not None and view[4:8] != fid:
+        return f"file identifier {bytes(view[4:8])!r}, expected {fid!r}"
+    if verify is not None:
+        try:
+            verify(_Verifier(view, n), root, 0)
+        except VerifyError as e:
+            return str(e)
+    return root
 
 
 class TopicReceiver(_TopicEndpoint, Generic[T]):
@@ -1169,7 +1170,7 @@ class TopicReceiver(_TopicEndpoint, Generic[T]):
         history_request: retained messages to receive first, per publisher (topics).
     """
 
-    __slots__ = ("_s", "_name", "_cls", "_fid", "_received", "_rejected")
+    __slots__ = ("_s", "_name", "_cls", "_fid", "_verify", "_received", "_rejected")
 
     def __init__(
         self,
@@ -1193,6 +1194,7 @@ class TopicReceiver(_TopicEndpoint, Generic[T]):
         spin_budget_ms: float = 0.05,
         liveness_interval_ms: float = 50.0,
         unlink_on_close: bool = True,
+        verify: bool = True,
     ) -> None:
         spec, message = self._bound()
         policy = spec.overflow if overflow is None else _str_enum(Overflow, overflow, "overflow policy")
@@ -1209,6 +1211,7 @@ class TopicReceiver(_TopicEndpoint, Generic[T]):
         self._name = seg_name
         self._cls = message.reader
         self._fid = None if message.file_identifier is None else message.file_identifier.encode()
+        self._verify = message.verifier if verify else None
         self._received = self._rejected = 0
 
     def recv(self, timeout: Optional[float] = None) -> ReceivedSample[T]:
@@ -1221,16 +1224,14 @@ class TopicReceiver(_TopicEndpoint, Generic[T]):
         """
         sample = self._s.receive(timeout)
         view = sample.data
-        n = len(view)
-        if n >= 8:
-            root = _U32.unpack_from(view, 0)[0]
-            if 4 <= root <= n - 4 and not root & 3 and (self._fid is None or view[4:8] == self._fid):
-                msg = self._cls()
-                msg.Init(view, root)
-                self._received += 1
-                return ReceivedSample(sample, view, msg)
+        root = _root_ok(view, len(view), self._fid, self._verify)
+        if root.__class__ is int:
+            msg = self._cls()
+            msg.Init(view, root)
+            self._received += 1
+            return ReceivedSample(sample, view, msg)
         self._rejected += 1
-        raise _corrupt(self._name, self.message.type_name if self.message else "?", sample, view, n, self._fid)
+        raise _corrupt(self._name, self.message.type_name if self.message else "?", sample, view, root)
 
     def stats(self) -> TopicReceiverStats:
         received, _bytes, dropped, held, queued = self._s._stats()
@@ -1301,13 +1302,6 @@ class Puller(TopicReceiver[T]):
 _DEFAULT_SERVICE_MAX = 64 * 1024
 
 
-def _root_ok(view: memoryview, n: int, fid: Optional[bytes]) -> int:
-    """The root table's offset when the message passes the root check, else 0."""
-    if n >= 8:
-        root = _U32.unpack_from(view, 0)[0]
-        if 4 <= root <= n - 4 and not root & 3 and (fid is None or view[4:8] == fid):
-            return root
-    return 0
 
 
 class TypedRequest(Received[T]):
@@ -1480,7 +1474,7 @@ class Client(_TypedService, Generic[T]):
     runtime's default), spin_budget_ms, liveness_interval_ms.
     """
 
-    __slots__ = ("_c", "_name", "_builder", "_fid", "_rfid", "_limit", "_what")
+    __slots__ = ("_c", "_name", "_builder", "_fid", "_rfid", "_verify", "_limit", "_what")
 
     def __init__(
         self,
@@ -1494,6 +1488,7 @@ class Client(_TypedService, Generic[T]):
         send_timeout: Optional[float] = None,
         spin_budget_ms: float = 0.05,
         liveness_interval_ms: float = 50.0,
+        verify: bool = True,
     ) -> None:
         spec, req, resp = self._bound()
         seg_name, kwargs, limit = self._service_kwargs(
@@ -1506,6 +1501,7 @@ class Client(_TypedService, Generic[T]):
         self._what = "send()"
         self._fid = None if req.file_identifier is None else req.file_identifier.encode()
         self._rfid = None if resp.file_identifier is None else resp.file_identifier.encode()
+        self._verify = resp.verifier if verify else None
         self._builder = _SlotBuilder(self)  # type: ignore[arg-type]
 
     def _give_back(self) -> None:
@@ -1522,7 +1518,7 @@ class Client(_TypedService, Generic[T]):
         size = len(view)
         b._begin(view, size)
         try:
-            b.Finish(build(b, *args), self._fid)
+            _finish(b, build(b, *args), self._fid)
         except BaseException:
             b._abandon()
             raise
@@ -1536,13 +1532,12 @@ class Client(_TypedService, Generic[T]):
         Raises FlatlaneTimeoutError, PeerDeadError (the server died), CorruptMessageError."""
         r = self._c.receive(id, timeout)
         view = r.data
-        n = len(view)
-        root = _root_ok(view, n, self._rfid)
-        if root:
+        root = _root_ok(view, len(view), self._rfid, self._verify)
+        if root.__class__ is int:
             msg = self.response.reader()  # type: ignore[union-attr]
             msg.Init(view, root)
             return TypedReply(r, view, msg)
-        raise _corrupt(self._name, self.response.type_name if self.response else "?", r, view, n, self._rfid,
+        raise _corrupt(self._name, self.response.type_name if self.response else "?", r, view, root,
                        what=f"reply to request {id}", call="receive()")
 
     def call(self, build: Callable[..., int], *args: Any, timeout: Optional[float] = None) -> TypedReply[Any]:
@@ -1582,7 +1577,7 @@ class Server(_TypedService, Generic[T]):
     Options as for :class:`Client`.
     """
 
-    __slots__ = ("_s", "_name", "_builder", "_fid", "_rfid", "_limit", "_what", "_rejected")
+    __slots__ = ("_s", "_name", "_builder", "_fid", "_rfid", "_verify", "_limit", "_what", "_rejected")
 
     def __init__(
         self,
@@ -1595,6 +1590,7 @@ class Server(_TypedService, Generic[T]):
         type_check: TypeCheckLike = TypeCheck.EXACT,
         spin_budget_ms: float = 0.05,
         liveness_interval_ms: float = 50.0,
+        verify: bool = True,
     ) -> None:
         spec, req, resp = self._bound()
         seg_name, kwargs, limit = self._service_kwargs(
@@ -1607,6 +1603,7 @@ class Server(_TypedService, Generic[T]):
         self._rejected = 0
         self._fid = None if resp.file_identifier is None else resp.file_identifier.encode()
         self._rfid = None if req.file_identifier is None else req.file_identifier.encode()
+        self._verify = req.verifier if verify else None
         self._builder = _SlotBuilder(self)  # type: ignore[arg-type]
 
     def _give_back(self) -> None:
@@ -1618,15 +1615,14 @@ class Server(_TypedService, Generic[T]):
         CorruptMessageError (counted in ``rejected``); the next one comes through normally."""
         r = self._s.receive(timeout)
         view = r.data
-        n = len(view)
-        root = _root_ok(view, n, self._rfid)
-        if root:
+        root = _root_ok(view, len(view), self._rfid, self._verify)
+        if root.__class__ is int:
             msg = self.request.reader()  # type: ignore[union-attr]
             msg.Init(view, root)
             return TypedRequest(r, view, msg)
         self._rejected += 1
         rid = r.id
-        raise _corrupt(self._name, self.request.type_name if self.request else "?", r, view, n, self._rfid,
+        raise _corrupt(self._name, self.request.type_name if self.request else "?", r, view, root,
                        what=f"request {rid}", call="receive()")
 
     def reply(self, request: TypedRequest[Any], build: Callable[..., int], *args: Any, more: bool = False) -> None:
@@ -1638,7 +1634,7 @@ class Server(_TypedService, Generic[T]):
         size = len(view)
         b._begin(view, size)
         try:
-            b.Finish(build(b, *args), self._fid)
+            _finish(b, build(b, *args), self._fid)
         except BaseException:
             b._abandon()
             raise
@@ -1925,9 +1921,9 @@ class _InPlaceEndpoint(_TypedEndpoint):
             unlink_on_close=unlink_on_close,
         )
 
-    def _corrupt(self, r: Any, view: memoryview, n: int, what: str, role: str) -> CorruptMessageError:
-        exc = _corrupt(self._name, self.message.type_name if self.message else "?", r, view, n,  # type: ignore[attr-defined]
-                       self._fid, what=what, call="receive()")  # type: ignore[attr-defined]
+    def _corrupt(self, r: Any, view: memoryview, why: str, what: str, role: str) -> CorruptMessageError:
+        exc = _corrupt(self._name, self.message.type_name if self.message else "?", r, view, why,  # type: ignore[attr-defined]
+                       what=what, call="receive()")
         exc.args = (exc.args[0].replace(f"on channel '{self._name}'", f"on duplex channel '{self._name}'"),)  # type: ignore[attr-defined]
         exc.role = role
         return exc
@@ -1948,7 +1944,7 @@ class InPlaceClient(_InPlaceEndpoint, Generic[T]):
     unlink_on_close.
     """
 
-    __slots__ = ("_c", "_name", "_builder", "_fid", "_cap", "_max_message", "_timeout", "_hint",
+    __slots__ = ("_c", "_name", "_builder", "_fid", "_verify", "_cap", "_max_message", "_timeout", "_hint",
                  "_sent", "_received", "_rejected", "_corrupt_count", "_regrown")
 
     def __init__(
@@ -1966,6 +1962,7 @@ class InPlaceClient(_InPlaceEndpoint, Generic[T]):
         spin_budget_ms: float = 0.05,
         liveness_interval_ms: float = 50.0,
         unlink_on_close: bool = True,
+        verify: bool = True,
     ) -> None:
         spec, message = self._bound()
         if send_timeout is not None and send_timeout < 0:
@@ -1975,6 +1972,7 @@ class InPlaceClient(_InPlaceEndpoint, Generic[T]):
         self._c = _native.DuplexClient(seg_name, **kwargs)
         self._name = seg_name
         self._fid = None if message.file_identifier is None else message.file_identifier.encode()
+        self._verify = message.verifier if verify else None
         frame = self._c.max_frame_payload & ~(_DUPLEX_ALIGN - 1)
         self._max_message = min(max_message or spec.max_message, frame)
         self._cap = min((self._max_message + _DUPLEX_ALIGN - 1) & ~(_DUPLEX_ALIGN - 1), frame)
@@ -2005,7 +2003,7 @@ class InPlaceClient(_InPlaceEndpoint, Generic[T]):
         view = c.reserve(n, self._timeout)
         b._begin(view, n)
         try:
-            b.Finish(build(b, *args), self._fid)
+            _finish(b, build(b, *args), self._fid)
         except BaseException:
             b._abandon()
             raise
@@ -2033,13 +2031,13 @@ class InPlaceClient(_InPlaceEndpoint, Generic[T]):
             self._rejected += 1
             return InPlaceReply(r, view, None)
         n = len(view)
-        root = _root_ok(view, n, self._fid)
-        if root:
+        root = _root_ok(view, n, self._fid, self._verify)
+        if root.__class__ is int:
             msg = self.message.reader()  # type: ignore[union-attr]
             msg.Init(view, root)
             return InPlaceReply(r, view, msg)
         self._corrupt_count += 1
-        raise self._corrupt(r, view, n, f"reply to request {r.seq}", "client")
+        raise self._corrupt(r, view, root, f"reply to request {r.seq}", "client")
 
     def stats(self) -> InPlaceStats:
         return InPlaceStats(self._sent, self._received, self._rejected, self._corrupt_count, self._regrown)
@@ -2085,7 +2083,7 @@ class InPlaceServer(_InPlaceEndpoint, Generic[T]):
     spin_budget_ms, liveness_interval_ms, unlink_on_close.
     """
 
-    __slots__ = ("_s", "_name", "_fid", "_received", "_rejected")
+    __slots__ = ("_s", "_name", "_fid", "_verify", "_received", "_rejected")
 
     def __init__(
         self,
@@ -2099,6 +2097,7 @@ class InPlaceServer(_InPlaceEndpoint, Generic[T]):
         spin_budget_ms: float = 0.05,
         liveness_interval_ms: float = 50.0,
         unlink_on_close: bool = True,
+        verify: bool = True,
     ) -> None:
         spec, message = self._bound()
         seg_name, kwargs = self._duplex_kwargs(name, mode, ring_capacity, wait, type_check, permissions,
@@ -2106,6 +2105,7 @@ class InPlaceServer(_InPlaceEndpoint, Generic[T]):
         self._s = _native.DuplexServer(seg_name, **kwargs)
         self._name = seg_name
         self._fid = None if message.file_identifier is None else message.file_identifier.encode()
+        self._verify = message.verifier if verify else None
         self._received = self._rejected = 0
 
     def receive(self, timeout: Optional[float] = None) -> InPlaceCall[Any]:
@@ -2114,14 +2114,14 @@ class InPlaceServer(_InPlaceEndpoint, Generic[T]):
         r = self._s.receive(timeout)
         view = memoryview(r)  # writable: the reader's NumPy views and mutate() write in place
         n = len(view)
-        root = _root_ok(view, n, self._fid)
-        if root:
+        root = _root_ok(view, n, self._fid, self._verify)
+        if root.__class__ is int:
             self._received += 1
             msg = self.message.reader()  # type: ignore[union-attr]
             msg.Init(view, root)
             return InPlaceCall(r, view, msg)
         self._rejected += 1
-        raise self._corrupt(r, view, n, f"request {r.seq}", "server")
+        raise self._corrupt(r, view, root, f"request {r.seq}", "server")
 
     def respond(self, call: InPlaceCall[Any]) -> None:
         """Hands the call's (modified) message back where it lies."""
