@@ -53,16 +53,17 @@ import enum
 import struct
 import time
 from types import TracebackType
-from typing import Any, Callable, ClassVar, Generic, Optional, Type, TypeVar, Union
+from typing import Any, AsyncIterator, Callable, ClassVar, Generic, Optional, Type, TypeVar, Union
 
 from flatbuffers.builder import Builder, BuilderSizeError
 
-from . import _native
+from . import _aio, _native
 from ._fbgen import Verifier as _Verifier
 from ._fbgen import VerifyError
 from ._fbgen import finish as _finish
 from ._channel import ModeLike, OpenMode, Reader, WaitLike, WaitStrategy, Writer, _enum_value
-from ._errors import BufferFullError, CorruptMessageError, Errc, InvalidArgumentError, MessageTooLargeError
+from ._errors import (BufferFullError, ClosedError, CorruptMessageError, Errc, InvalidArgumentError,
+                      MessageTooLargeError, PeerClosedError)
 from ._topic import SubscriberMode, SubscriberModeLike, PublisherStats
 
 __all__ = [
@@ -339,6 +340,24 @@ def uninitialized_vector(builder: Builder, dtype: Any, count: int) -> "tuple[int
 
 
 _E = TypeVar("_E", bound="_TypedEndpoint")
+
+
+async def _wait(endpoint: Any, key: Optional[str], op: Callable[[Optional[float]], Any], timeout: Optional[float],
+                what: str) -> Any:
+    """Awaits a native receive through flatlane.aio: tried at once on the loop thread, else waited
+    for in the endpoint's worker thread (GIL released, cancellable within a slice). A message
+    taken for a cancelled task is kept (``key``) for the next awaitable receive."""
+    return await _aio.wait_op(endpoint, key, op, timeout, _aio._timeout_error(endpoint, what, timeout))
+
+
+async def _until_closed(receive: Callable[[], Any]) -> AsyncIterator[Any]:
+    """``async for``: awaits ``receive()`` until the endpoint is closed or every peer left."""
+    while True:
+        try:
+            item = await receive()
+        except (ClosedError, PeerClosedError):
+            return
+        yield item
 
 
 class _TypedEndpoint:
@@ -688,7 +707,7 @@ class Receiver(_TypedEndpoint, Generic[T]):
     permissions, spin_budget_ms, liveness_interval_ms, unlink_on_close.
     """
 
-    __slots__ = ("_r", "_name", "_cls", "_fid", "_verify", "_received", "_rejected")
+    __slots__ = ("_flatlane_aio_state", "_r", "_name", "_cls", "_fid", "_verify", "_received", "_rejected")
 
     def __init__(
         self,
@@ -726,7 +745,18 @@ class Receiver(_TypedEndpoint, Generic[T]):
         CorruptMessageError (not a FlatBuffer of this type: consumed, counted in
         ``stats().rejected``).
         """
-        frame = self._r.read_message(timeout)
+        return self._take(self._r.read_message(timeout))
+
+    async def recv_async(self, timeout: Optional[float] = None) -> Received[T]:
+        """``await``-able recv(): the event loop runs on while it waits (see flatlane.aio)."""
+        r = self._r
+        return self._take(await _wait(self, "read_message", lambda t: r.read_message(t), timeout, "recv_async()"))
+
+    def __aiter__(self) -> AsyncIterator[Received[T]]:
+        """``async for m in receiver``: until it is closed or the writer left."""
+        return _until_closed(self.recv_async)
+
+    def _take(self, frame: Any) -> Received[T]:
         view = frame.data
         root = _root_ok(view, len(view), self._fid, self._verify)
         if root.__class__ is int:
@@ -1170,7 +1200,7 @@ class TopicReceiver(_TopicEndpoint, Generic[T]):
         history_request: retained messages to receive first, per publisher (topics).
     """
 
-    __slots__ = ("_s", "_name", "_cls", "_fid", "_verify", "_received", "_rejected")
+    __slots__ = ("_flatlane_aio_state", "_s", "_name", "_cls", "_fid", "_verify", "_received", "_rejected")
 
     def __init__(
         self,
@@ -1222,7 +1252,18 @@ class TopicReceiver(_TopicEndpoint, Generic[T]):
         and CorruptMessageError (not a FlatBuffer of this type: released, counted in
         ``stats().rejected``).
         """
-        sample = self._s.receive(timeout)
+        return self._take(self._s.receive(timeout))
+
+    async def recv_async(self, timeout: Optional[float] = None) -> ReceivedSample[T]:
+        """``await``-able recv(): the event loop runs on while it waits (see flatlane.aio)."""
+        s = self._s
+        return self._take(await _wait(self, "receive", lambda t: s.receive(t), timeout, "recv_async()"))
+
+    def __aiter__(self) -> AsyncIterator[ReceivedSample[T]]:
+        """``async for m in subscriber``: until it is closed or every publisher left."""
+        return _until_closed(self.recv_async)
+
+    def _take(self, sample: Any) -> ReceivedSample[T]:
         view = sample.data
         root = _root_ok(view, len(view), self._fid, self._verify)
         if root.__class__ is int:
@@ -1474,7 +1515,7 @@ class Client(_TypedService, Generic[T]):
     runtime's default), spin_budget_ms, liveness_interval_ms.
     """
 
-    __slots__ = ("_c", "_name", "_builder", "_fid", "_rfid", "_verify", "_limit", "_what")
+    __slots__ = ("_flatlane_aio_state", "_c", "_name", "_builder", "_fid", "_rfid", "_verify", "_limit", "_what")
 
     def __init__(
         self,
@@ -1530,7 +1571,19 @@ class Client(_TypedService, Generic[T]):
     def receive(self, id: int, timeout: Optional[float] = None) -> TypedReply[Any]:
         """The next reply to request ``id`` (streaming methods: call again while ``more``).
         Raises FlatlaneTimeoutError, PeerDeadError (the server died), CorruptMessageError."""
-        r = self._c.receive(id, timeout)
+        return self._take(self._c.receive(id, timeout), id)
+
+    async def receive_async(self, id: int, timeout: Optional[float] = None) -> TypedReply[Any]:
+        """``await``-able receive(id). Cancelled: a reply taken meanwhile is kept for the next
+        receive_async of the same request."""
+        c = self._c
+        return self._take(await _wait(self, f"reply {id}", lambda t: c.receive(id, t), timeout, "receive_async()"), id)
+
+    async def call_async(self, build: Callable[..., int], *args: Any, timeout: Optional[float] = None) -> TypedReply[Any]:
+        """send (at once) + ``await receive_async``: the (first) reply to one request."""
+        return await self.receive_async(self.send(build, *args), timeout)
+
+    def _take(self, r: Any, id: int) -> TypedReply[Any]:
         view = r.data
         root = _root_ok(view, len(view), self._rfid, self._verify)
         if root.__class__ is int:
@@ -1577,7 +1630,7 @@ class Server(_TypedService, Generic[T]):
     Options as for :class:`Client`.
     """
 
-    __slots__ = ("_s", "_name", "_builder", "_fid", "_rfid", "_verify", "_limit", "_what", "_rejected")
+    __slots__ = ("_flatlane_aio_state", "_s", "_name", "_builder", "_fid", "_rfid", "_verify", "_limit", "_what", "_rejected")
 
     def __init__(
         self,
@@ -1613,7 +1666,18 @@ class Server(_TypedService, Generic[T]):
     def receive(self, timeout: Optional[float] = None) -> TypedRequest[Any]:
         """The next request. One that fails the root check is released and reported as
         CorruptMessageError (counted in ``rejected``); the next one comes through normally."""
-        r = self._s.receive(timeout)
+        return self._take(self._s.receive(timeout))
+
+    async def receive_async(self, timeout: Optional[float] = None) -> TypedRequest[Any]:
+        """``await``-able receive(): the event loop runs on while it waits (see flatlane.aio)."""
+        s = self._s
+        return self._take(await _wait(self, "receive", lambda t: s.receive(t), timeout, "receive_async()"))
+
+    def __aiter__(self) -> AsyncIterator[TypedRequest[Any]]:
+        """``async for req in server``: until it is closed."""
+        return _until_closed(self.receive_async)
+
+    def _take(self, r: Any) -> TypedRequest[Any]:
         view = r.data
         root = _root_ok(view, len(view), self._rfid, self._verify)
         if root.__class__ is int:
@@ -1944,7 +2008,7 @@ class InPlaceClient(_InPlaceEndpoint, Generic[T]):
     unlink_on_close.
     """
 
-    __slots__ = ("_c", "_name", "_builder", "_fid", "_verify", "_cap", "_max_message", "_timeout", "_hint",
+    __slots__ = ("_flatlane_aio_state", "_c", "_name", "_builder", "_fid", "_verify", "_cap", "_max_message", "_timeout", "_hint",
                  "_sent", "_received", "_rejected", "_corrupt_count", "_regrown")
 
     def __init__(
@@ -2024,7 +2088,14 @@ class InPlaceClient(_InPlaceEndpoint, Generic[T]):
         ``rejected``). Raises FlatlaneTimeoutError, PeerDeadError (the server died; a new server
         rejects what the dead one held), PeerClosedError, CorruptMessageError (the frame is
         released), InvalidArgumentError (nothing outstanding)."""
-        r = self._c.receive(timeout)
+        return self._take(self._c.receive(timeout))
+
+    async def receive_async(self, timeout: Optional[float] = None) -> InPlaceReply[Any]:
+        """``await``-able receive(): the event loop runs on while it waits (see flatlane.aio)."""
+        c = self._c
+        return self._take(await _wait(self, "receive", lambda t: c.receive(t), timeout, "receive_async()"))
+
+    def _take(self, r: Any) -> InPlaceReply[Any]:
         self._received += 1
         view = memoryview(r)
         if r.rejected:
@@ -2083,7 +2154,7 @@ class InPlaceServer(_InPlaceEndpoint, Generic[T]):
     spin_budget_ms, liveness_interval_ms, unlink_on_close.
     """
 
-    __slots__ = ("_s", "_name", "_fid", "_verify", "_received", "_rejected")
+    __slots__ = ("_flatlane_aio_state", "_s", "_name", "_fid", "_verify", "_received", "_rejected")
 
     def __init__(
         self,
@@ -2111,7 +2182,18 @@ class InPlaceServer(_InPlaceEndpoint, Generic[T]):
     def receive(self, timeout: Optional[float] = None) -> InPlaceCall[Any]:
         """The next request. One that fails the root check is rejected and reported as
         CorruptMessageError (counted in ``stats().rejected``); the next comes through normally."""
-        r = self._s.receive(timeout)
+        return self._take(self._s.receive(timeout))
+
+    async def receive_async(self, timeout: Optional[float] = None) -> InPlaceCall[Any]:
+        """``await``-able receive(): the event loop runs on while it waits (see flatlane.aio)."""
+        s = self._s
+        return self._take(await _wait(self, "receive", lambda t: s.receive(t), timeout, "receive_async()"))
+
+    def __aiter__(self) -> AsyncIterator[InPlaceCall[Any]]:
+        """``async for call in server``: until it is closed."""
+        return _until_closed(self.receive_async)
+
+    def _take(self, r: Any) -> InPlaceCall[Any]:
         view = memoryview(r)  # writable: the reader's NumPy views and mutate() write in place
         n = len(view)
         root = _root_ok(view, n, self._fid, self._verify)
