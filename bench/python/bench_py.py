@@ -19,8 +19,13 @@ array (copied once into the slot, received as a view); each beside multiprocessi
 ipc:// moving the same object the same way (dict: pickled by Pipe.send / send_pyobj; array: its
 buffer, received into np.frombuffer). The echoing child re-sends what it received.
 
+Throughput: one producer process sends as fast as it can, this process receives and counts
+(64-byte messages; the clock runs from the first message received to the last): a raw Flatlane
+channel (reserve/fill/commit, read/release), the typed Tick over a generated topic (built with
+build_Tick, verified on receipt), multiprocessing.Pipe and pyzmq PUSH/PULL over ipc://.
+
     PYTHONPATH=build/python /usr/bin/python3 bench/python/bench_py.py [--iterations N] [--json FILE]
-        [--only SUBSTRING ...]
+        [--only SUBSTRING ...] [--tp-messages N]
 """
 
 from __future__ import annotations
@@ -236,6 +241,125 @@ def typed_cost(gen_dir: str, n: int = 20_000) -> Dict[str, float]:
         _fbgen.Verifier(data, len(data)).root(verify, "", None)
     out["verify_us"] = (clock() - t0) / n / 1000
     return out
+
+
+# --- Throughput: a producer process as fast as it can, this process receives ---------------------
+
+
+def tp_flatlane_producer(name: str, count: int) -> None:
+    w = flatlane.Writer(name, mode="open", wait="busy_spin")
+    payload = bytes(range(PAYLOAD))
+    for _ in range(count):
+        v = w.reserve(PAYLOAD)  # waits while the ring is full
+        v[:] = payload
+        w.commit(PAYLOAD)
+    w.close()
+
+
+def tp_typed_producer(name: str, count: int, gen_dir: str) -> None:
+    sys.path.insert(0, gen_dir)
+    from bench_flatlane import Bench, build_Tick
+
+    payload = tick_payload(PAYLOAD)
+    with Bench.ping.Publisher(name=name, mode="open") as pub:  # overflow block: waits for the subscriber
+        for i in range(count):
+            pub.send(build_Tick, i, payload)
+
+
+def _rate(count: int, receive_one: Callable[[], None]) -> Dict[str, float]:
+    receive_one()  # the producer has started: time from here
+    t0 = time.perf_counter_ns()
+    for _ in range(count - 1):
+        receive_one()
+    dt = (time.perf_counter_ns() - t0) / 1e9
+    return {"msgs_per_s": (count - 1) / dt, "MB_per_s": (count - 1) * PAYLOAD / dt / 1e6, "n": count}
+
+
+def bench_tp_flatlane(count: int) -> Dict[str, float]:
+    name = f"bench.py.{os.getpid()}.tp.raw"
+    r = flatlane.Reader(name, mode="create", ring_capacity=1 << 18, wait="busy_spin")
+    p = multiprocessing.get_context("fork").Process(target=tp_flatlane_producer, args=(name, count))
+    p.start()
+
+    def one() -> None:
+        r.read(timeout=10_000).release()
+
+    res = _rate(count, one)
+    p.join(30)
+    r.close()
+    return res
+
+
+def bench_tp_typed(count: int, gen_dir: str) -> Dict[str, float]:
+    from bench_flatlane import Bench
+
+    name = f"bench.py.{os.getpid()}.tp.typed"
+    sub = Bench.ping.Subscriber(name=name, mode="create")
+    p = multiprocessing.get_context("fork").Process(target=tp_typed_producer, args=(name, count, gen_dir))
+    p.start()
+    seqs = [0]
+
+    def one() -> None:
+        m = sub.recv(timeout=10_000)
+        seqs[0] = m.msg.Seq()
+        m.release()
+
+    res = _rate(count, one)
+    assert seqs[0] == count - 1  # nothing dropped, in order to the last
+    p.join(30)
+    sub.close()
+    return res
+
+
+def tp_pipe_producer(conn, count: int) -> None:  # type: ignore[no-untyped-def]
+    payload = bytes(range(PAYLOAD))
+    for _ in range(count):
+        conn.send_bytes(payload)
+
+
+def bench_tp_pipe(count: int) -> Dict[str, float]:
+    ctx = multiprocessing.get_context("fork")
+    a, b = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=tp_pipe_producer, args=(b, count))
+    p.start()
+    res = _rate(count, a.recv_bytes)
+    p.join(30)
+    return res
+
+
+def tp_zmq_producer(endpoint: str, count: int) -> None:
+    import zmq
+
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.PUSH)
+    s.connect(endpoint)
+    payload = bytes(range(PAYLOAD))
+    for _ in range(count):
+        s.send(payload, copy=True)
+    s.close(linger=-1)
+    ctx.term()
+
+
+def bench_tp_zmq(count: int) -> Optional[Dict[str, float]]:
+    try:
+        import zmq
+    except ImportError:
+        return None
+    endpoint = f"ipc:///tmp/flatlane-bench-py-tp-{os.getpid()}.ipc"
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.PULL)
+    s.bind(endpoint)
+    p = multiprocessing.get_context("fork").Process(target=tp_zmq_producer, args=(endpoint, count))
+    p.start()
+    res = _rate(count, lambda: s.recv(copy=True))
+    p.join(30)
+    s.close(linger=0)
+    ctx.term()
+    try:
+        os.unlink(endpoint[len("ipc://") :])
+    except FileNotFoundError:
+        pass
+    return res
 
 
 # --- Flatlane untyped (flatlane.Publisher / Subscriber) --------------------------------------------
@@ -501,6 +625,7 @@ def main() -> int:
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--only", nargs="+", metavar="SUBSTRING",
                     help="run only the cases whose name contains one of these")
+    ap.add_argument("--tp-messages", type=int, default=200_000, help="messages per throughput case")
     ap.add_argument("--np-iterations", type=int, default=0,
                     help="round trips of the 1 MiB NumPy cases (default: iterations / 10, at least 500)")
     args = ap.parse_args()
@@ -528,8 +653,16 @@ def main() -> int:
         "Pipe NumPy 1 MiB (send_bytes)": lambda: bench_pipe_obj("np1m", n_np),
         "pyzmq NumPy 1 MiB (copy=False)": lambda: bench_zmq_obj("np1m", n_np),
     }
+    n_tp = args.tp_messages
+    tp_cases: Dict[str, Callable[[], Optional[Dict[str, float]]]] = {
+        "throughput flatlane raw 64 B (zero-copy)": lambda: bench_tp_flatlane(n_tp),
+        "throughput flatlane typed Tick (verified)": lambda: bench_tp_typed(n_tp, gen_dir),
+        "throughput multiprocessing.Pipe 64 B": lambda: bench_tp_pipe(n_tp),
+        "throughput pyzmq PUSH/PULL ipc:// 64 B": lambda: bench_tp_zmq(n_tp),
+    }
     if args.only:
         cases = {k: v for k, v in cases.items() if any(o.lower() in k.lower() for o in args.only)}
+        tp_cases = {k: v for k, v in tp_cases.items() if any(o.lower() in k.lower() for o in args.only)}
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {PAYLOAD}-byte payload, one-way = RTT/2, "
           f"{n} round trips per case")
     print(f"{'case':34s} {'p50 us':>9s} {'p99 us':>9s} {'p99.9 us':>9s} {'n':>7s}")
@@ -541,6 +674,14 @@ def main() -> int:
         results[name] = res
         print(f"{name:34s} {res['p50_us']:9.2f} {res['p99_us']:9.2f} {res['p99.9_us']:9.2f} {res['n']:7d}",
               flush=True)
+    if tp_cases:
+        print(f"\n{'throughput case':44s} {'msg/s':>12s} {'MB/s':>9s} {'n':>8s}")
+    for name, run in tp_cases.items():
+        res = run()
+        if res is None:
+            continue
+        results[name] = res
+        print(f"{name:44s} {res['msgs_per_s']:12,.0f} {res['MB_per_s']:9.1f} {res['n']:8d}", flush=True)
     cost: Dict[str, float] = {}
     if any(k.startswith("flatlane typed") for k in cases):
         cost = typed_cost(gen_dir)

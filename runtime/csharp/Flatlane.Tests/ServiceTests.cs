@@ -1,6 +1,7 @@
 using System;
 using System.Diagnostics;
 using System.Threading;
+using System.Threading.Tasks;
 using Xunit;
 
 namespace Flatlane.Tests;
@@ -119,6 +120,89 @@ public class ServiceTests
         r.Dispose();
         Assert.Equal(ErrorCode.InvalidArgument, Assert.Throws<FlatlaneException>(() => server.Reply(r, [2])).ErrorCode);
         Assert.Equal(ErrorCode.InvalidArgument, Assert.Throws<FlatlaneException>(() => server.CommitReply(0)).ErrorCode);
+    }
+
+    // ---- asynchronous receive
+
+    [Fact]
+    public async Task ReceiveAsync_ServerAndClient_CompleteLaterWithoutBlockingTheCaller()
+    {
+        using var ch = new Channel("s-async");
+        using var server = new ServiceServer(ch.Name, ServiceMessages.Options());
+        using var client = new ServiceClient(ch.Name, ServiceMessages.Options());
+        ValueTask<Request> pending = server.ReceiveAsync();
+        Assert.False(pending.IsCompleted);  // nothing sent yet: the server's waiter thread waits
+        for (ulong i = 0; i < 50; i++)
+        {
+            byte[] req = ServiceMessages.RequestPayload(i);
+            ulong id = client.Send(req);
+            using (Request r = await pending)
+            {
+                Assert.Equal(id, r.Id);
+                ServiceMessages.Answer(server, r);
+            }
+            pending = i + 1 < 50 ? server.ReceiveAsync() : default;
+            using Reply rep = await client.ReceiveAsync(id);
+            Assert.True(ServiceMessages.IsAnswer(req, rep.Data), $"call {i}");
+        }
+        // A reply that has not been sent yet: the client's waiter picks it up when it comes.
+        byte[] last = ServiceMessages.RequestPayload(99);
+        ValueTask<Reply> later = client.CallAsync(last);
+        Assert.False(later.IsCompleted);
+        using (Request r = server.Receive(T)) ServiceMessages.Answer(server, r);
+        using (Reply rep = await later) Assert.True(ServiceMessages.IsAnswer(last, rep.Data));
+    }
+
+    [Fact]
+    public async Task ReceiveAsync_Cancellation_ConsumesNothing_AndDisposeEndsTheWait()
+    {
+        using var ch = new Channel("s-async-cancel");
+        using var server = new ServiceServer(ch.Name, ServiceMessages.Options());
+        using var client = new ServiceClient(ch.Name, ServiceMessages.Options());
+        using (var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(50)))
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await server.ReceiveAsync(cts.Token));
+        byte[] req = ServiceMessages.RequestPayload(7);
+        ulong id = client.Send(req);
+        using (var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(50)))  // not answered yet
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await client.ReceiveAsync(id, cts.Token));
+        using (Request r = await server.ReceiveAsync()) ServiceMessages.Answer(server, r);  // the request, not lost
+        using (Reply rep = await client.ReceiveAsync(id)) Assert.True(ServiceMessages.IsAnswer(req, rep.Data));
+        ValueTask<Request> orphan = server.ReceiveAsync();
+        Assert.Throws<InvalidOperationException>(() => server.ReceiveAsync());  // one pending at a time
+        server.Dispose();  // the pending wait ends: disposed, or closed if the close reached the native wait first
+        var e = await Assert.ThrowsAnyAsync<Exception>(async () => await orphan).WaitAsync(T);
+        Assert.True(e is ObjectDisposedException || (e is FlatlaneException fe && fe.ErrorCode == ErrorCode.Closed),
+                    e.ToString());
+    }
+
+    [Fact]
+    public async Task ReceiveAsync_ServesACppClientProcess_AndSeesAKilledServer()
+    {
+        using var ch = new Channel("si-async");
+        const int count = 200;
+        using (var server = new ServiceServer(ch.Name, ServiceMessages.Options()))
+        using (var peer = Peer.Start(Build.PeerService, "call", ch.Name, $"{count}"))
+        {
+            for (int i = 0; i < count; i++)
+            {
+                using Request r = await server.ReceiveAsync();
+                ServiceMessages.Answer(server, r);
+            }
+            Assert.Equal($"done {count}", peer.Expect("done"));
+            Assert.True(peer.WaitExit() == 0, peer.Describe());
+        }
+        using var ch2 = new Channel("si-async-kill");
+        using var victim = Peer.Start(Build.PeerService, "serve", ch2.Name, "0");
+        victim.Expect("ready");
+        using var client = new ServiceClient(ch2.Name, ServiceMessages.Options() with { Wait = WaitStrategy.Blocking });
+        ulong id = client.Send(ServiceMessages.RequestPayload(1));
+        using (Reply rep = await client.ReceiveAsync(id)) Assert.Equal(id, rep.Id);
+        ulong id2 = client.Send(ServiceMessages.RequestPayload(2));
+        using (Reply rep = await client.ReceiveAsync(id2)) Assert.Equal(id2, rep.Id);
+        victim.Kill9();
+        var e = await Assert.ThrowsAsync<FlatlanePeerGoneException>(
+            async () => await client.ReceiveAsync(client.Send(ServiceMessages.RequestPayload(3))));
+        Assert.Equal(ErrorCode.PeerDead, e.ErrorCode);
     }
 
     // ---- interop with C++ processes

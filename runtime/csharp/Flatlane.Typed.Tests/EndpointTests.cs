@@ -162,6 +162,54 @@ public class EndpointTests
     }
 
     [Fact]
+    public async Task Service_ReceiveAsync_OnBothSides_VerifiesAndStreams()
+    {
+        using var ch = new Channel("tcalc-async");
+        using var addServer = new Calc.Add.Server(ch.Name + ".add");
+        using var countServer = new Calc.Count.Server(ch.Name + ".count");
+        using var add = new Calc.Add.Client(ch.Name + ".add");
+        using var count = new Calc.Count.Client(ch.Name + ".count");
+        const int calls = 30;
+        async Task Serve()
+        {
+            for (int i = 0; i < calls; i++)
+            {
+                using (var r = await addServer.ReceiveAsync())
+                    addServer.Reply(fltest.AddReply.Build(addServer.BeginReply(r)).Sum(r.Message.A + r.Message.B).End());
+                using (var r = await countServer.ReceiveAsync())
+                {
+                    uint to = r.Message.To;
+                    for (uint n = 1; n <= to; n++)
+                        countServer.Reply(fltest.CountReply.Build(countServer.BeginReply(r)).N(n).End(), more: n < to);
+                }
+            }
+        }
+        Task serving = Serve();  // both servers on one task, awaiting, no thread of their own
+        for (int i = 0; i < calls; i++)
+        {
+            ulong id = add.Send(fltest.AddRequest.Build(add.Begin()).A(i).B(7).End());
+            using (var rep = await add.ReceiveAsync(id)) Assert.Equal(i + 7, rep.Message.Sum);
+            ulong cid = count.Send(fltest.CountRequest.Build(count.Begin()).To(3).End());
+            for (uint n = 1; ; n++)
+            {
+                using var rep = await count.ReceiveAsync(cid);
+                Assert.Equal(n, rep.Message.N);
+                if (!rep.More) break;
+            }
+        }
+        await serving.WaitAsync(TimeSpan.FromSeconds(10));
+        // A request that is not an AddRequest: refused by verification on the awaiting path too.
+        using var raw = new ServiceClient(ch.Name + ".add", new ServiceOptions
+        {
+            RequestTypeName = fltest.AddRequest.TypeName, RequestTypeHash = fltest.AddRequest.TypeHash,
+            ReplyTypeName = fltest.AddReply.TypeName, ReplyTypeHash = fltest.AddReply.TypeHash,
+        });
+        raw.Send(new byte[] { 0xff, 0xff, 0, 0, 1, 2, 3, 4 });
+        var e = await Assert.ThrowsAsync<FlatlaneException>(async () => await addServer.ReceiveAsync());
+        Assert.Equal(ErrorCode.Corrupt, e.ErrorCode);
+    }
+
+    [Fact]
     public void Service_MoreOnANonStreamingMethod_IsRefused()
     {
         using var ch = new Channel("tmore");

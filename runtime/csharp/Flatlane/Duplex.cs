@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Threading;
 using System.Threading.Tasks;
-using System.Threading.Tasks.Sources;
 
 namespace Flatlane;
 
@@ -254,88 +253,6 @@ public readonly unsafe struct DuplexRequest : IDisposable
     private DuplexServer Server => _server ?? throw new InvalidOperationException("flatlane: default(DuplexRequest)");
 }
 
-// The slow path of ReceiveAsync for duplex endpoints: one background thread per endpoint waits in
-// native code in slices, checking cancellation between them, and completes a reusable
-// IValueTaskSource (nothing is allocated per wait once it exists). As TopicSubscriber's waiter.
-internal sealed class SlicedWaiter<T> : IValueTaskSource<T>
-{
-    internal delegate bool TryFn(long timeoutNs, out T value, out int rc);
-
-    // 1 while a ReceiveAsync is pending (owned by the endpoint, which checks it first).
-    internal sealed class PendingFlag
-    {
-        public int Value;
-    }
-
-    private readonly GatedEndpoint _owner;
-    private readonly TryFn _try;
-    private readonly Func<bool> _disposed;
-    private readonly SemaphoreSlim _go = new(0);
-    private ManualResetValueTaskSourceCore<T> _core = new() { RunContinuationsAsynchronously = true };
-    private CancellationToken _ct;
-    private volatile bool _stop;
-    private readonly PendingFlag _pending;
-
-    public SlicedWaiter(GatedEndpoint owner, PendingFlag pending, TryFn tryFn, Func<bool> disposed, string threadName)
-    {
-        _owner = owner;
-        _pending = pending;
-        _try = tryFn;
-        _disposed = disposed;
-        new Thread(Run) { IsBackground = true, Name = threadName }.Start();
-    }
-
-    public ValueTask<T> Start(CancellationToken ct)
-    {
-        _core.Reset();
-        _ct = ct;
-        short version = _core.Version;
-        _go.Release();
-        return new ValueTask<T>(this, version);
-    }
-
-    public void Stop()
-    {
-        _stop = true;
-        _go.Release();
-    }
-
-    private void Run()
-    {
-        long slice = Native.ToNanoseconds(Reader.AsyncCancellationSlice);
-        for (;;)
-        {
-            _go.Wait();
-            if (_stop && Volatile.Read(ref _pending.Value) == 0) return;
-            T result = default!;
-            Exception? error = null;
-            try
-            {
-                for (;;)
-                {
-                    _ct.ThrowIfCancellationRequested();
-                    ObjectDisposedException.ThrowIf(_disposed(), _owner);
-                    if (_try(slice, out result, out int rc)) break;
-                    if (rc != (int)ErrorCode.Timeout) throw FlatlaneException.FromNative(rc, _owner.Name);
-                }
-            }
-            catch (Exception e)
-            {
-                error = e;
-            }
-            Volatile.Write(ref _pending.Value, 0);  // before completion: the continuation may receive again
-            if (error is null) _core.SetResult(result);
-            else _core.SetException(error);
-            if (_stop) return;
-        }
-    }
-
-    T IValueTaskSource<T>.GetResult(short token) => _core.GetResult(token);
-    ValueTaskSourceStatus IValueTaskSource<T>.GetStatus(short token) => _core.GetStatus(token);
-    void IValueTaskSource<T>.OnCompleted(Action<object?> continuation, object? state, short token,
-        ValueTaskSourceOnCompletedFlags flags) => _core.OnCompleted(continuation, state, token, flags);
-}
-
 /// <summary>
 /// The client of an in-place duplex channel (kind 3, docs/PROTOCOL.md section 16): reserves a
 /// frame, writes a request into it and commits; the server modifies the request where it lies
@@ -349,8 +266,7 @@ internal sealed class SlicedWaiter<T> : IValueTaskSource<T>
 /// </summary>
 public sealed unsafe class DuplexClient : GatedEndpoint
 {
-    private SlicedWaiter<DuplexResponse>? _waiter;
-    private readonly SlicedWaiter<DuplexResponse>.PendingFlag _asyncPending = new();
+    private AsyncWaiter<DuplexResponse>? _waiter;
 
     /// <summary>Largest reservation: the frame a request and its response share.</summary>
     public int MaxFramePayload { get; }
@@ -480,14 +396,14 @@ public sealed unsafe class DuplexClient : GatedEndpoint
     /// <exception cref="FlatlaneException">InvalidArgument (nothing outstanding), Closed, Corrupt.</exception>
     public DuplexResponse Receive(TimeSpan? timeout = null)
     {
-        if (!TryReceiveCore(Native.ToNanoseconds(timeout), out DuplexResponse r, out int rc)) ThrowNative(rc);
+        if (!TryReceiveCore(0, Native.ToNanoseconds(timeout), out DuplexResponse r, out int rc)) ThrowNative(rc);
         return r;
     }
 
     /// <summary>Like <see cref="Receive"/>, but false on timeout (zero: poll once).</summary>
     public bool TryReceive(TimeSpan timeout, out DuplexResponse response)
     {
-        if (TryReceiveCore(Native.ToNanoseconds(timeout), out response, out int rc)) return true;
+        if (TryReceiveCore(0, Native.ToNanoseconds(timeout), out response, out int rc)) return true;
         if (rc != (int)ErrorCode.Timeout) ThrowNative(rc);
         return false;
     }
@@ -500,21 +416,14 @@ public sealed unsafe class DuplexClient : GatedEndpoint
     /// </summary>
     public ValueTask<DuplexResponse> ReceiveAsync(CancellationToken cancellationToken = default)
     {
-        if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled<DuplexResponse>(cancellationToken);
         ObjectDisposedException.ThrowIf(IsDisposed, this);
-        if (Interlocked.Exchange(ref _asyncPending.Value, 1) != 0)
-            throw new InvalidOperationException($"flatlane: duplex client '{Name}': a ReceiveAsync is already pending");
-        bool ok = TryReceiveCore(0, out DuplexResponse r, out int rc);
-        if (ok || rc != (int)ErrorCode.Timeout)
-        {
-            Volatile.Write(ref _asyncPending.Value, 0);
-            return ok ? new ValueTask<DuplexResponse>(r) : ValueTask.FromException<DuplexResponse>(FlatlaneException.FromNative(rc, Name));
-        }
-        _waiter ??= new SlicedWaiter<DuplexResponse>(this, _asyncPending, TryReceiveCore, () => IsDisposed, "flatlane-duplex-client-" + Name);
-        return _waiter.Start(cancellationToken);
+        return Waiter.ReceiveAsync(0, cancellationToken, "duplex client");
     }
 
-    private bool TryReceiveCore(long timeoutNs, out DuplexResponse response, out int rc)
+    private AsyncWaiter<DuplexResponse> Waiter =>
+        _waiter ?? Interlocked.CompareExchange(ref _waiter, new AsyncWaiter<DuplexResponse>(Name, TryReceiveCore), null) ?? _waiter;
+
+    private bool TryReceiveCore(ulong unused, long timeoutNs, out DuplexResponse response, out int rc)
     {
         NativeDuplexResponse nr;
         long start = Stopwatch.GetTimestamp();
@@ -601,8 +510,7 @@ public sealed unsafe class DuplexClient : GatedEndpoint
 /// </summary>
 public sealed unsafe class DuplexServer : GatedEndpoint
 {
-    private SlicedWaiter<DuplexRequest>? _waiter;
-    private readonly SlicedWaiter<DuplexRequest>.PendingFlag _asyncPending = new();
+    private AsyncWaiter<DuplexRequest>? _waiter;
 
     /// <summary>Largest frame a client may reserve.</summary>
     public int MaxFramePayload { get; }
@@ -638,14 +546,14 @@ public sealed unsafe class DuplexServer : GatedEndpoint
     /// <exception cref="FlatlaneException">Closed, Corrupt.</exception>
     public DuplexRequest Receive(TimeSpan? timeout = null)
     {
-        if (!TryReceiveCore(Native.ToNanoseconds(timeout), out DuplexRequest r, out int rc)) ThrowNative(rc);
+        if (!TryReceiveCore(0, Native.ToNanoseconds(timeout), out DuplexRequest r, out int rc)) ThrowNative(rc);
         return r;
     }
 
     /// <summary>Like <see cref="Receive"/>, but false on timeout (zero: poll once).</summary>
     public bool TryReceive(TimeSpan timeout, out DuplexRequest request)
     {
-        if (TryReceiveCore(Native.ToNanoseconds(timeout), out request, out int rc)) return true;
+        if (TryReceiveCore(0, Native.ToNanoseconds(timeout), out request, out int rc)) return true;
         if (rc != (int)ErrorCode.Timeout) ThrowNative(rc);
         return false;
     }
@@ -653,21 +561,14 @@ public sealed unsafe class DuplexServer : GatedEndpoint
     /// <summary>The next request, asynchronously (as <see cref="DuplexClient.ReceiveAsync"/>).</summary>
     public ValueTask<DuplexRequest> ReceiveAsync(CancellationToken cancellationToken = default)
     {
-        if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled<DuplexRequest>(cancellationToken);
         ObjectDisposedException.ThrowIf(IsDisposed, this);
-        if (Interlocked.Exchange(ref _asyncPending.Value, 1) != 0)
-            throw new InvalidOperationException($"flatlane: duplex server '{Name}': a ReceiveAsync is already pending");
-        bool ok = TryReceiveCore(0, out DuplexRequest r, out int rc);
-        if (ok || rc != (int)ErrorCode.Timeout)
-        {
-            Volatile.Write(ref _asyncPending.Value, 0);
-            return ok ? new ValueTask<DuplexRequest>(r) : ValueTask.FromException<DuplexRequest>(FlatlaneException.FromNative(rc, Name));
-        }
-        _waiter ??= new SlicedWaiter<DuplexRequest>(this, _asyncPending, TryReceiveCore, () => IsDisposed, "flatlane-duplex-server-" + Name);
-        return _waiter.Start(cancellationToken);
+        return Waiter.ReceiveAsync(0, cancellationToken, "duplex server");
     }
 
-    private bool TryReceiveCore(long timeoutNs, out DuplexRequest request, out int rc)
+    private AsyncWaiter<DuplexRequest> Waiter =>
+        _waiter ?? Interlocked.CompareExchange(ref _waiter, new AsyncWaiter<DuplexRequest>(Name, TryReceiveCore), null) ?? _waiter;
+
+    private bool TryReceiveCore(ulong unused, long timeoutNs, out DuplexRequest request, out int rc)
     {
         NativeDuplexRequest nr;
         long start = Stopwatch.GetTimestamp();

@@ -1,5 +1,7 @@
 using System;
 using System.Diagnostics;
+using System.Threading;
+using System.Threading.Tasks;
 
 namespace Flatlane;
 
@@ -118,17 +120,49 @@ public sealed unsafe class ServiceServer : GatedEndpoint
     /// <exception cref="FlatlaneException">Busy (too many requests held), Closed.</exception>
     public Request Receive(TimeSpan? timeout = null)
     {
+        if (!TryReceiveCore(0, Native.ToNanoseconds(timeout), out Request r, out int rc)) ThrowNative(rc);
+        return r;
+    }
+
+    /// <summary>
+    /// The next request, asynchronously: completes synchronously without allocating when one is
+    /// queued; otherwise a background thread of this server waits in native code in slices and
+    /// checks <paramref name="cancellationToken"/> between them (a cancellation consumes nothing).
+    /// One ReceiveAsync may be pending at a time.
+    /// </summary>
+    public ValueTask<Request> ReceiveAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        return Waiter.ReceiveAsync(0, cancellationToken, "server");
+    }
+
+    private AsyncWaiter<Request>? _waiter;
+
+    private AsyncWaiter<Request> Waiter =>
+        _waiter ?? Interlocked.CompareExchange(ref _waiter, new AsyncWaiter<Request>(Name, TryReceiveCore), null) ?? _waiter;
+
+    private protected override void OnDisposed() => _waiter?.Stop();
+
+    private bool TryReceiveCore(ulong unused, long timeoutNs, out Request request, out int rc)
+    {
         NativeRequest r;
-        long timeoutNs = Native.ToNanoseconds(timeout);
         long start = Stopwatch.GetTimestamp();
         for (;;)
         {
             long slice = NextSlice(timeoutNs, start, out bool last);
             Enter();
-            int rc = Native.flatlane_server_receive(Raw, slice, &r);
+            rc = Native.flatlane_server_receive(Raw, slice, &r);
             Exit();
-            if (rc == 0) return new Request(this, r);
-            if (rc != (int)ErrorCode.Timeout || last) ThrowNative(rc);
+            if (rc == 0)
+            {
+                request = new Request(this, r);
+                return true;
+            }
+            if (rc != (int)ErrorCode.Timeout || last)
+            {
+                request = default;
+                return false;
+            }
         }
     }
 
@@ -310,17 +344,51 @@ public sealed unsafe class ServiceClient : GatedEndpoint
     /// <exception cref="FlatlanePeerGoneException">The server died (PeerDead) or left (PeerClosed).</exception>
     public Reply Receive(ulong id, TimeSpan? timeout = null)
     {
+        if (!TryReceiveCore(id, Native.ToNanoseconds(timeout), out Reply r, out int rc)) ThrowNative(rc);
+        return r;
+    }
+
+    /// <summary>
+    /// The next reply to request <paramref name="id"/>, asynchronously (as
+    /// <see cref="ServiceServer.ReceiveAsync"/>: a cancellation consumes nothing, one pending at a time).
+    /// </summary>
+    public ValueTask<Reply> ReceiveAsync(ulong id, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        return Waiter.ReceiveAsync(id, cancellationToken, "client");
+    }
+
+    /// <summary>Send + ReceiveAsync.</summary>
+    public ValueTask<Reply> CallAsync(ReadOnlySpan<byte> data, CancellationToken cancellationToken = default) =>
+        ReceiveAsync(Send(data), cancellationToken);
+
+    private AsyncWaiter<Reply>? _waiter;
+
+    private AsyncWaiter<Reply> Waiter =>
+        _waiter ?? Interlocked.CompareExchange(ref _waiter, new AsyncWaiter<Reply>(Name, TryReceiveCore), null) ?? _waiter;
+
+    private protected override void OnDisposed() => _waiter?.Stop();
+
+    private bool TryReceiveCore(ulong id, long timeoutNs, out Reply reply, out int rc)
+    {
         NativeReply r;
-        long timeoutNs = Native.ToNanoseconds(timeout);
         long start = Stopwatch.GetTimestamp();
         for (;;)
         {
             long slice = NextSlice(timeoutNs, start, out bool last);
             Enter();
-            int rc = Native.flatlane_client_receive(Raw, id, slice, &r);
+            rc = Native.flatlane_client_receive(Raw, id, slice, &r);
             Exit();
-            if (rc == 0) return new Reply(this, r);
-            if (rc != (int)ErrorCode.Timeout || last) ThrowNative(rc);
+            if (rc == 0)
+            {
+                reply = new Reply(this, r);
+                return true;
+            }
+            if (rc != (int)ErrorCode.Timeout || last)
+            {
+                reply = default;
+                return false;
+            }
         }
     }
 

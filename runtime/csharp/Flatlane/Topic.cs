@@ -2,7 +2,6 @@ using System;
 using System.Diagnostics;
 using System.Threading;
 using System.Threading.Tasks;
-using System.Threading.Tasks.Sources;
 
 namespace Flatlane;
 
@@ -202,8 +201,7 @@ public sealed unsafe class TopicPublisher : GatedEndpoint
 /// </summary>
 public sealed unsafe class TopicSubscriber : GatedEndpoint
 {
-    private AsyncWaiter? _waiter;
-    private int _asyncPending;
+    private AsyncWaiter<Sample>? _waiter;
 
     /// <summary>Joins the topic as a subscriber.</summary>
     /// <exception cref="FlatlaneException">Busy (all subscriber blocks taken), TypeMismatch, NotFound, ...</exception>
@@ -237,14 +235,14 @@ public sealed unsafe class TopicSubscriber : GatedEndpoint
     /// <exception cref="FlatlaneException">Busy (MaxHeld samples held), Closed, Corrupt.</exception>
     public Sample Receive(TimeSpan? timeout = null)
     {
-        if (!TryReceiveCore(Native.ToNanoseconds(timeout), out Sample s, out int rc)) ThrowNative(rc);
+        if (!TryReceiveCore(0, Native.ToNanoseconds(timeout), out Sample s, out int rc)) ThrowNative(rc);
         return s;
     }
 
     /// <summary>Like <see cref="Receive"/>, but false on timeout (zero: poll once) instead of throwing.</summary>
     public bool TryReceive(TimeSpan timeout, out Sample sample)
     {
-        if (TryReceiveCore(Native.ToNanoseconds(timeout), out sample, out int rc)) return true;
+        if (TryReceiveCore(0, Native.ToNanoseconds(timeout), out sample, out int rc)) return true;
         if (rc != (int)ErrorCode.Timeout) ThrowNative(rc);
         return false;
     }
@@ -257,25 +255,14 @@ public sealed unsafe class TopicSubscriber : GatedEndpoint
     /// </summary>
     public ValueTask<Sample> ReceiveAsync(CancellationToken cancellationToken = default)
     {
-        if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled<Sample>(cancellationToken);
         ObjectDisposedException.ThrowIf(IsDisposed, this);
-        if (Interlocked.Exchange(ref _asyncPending, 1) != 0)
-            throw new InvalidOperationException($"flatlane: subscriber '{Name}': a ReceiveAsync is already pending");
-        if (TryReceiveCore(0, out Sample s, out int rc))
-        {
-            Volatile.Write(ref _asyncPending, 0);
-            return new ValueTask<Sample>(s);
-        }
-        if (rc != (int)ErrorCode.Timeout)
-        {
-            Volatile.Write(ref _asyncPending, 0);
-            return ValueTask.FromException<Sample>(FlatlaneException.FromNative(rc, Name));
-        }
-        _waiter ??= new AsyncWaiter(this);  // only one thread gets here at a time (_asyncPending)
-        return _waiter.Start(cancellationToken);
+        return Waiter.ReceiveAsync(0, cancellationToken, "subscriber");
     }
 
-    private bool TryReceiveCore(long timeoutNs, out Sample sample, out int rc)
+    private AsyncWaiter<Sample> Waiter =>
+        _waiter ?? Interlocked.CompareExchange(ref _waiter, new AsyncWaiter<Sample>(Name, TryReceiveCore), null) ?? _waiter;
+
+    private bool TryReceiveCore(ulong unused, long timeoutNs, out Sample sample, out int rc)
     {
         NativeSample ns;
         // Usually a message is queued (or the caller polls): no GC transition, no clock read.
@@ -331,70 +318,4 @@ public sealed unsafe class TopicSubscriber : GatedEndpoint
     private protected override void CloseNative() => Native.flatlane_subscriber_close(Raw);
 
     private protected override void OnDisposed() => _waiter?.Stop();
-
-    // Runs the blocking native wait for ReceiveAsync and completes a reusable IValueTaskSource,
-    // so the slow path allocates nothing once the thread exists (as Reader's waiter).
-    private sealed class AsyncWaiter : IValueTaskSource<Sample>
-    {
-        private readonly TopicSubscriber _sub;
-        private readonly SemaphoreSlim _go = new(0);
-        private ManualResetValueTaskSourceCore<Sample> _core = new() { RunContinuationsAsynchronously = true };
-        private CancellationToken _ct;
-        private volatile bool _stop;
-
-        public AsyncWaiter(TopicSubscriber sub)
-        {
-            _sub = sub;
-            new Thread(Run) { IsBackground = true, Name = "flatlane-subscriber-" + sub.Name }.Start();
-        }
-
-        public ValueTask<Sample> Start(CancellationToken ct)
-        {
-            _core.Reset();
-            _ct = ct;
-            short version = _core.Version;
-            _go.Release();
-            return new ValueTask<Sample>(this, version);
-        }
-
-        public void Stop()
-        {
-            _stop = true;
-            _go.Release();
-        }
-
-        private void Run()
-        {
-            for (;;)
-            {
-                _go.Wait();
-                if (_stop && Volatile.Read(ref _sub._asyncPending) == 0) return;
-                Sample result = default;
-                Exception? error = null;
-                try
-                {
-                    for (;;)
-                    {
-                        _ct.ThrowIfCancellationRequested();
-                        ObjectDisposedException.ThrowIf(_sub.IsDisposed, _sub);
-                        if (_sub.TryReceiveCore(SliceNs, out result, out int rc)) break;
-                        if (rc != (int)ErrorCode.Timeout) throw FlatlaneException.FromNative(rc, _sub.Name);
-                    }
-                }
-                catch (Exception e)
-                {
-                    error = e;
-                }
-                Volatile.Write(ref _sub._asyncPending, 0);  // before completion: the continuation may receive again
-                if (error is null) _core.SetResult(result);
-                else _core.SetException(error);
-                if (_stop) return;
-            }
-        }
-
-        Sample IValueTaskSource<Sample>.GetResult(short token) => _core.GetResult(token);
-        ValueTaskSourceStatus IValueTaskSource<Sample>.GetStatus(short token) => _core.GetStatus(token);
-        void IValueTaskSource<Sample>.OnCompleted(Action<object?> continuation, object? state, short token,
-            ValueTaskSourceOnCompletedFlags flags) => _core.OnCompleted(continuation, state, token, flags);
-    }
 }

@@ -1,4 +1,7 @@
 using System;
+using System.Runtime.CompilerServices;
+using System.Threading;
+using System.Threading.Tasks;
 using Flatlane.FlatBuffers;
 
 namespace Flatlane.Typed;
@@ -112,9 +115,21 @@ public class TypedClient<TReq, TResp> : IDisposable
     /// <summary>The next reply to <paramref name="id"/> (streaming: call again while <see cref="TypedReply{T}.More"/>).</summary>
     /// <exception cref="FlatlaneTimeoutException">No reply in time.</exception>
     /// <exception cref="FlatlaneException">Corrupt (failed verification); PeerDead/PeerClosed.</exception>
-    public TypedReply<TResp> Receive(ulong id, TimeSpan? timeout = null)
+    public TypedReply<TResp> Receive(ulong id, TimeSpan? timeout = null) => Checked(Raw.Receive(id, timeout));
+
+    /// <summary>The next reply to <paramref name="id"/>, asynchronously (see
+    /// <see cref="ServiceClient.ReceiveAsync"/>; cancellation consumes nothing); verified as <see cref="Receive"/>.</summary>
+    public ValueTask<TypedReply<TResp>> ReceiveAsync(ulong id, CancellationToken cancellationToken = default)
     {
-        Reply r = Raw.Receive(id, timeout);
+        ValueTask<Reply> t = Raw.ReceiveAsync(id, cancellationToken);
+        return t.IsCompletedSuccessfully ? new ValueTask<TypedReply<TResp>>(Checked(t.Result)) : Await(t);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<TypedReply<TResp>> Await(ValueTask<Reply> t) => Checked(await t.ConfigureAwait(false));
+
+    private TypedReply<TResp> Checked(Reply r)
+    {
         if (Verify && !TResp.Verify(r.Data))
         {
             int n = r.Length;
@@ -173,9 +188,21 @@ public class TypedServer<TReq, TResp> : IDisposable
     public int MaxReply => _maxReply;
 
     /// <summary>The next request; one that fails verification is released and reported as Corrupt.</summary>
-    public TypedRequest<TReq> Receive(TimeSpan? timeout = null)
+    public TypedRequest<TReq> Receive(TimeSpan? timeout = null) => Checked(Raw.Receive(timeout));
+
+    /// <summary>The next request, asynchronously (see <see cref="ServiceServer.ReceiveAsync"/>;
+    /// cancellation consumes nothing); verified as <see cref="Receive"/>.</summary>
+    public ValueTask<TypedRequest<TReq>> ReceiveAsync(CancellationToken cancellationToken = default)
     {
-        Request r = Raw.Receive(timeout);
+        ValueTask<Request> t = Raw.ReceiveAsync(cancellationToken);
+        return t.IsCompletedSuccessfully ? new ValueTask<TypedRequest<TReq>>(Checked(t.Result)) : Await(t);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<TypedRequest<TReq>> Await(ValueTask<Request> t) => Checked(await t.ConfigureAwait(false));
+
+    private TypedRequest<TReq> Checked(Request r)
+    {
         if (Verify && !TReq.Verify(r.Data))
         {
             int n = r.Length;
