@@ -189,6 +189,46 @@ public class DuplexTests
     }
 
     [Fact]
+    public void Client_StartsSmall_AndMovesAGrowingRequestOnce()
+    {
+        using var ch = new Channel("tdx-grow");
+        using var server = new Invert.Server(ch.Name);
+        using var client = new Invert.Client(ch.Name);
+        void Serve(int count)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                using var call = server.Receive(T);
+                InvertBlob(Invert.Server.Mutable(call));
+                call.Respond();
+            }
+        }
+        // 5000 bytes do not fit the first 256-byte reservation: moved once, intact.
+        ulong seq = client.Send(BuildBlob(client.Begin(), 1, 5000));
+        Assert.Equal(1ul, client.Regrown);
+        Serve(1);
+        using (var r = client.Receive(T)) ExpectInverted(r.Message, 1, 5000);
+        // The next request of that size fits the learned reservation: nothing moves.
+        client.Send(BuildBlob(client.Begin(), 2, 5000));
+        Assert.Equal(1ul, client.Regrown);
+        // Several growing requests in flight (each moved while the others hold ring space), then answered.
+        for (ulong k = 3; k < 6; k++) client.Send(BuildBlob(client.Begin(64), k, 2000 * (int)k));
+        Assert.Equal(4ul, client.Regrown);
+        Serve(4);
+        using (var r = client.Receive(T)) ExpectInverted(r.Message, 2, 5000);
+        for (ulong k = 3; k < 6; k++)
+            using (var r = client.Receive(T)) ExpectInverted(r.Message, k, 2000 * (int)k);
+        // Beyond the frame limit: MessageTooLarge while building, nothing sent, the client goes on.
+        var e = Assert.Throws<FlatlaneException>(() => client.Send(BuildBlob(client.Begin(), 6, client.MaxMessage + 1)));
+        Assert.Equal(ErrorCode.MessageTooLarge, e.ErrorCode);
+        Assert.Equal(0, client.Raw.Outstanding);
+        client.Send(BuildBlob(client.Begin(), 7, 10));
+        Serve(1);
+        using (var r = client.Receive(T)) ExpectInverted(r.Message, 7, 10);
+        _ = seq;
+    }
+
+    [Fact]
     public void HotPath_DoesNotAllocate()
     {
         using var ch = new Channel("tdx-alloc");

@@ -22,7 +22,16 @@ namespace Flatlane.FlatBuffers;
 /// </remarks>
 public sealed unsafe class FbBuilder
 {
+    /// <summary>
+    /// Moves a message that outgrew its target: gets the bytes written so far and how many more
+    /// are needed at least, and returns a larger target whose last <c>written.Length</c> bytes
+    /// already hold them (it may reuse the old target's memory: copy <paramref name="written"/>
+    /// out first). Throws to refuse (the builder's caller sees the exception).
+    /// </summary>
+    public delegate Span<byte> GrowTarget(ReadOnlySpan<byte> written, int needed);
+
     private byte* _buf;
+    private GrowTarget? _grow;
     private int _cap;
     private int _space;          // index of the first written byte; the message is [_space, _cap)
     private int _minAlign = 1;
@@ -48,6 +57,7 @@ public sealed unsafe class FbBuilder
     {
         if (_owned is null) throw new InvalidOperationException("this builder has no buffer of its own; call Reset(Span<byte>)");
         fixed (byte* p = _owned) Attach(p, _owned.Length);
+        _grow = null;
     }
 
     /// <summary>
@@ -55,9 +65,16 @@ public sealed unsafe class FbBuilder
     /// start. The memory must stay where it is until the message is committed (shared memory, or
     /// pinned). For FlatBuffers alignment the end of the target should be 16-byte aligned.
     /// </summary>
-    public void Reset(Span<byte> target)
+    public void Reset(Span<byte> target) => Reset(target, null);
+
+    /// <summary>
+    /// As <see cref="Reset(Span{byte})"/>; a message that outgrows the target is moved by
+    /// <paramref name="grow"/> instead of failing (a duplex client moves it into a larger frame).
+    /// </summary>
+    public void Reset(Span<byte> target, GrowTarget? grow)
     {
         Attach((byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(target)), target.Length);
+        _grow = grow;
     }
 
     private void Attach(byte* p, int n)
@@ -82,8 +99,22 @@ public sealed unsafe class FbBuilder
     /// <summary>Largest alignment any element needed so far.</summary>
     public int MinAlign => _minAlign;
 
-    private void NoSpace(int need) => throw new FlatlaneException(ErrorCode.MessageTooLarge,
-        $"flatlane: FlatBuffers builder: message does not fit its {_cap}-byte buffer (needs more than {Size + need} bytes)");
+    // Called when `need` bytes do not fit below what is written: moves the message into a larger
+    // target through the growth hook (offsets count from the end, so they stay valid), or fails.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void NoSpace(int need)
+    {
+        if (_grow is null)
+            throw new FlatlaneException(ErrorCode.MessageTooLarge,
+                $"flatlane: FlatBuffers builder: message does not fit its {_cap}-byte buffer (needs more than {Size + need} bytes)");
+        int size = Size;
+        Span<byte> target = _grow(WrittenSpan, need - _space);
+        if (target.Length < size + need - _space)
+            throw new InvalidOperationException($"flatlane: FlatBuffers builder: the growth hook returned {target.Length} bytes, fewer than {size + need - _space}");
+        _buf = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(target));
+        _cap = target.Length;
+        _space = _cap - size;
+    }
 
     /// <summary>Pads so that after <paramref name="additional"/> more bytes an element of <paramref name="size"/> bytes is aligned.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

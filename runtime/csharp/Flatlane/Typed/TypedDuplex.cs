@@ -1,4 +1,5 @@
 using System;
+using System.Buffers;
 using System.Threading;
 using System.Threading.Tasks;
 using Flatlane.FlatBuffers;
@@ -78,7 +79,15 @@ public readonly struct InPlaceCall<T> : IDisposable where T : IFlatlaneMessage<T
 public class TypedDuplexClient<T> : IDisposable where T : IFlatlaneMessage<T>, allows ref struct
 {
     private readonly FbBuilder _builder = new();
+    private readonly FbBuilder.GrowTarget _grow;
     private bool _reserved;
+    private bool _grew;
+    private int _hint = InitialHint;
+    private TimeSpan? _timeout;
+
+    // The first reservation; then each message's size plus a margin (as the C++ InPlaceClient).
+    private const int InitialHint = 256;
+    private const int Margin = 64;
 
     /// <summary>The untyped client.</summary>
     public DuplexClient Raw { get; }
@@ -96,26 +105,66 @@ public class TypedDuplexClient<T> : IDisposable where T : IFlatlaneMessage<T>, a
         Spec = spec;
         Raw = new DuplexClient(name ?? spec.Name, spec.DuplexOptionsFor(T.TypeName, T.TypeHash, options));
         MaxMessage = (int)Math.Min(Math.Min(spec.MaxMessage, Raw.MaxFramePayload), int.MaxValue) & ~31;
+        _grow = Grow;
     }
+
+    /// <summary>Requests that outgrew their first reservation and were moved once into a larger frame.</summary>
+    public ulong Regrown { get; private set; }
 
     /// <summary>Largest message (and default reservation): the schema's max message, at most the frame limit, a multiple of 32.</summary>
     public int MaxMessage { get; }
 
     /// <summary>
-    /// Reserves a frame of <paramref name="capacity"/> bytes (default <see cref="MaxMessage"/>;
-    /// rounded up to 32) and returns the builder writing into it; then <see cref="Send"/>. A ring
-    /// full of this client's outstanding requests or held replies fails at once (Timeout).
+    /// Reserves a frame of <paramref name="capacity"/> bytes (default: the last request's size plus
+    /// 64, 256 at first; rounded up to 32, at most <see cref="MaxMessage"/>) and returns the builder
+    /// writing into it; then <see cref="Send"/>. A request that outgrows the frame moves once into
+    /// a frame twice as large (up to <see cref="MaxMessage"/>; counted in <see cref="Regrown"/>),
+    /// so the ring only holds what requests need. A ring full of this client's outstanding
+    /// requests or held replies fails at once (Timeout).
     /// </summary>
-    /// <exception cref="FlatlaneException">MessageTooLarge, Timeout, Closed.</exception>
+    /// <exception cref="FlatlaneException">MessageTooLarge (beyond <see cref="MaxMessage"/>), Timeout, Closed.</exception>
     public FbBuilder Begin(int capacity = 0, TimeSpan? timeout = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(capacity);
         if (_reserved) Abort();
-        int n = capacity == 0 ? MaxMessage : checked((capacity + 31) & ~31);
+        int n = Math.Min(capacity == 0 ? _hint : checked((capacity + 31) & ~31), MaxMessage);
         Span<byte> frame = Raw.Reserve(n, timeout);
         _reserved = true;
-        _builder.Reset(frame);
+        _grew = false;
+        _timeout = timeout;
+        _builder.Reset(frame, _grow);
         return _builder;
+    }
+
+    // The builder ran out of frame: copy what is built out (the larger frame may start where this
+    // one did), give the frame back, reserve one twice as large and put the bytes at its end.
+    private Span<byte> Grow(ReadOnlySpan<byte> written, int needed)
+    {
+        long want = (long)written.Length + needed;
+        if (want > MaxMessage)
+            throw new FlatlaneException(ErrorCode.MessageTooLarge,
+                $"flatlane: duplex client '{Raw.Name}': request of more than {want} bytes; at most {MaxMessage} (the frame limit)");
+        // Twice the frame, but not far beyond what is needed: every byte reserved must be free in
+        // the ring now, beside this client's other requests in flight.
+        long n0 = Math.Min(Math.Max((long)_builder.Capacity * 2, want + Margin), want + want / 4 + Margin);
+        int n = (int)Math.Min((n0 + 31) & ~31L, MaxMessage);
+        int used = written.Length;
+        byte[] tail = ArrayPool<byte>.Shared.Rent(Math.Max(used, 1));
+        try
+        {
+            written.CopyTo(tail);
+            _reserved = false;
+            Raw.Abort();
+            Span<byte> frame = Raw.Reserve(n, _timeout);
+            _reserved = true;
+            tail.AsSpan(0, used).CopyTo(frame[(n - used)..]);
+            _grew = true;
+            return frame;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(tail);
+        }
     }
 
     /// <summary>Finishes the request with <paramref name="root"/> and sends it; returns its seq (replies come back in seq order).</summary>
@@ -132,7 +181,10 @@ public class TypedDuplexClient<T> : IDisposable where T : IFlatlaneMessage<T>, a
             throw;
         }
         _reserved = false;
-        return Raw.CommitTail(_builder.Size);
+        int size = _builder.Size;
+        if (_grew) Regrown++;
+        _hint = Math.Min((size + Margin + 31) & ~31, MaxMessage);  // the next request is likely the same size
+        return Raw.CommitTail(size);
     }
 
     /// <summary>Drops the reserved frame unsent.</summary>
