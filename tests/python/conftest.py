@@ -7,10 +7,13 @@ The package and the C++ peer program come from the build directory named by FLAT
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
+import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Iterator
 
 import pytest
@@ -57,3 +60,27 @@ def peer_program() -> Path:
     if not path.exists():
         pytest.fail(f"{path} not found: build the flatlane_peer_process target (FLATLANE_BUILD_DIR={BUILD_DIR})")
     return path
+
+
+def generate_python(out: Path, schema: Path) -> Path:
+    """``flatlane-gen --lang python`` of this checkout for ``schema`` into ``out``, which goes on
+    sys.path (flatc's modules import each other absolutely)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO / "generator"))
+    r = subprocess.run([sys.executable, "-m", "flatlane_gen", "--lang", "python", "-o", str(out), str(schema)],
+                       capture_output=True, text=True, env=env, check=False)
+    assert r.returncode == 0, r.stderr
+    if str(out) not in sys.path:
+        sys.path.insert(0, str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def gen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/cpp/schema/typed_test.fbs generated once for the session (the typed tests' channels)."""
+    return generate_python(tmp_path_factory.mktemp("typed_gen"), REPO / "tests" / "cpp" / "schema" / "typed_test.fbs")
+
+
+@pytest.fixture(scope="session")
+def gen(gen_dir: Path) -> ModuleType:
+    """The generated ``typed_test_flatlane`` module."""
+    return importlib.import_module("typed_test_flatlane")

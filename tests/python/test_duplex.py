@@ -6,7 +6,6 @@ InPlaceClient/InPlaceServer of generated channels, and real processes both ways 
 from __future__ import annotations
 
 import gc
-import importlib
 import os
 import struct
 import subprocess
@@ -451,23 +450,6 @@ def test_kill9_python_server_holding_requests(channel: str) -> None:
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "tests" / "cpp" / "schema" / "typed_test.fbs"
-
-
-@pytest.fixture(scope="module")
-def gen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("duplex_gen")
-    env = dict(os.environ, PYTHONPATH=str(REPO / "generator"))
-    r = subprocess.run([sys.executable, "-m", "flatlane_gen", "--lang", "python", "-o", str(out), str(SCHEMA)],
-                       capture_output=True, text=True, env=env, check=False)
-    assert r.returncode == 0, r.stderr
-    return out
-
-
-@pytest.fixture(scope="module")
-def gen(gen_dir: Path):  # type: ignore[no-untyped-def]
-    if str(gen_dir) not in sys.path:
-        sys.path.insert(0, str(gen_dir))
-    return importlib.import_module("typed_test_flatlane")
 
 
 def invert_call(call) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,6 @@ import math
 import os
 import random
 import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Dict
@@ -23,6 +22,7 @@ import pytest
 from flatbuffers.builder import Builder
 
 import flatlane
+from conftest import generate_python
 from flatlane import _fbgen, typed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,12 +31,7 @@ SCHEMA = REPO / "tests" / "python" / "schema" / "all_fields.fbs"
 
 @pytest.fixture(scope="module")
 def af(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
-    out = tmp_path_factory.mktemp("all_fields_gen")
-    env = dict(os.environ, PYTHONPATH=str(REPO / "generator"))
-    r = subprocess.run([sys.executable, "-m", "flatlane_gen", "--lang", "python", "-o", str(out), str(SCHEMA)],
-                       capture_output=True, text=True, env=env, check=False)
-    assert r.returncode == 0, r.stderr
-    sys.path.insert(0, str(out))
+    generate_python(tmp_path_factory.mktemp("all_fields_gen"), SCHEMA)
     return importlib.import_module("all_fields_flatlane")
 
 

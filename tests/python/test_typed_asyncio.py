@@ -6,13 +6,8 @@ the peers leave; verification on the awaitable path."""
 from __future__ import annotations
 
 import asyncio
-import importlib
-import os
 import random
-import subprocess
-import sys
 import threading
-from pathlib import Path
 from types import ModuleType
 from typing import Any, List
 
@@ -21,21 +16,6 @@ import pytest
 
 import flatlane
 from typed_content import blob_bytes, checksum
-
-REPO = Path(__file__).resolve().parents[2]
-SCHEMA = REPO / "tests" / "cpp" / "schema" / "typed_test.fbs"
-
-
-@pytest.fixture(scope="module")
-def gen(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
-    out = tmp_path_factory.mktemp("typed_aio_gen")
-    env = dict(os.environ, PYTHONPATH=str(REPO / "generator"))
-    r = subprocess.run([sys.executable, "-m", "flatlane_gen", "--lang", "python", "-o", str(out), str(SCHEMA)],
-                       capture_output=True, text=True, env=env, check=False)
-    assert r.returncode == 0, r.stderr
-    sys.path.insert(0, str(out))
-    return importlib.import_module("typed_test_flatlane")
-
 
 def run(coro: Any, timeout: float = 30.0) -> Any:
     async def bounded() -> Any:
