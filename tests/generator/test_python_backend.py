@@ -169,3 +169,55 @@ def test_endpoint_module_matches_the_ir(tmp_path: Path, schema: str, includes: l
         else:
             raise AssertionError(f"unexpected channel kind {c.kind.value}")
     assert "endpoints are not supported" not in text
+
+
+# --- generated builders and verifiers -----------------------------------------------------------
+
+
+def test_table_layout_is_aligned_without_overlap_and_packs_the_holes(tmp_path: Path) -> None:
+    """Every table of robot_cell: fields at aligned, disjoint places after the vtable offset; the
+    one-struct.pack_into format is exactly vtable + table; small fields fill the gap at byte 4."""
+    import struct
+
+    sch = load(ROBOT, [str(EXAMPLES)])
+    fb = pyback.builders_view(sch, set())
+    for t in fb["tables"]:
+        view, table = t, t["ir"]
+        spans = []
+        for c in view["checks"]:
+            off, size, align = c["off"], c["size"], c["align"]
+            assert off >= 4 and off % align == 0, (table.name, c["where"])
+            spans.append((off, off + size))
+        spans.sort()
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), (table.name, spans)
+        assert struct.calcsize(view["format"]) == view["vsize"] + view["tsize"] == view["size"]
+        assert view["vsize"] == 4 + 2 * (max((f.id for f in table.fields), default=-1) + 1)
+    tick = next(t for t in pyback.builders_view(load(str(REPO / "bench" / "schema" / "bench.fbs"), []),
+                                                 set())["tables"] if t["ir"].name == "flbench.Tick")
+    assert tick["tsize"] == 16 and tick["format"] == "<HHHHiIQ"  # soffset, payload at 4, seq at 8
+
+
+def test_builder_parameters_escape_keywords_and_the_builders_own_names(tmp_path: Path) -> None:
+    schema = tmp_path / "names.fbs"
+    schema.write_text('include "flatlane.fbs";\nnamespace n;\n'
+                      'table T { b:int; t:int; class:string; end:ubyte; e:float; }\n'
+                      'rpc_service S (flatlane_pattern: "topic") { x(T): flatlane.Void; }\n')
+    out = tmp_path / "o"
+    assert main(["--lang", "python", "-o", str(out), str(schema)]) == 0
+    text = (out / "names_flatlane.py").read_text()
+    assert "def build_T(b, b_=0, t_=0, class_=None, end_=0, e_=0.0) -> int:" in text
+    tree = ast.parse(text)  # the whole module is valid Python
+    fns = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    assert {"build_T", "_verify_n_T", "_verify_flatlane_Void"} <= fns
+    assert "verifier=_verify_n_T," in text and "builder=build_T," in text
+
+
+def test_tables_sharing_a_short_name_get_qualified_builders(tmp_path: Path) -> None:
+    schema = tmp_path / "two.fbs"
+    schema.write_text('include "flatlane.fbs";\nnamespace a;\ntable M { x:int; }\n'
+                      'namespace b;\ntable M { y:int; }\ntable Other { m:a.M; }\n'
+                      'rpc_service S (flatlane_pattern: "topic") { x(b.M): flatlane.Void; }\n')
+    out = tmp_path / "o"
+    assert main(["--lang", "python", "-o", str(out), str(schema)]) == 0
+    text = (out / "two_flatlane.py").read_text()
+    assert "def build_a_M(b, x=0)" in text and "def build_b_M(b, y=0)" in text and "def build_Other(b, m=None)" in text

@@ -231,7 +231,7 @@ SIZES = {"bool": 1, "byte": 1, "ubyte": 1, "short": 2, "ushort": 2, "int": 4, "u
          "long": 8, "ulong": 8, "float": 4, "double": 8}
 _SCALAR_KINDS = (ir.TypeKind.SCALAR, ir.TypeKind.ENUM, ir.TypeKind.UNION_TYPE)
 # Names a generated builder uses for itself; a field named so gets a trailing `_`.
-_BUILDER_LOCALS = frozenset({"b", "h", "buf", "end", "t"})
+_BUILDER_LOCALS = frozenset({"b", "h", "buf", "end", "t", "e", "_fb", "_reserve", "_struct", "_NAN", "_INF"})
 
 
 def _alias(name: str) -> str:
