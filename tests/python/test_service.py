@@ -142,6 +142,18 @@ def test_timeout_then_late_reply_is_skipped(channel: str, server: flatlane.Servi
         del first, second
 
 
+def test_a_poll_with_timeout_zero_takes_a_reply_that_is_there(channel: str, server: flatlane.ServiceServer) -> None:
+    """receive(id, timeout=0) reads once: a reply already in the ring comes back, none raises."""
+    with client_of(channel) as client:
+        rid = client.send(b"q")
+        with pytest.raises(flatlane.FlatlaneTimeoutError):
+            client.receive(rid, timeout=0)  # not answered yet
+        with server.receive(timeout=1000) as req:
+            assert server.reply(req, b"a")
+        with client.receive(rid, timeout=0) as rep:
+            assert bytes(rep.data) == b"a"
+
+
 def test_no_server_is_not_found(channel: str) -> None:
     with client_of(channel) as client:
         with pytest.raises(flatlane.ChannelNotFoundError, match="no server"):

@@ -2544,13 +2544,9 @@ std::string client_why(fl::Errc e, nanoseconds timeout, bool sending) {
   }
 }
 
-// C++ ServiceClient::receive(id, t) returns timeout before its first read when t is ~0, so a
-// poll (timeout=0) waits for this long at least.
-constexpr nanoseconds kClientMinSlice = std::chrono::microseconds(20);
-
 // With `mu` held and the GIL released: the next reply to `id`.
 fl::Result<fl::Reply> client_wait(ClientCore& c, std::unique_lock<std::mutex>& lk, uint64_t id, nanoseconds timeout) {
-  return wait_in_slices(c, lk, timeout, kClientMinSlice, [&](nanoseconds t) { return c.ep.receive(id, t); });
+  return wait_in_slices(c, lk, timeout, nanoseconds(0), [&](nanoseconds t) { return c.ep.receive(id, t); });
 }
 
 PyObject* client_reply_object(ClientObject*, const std::shared_ptr<ClientCore>& keep, fl::Result<fl::Reply>& r) {
