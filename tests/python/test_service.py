@@ -154,6 +154,21 @@ def test_a_poll_with_timeout_zero_takes_a_reply_that_is_there(channel: str, serv
             assert bytes(rep.data) == b"a"
 
 
+def test_a_client_sending_to_a_server_that_does_not_read_fails_after_send_timeout(channel: str) -> None:
+    """Request slots and the server's queue fill up; the next send waits send_timeout_ms, then
+    raises BufferFullError saying why; nothing sent before is lost."""
+    with flatlane.ServiceServer(channel) as server, flatlane.ServiceClient(channel, send_timeout_ms=50) as client:
+        sent = []
+        with pytest.raises(flatlane.BufferFullError, match="the server's queue stayed full for send_timeout"):
+            for i in range(10_000):
+                sent.append(client.send(b"%d" % i))
+        assert 0 < len(sent) < 10_000
+        for i, rid in enumerate(sent):
+            with server.receive(timeout=1000) as req:
+                assert (req.id, bytes(req.data)) == (rid, b"%d" % i)
+        client.send(b"after")  # room again
+
+
 def test_no_server_is_not_found(channel: str) -> None:
     with client_of(channel) as client:
         with pytest.raises(flatlane.ChannelNotFoundError, match="no server"):
