@@ -704,7 +704,8 @@ class Receiver(_TypedEndpoint, Generic[T]):
 
     Options (keyword, optional): name, mode, ring_capacity, max_message (largest message
     accepted; larger chunked messages raise MessageTooLargeError unread), wait, type_check,
-    permissions, spin_budget_ms, liveness_interval_ms, unlink_on_close.
+    permissions, spin_budget_ms, liveness_interval_ms, unlink_on_close, verify (default True: every message
+    passes the generated verifier before a reader is handed out; False for trusted peers).
     """
 
     __slots__ = ("_flatlane_aio_state", "_r", "_name", "_cls", "_fid", "_verify", "_received", "_rejected")
@@ -1198,6 +1199,8 @@ class TopicReceiver(_TopicEndpoint, Generic[T]):
             in ``stats().dropped``). Default from the overflow policy: drop_oldest -> drop_oldest,
             else block_publisher. Pipelines never drop queued work.
         history_request: retained messages to receive first, per publisher (topics).
+        verify: True (default): every message passes the generated verifier before a reader is
+            handed out; False for trusted peers (root offset and identifier only).
     """
 
     __slots__ = ("_flatlane_aio_state", "_s", "_name", "_cls", "_fid", "_verify", "_received", "_rejected")
@@ -1512,7 +1515,8 @@ class Client(_TypedService, Generic[T]):
 
     Options (keyword, optional): name, mode, ring_capacity (reply ring bytes), max_message, wait,
     type_check, send_timeout (ms a send waits while the server's queue is full; None = the
-    runtime's default), spin_budget_ms, liveness_interval_ms.
+    runtime's default), spin_budget_ms, liveness_interval_ms, verify (default True: every reply
+    passes the generated verifier; False for trusted peers).
     """
 
     __slots__ = ("_flatlane_aio_state", "_c", "_name", "_builder", "_fid", "_rfid", "_verify", "_limit", "_what")
@@ -2005,7 +2009,7 @@ class InPlaceClient(_InPlaceEndpoint, Generic[T]):
     max_message (at most a frame), wait, type_check, send_timeout (ms a reservation waits for frames
     a previous client left; a ring full of our own requests raises BufferFullError at once),
     size_hint (first reservation), permissions, spin_budget_ms, liveness_interval_ms,
-    unlink_on_close.
+    unlink_on_close, verify (default True: every reply passes the generated verifier).
     """
 
     __slots__ = ("_flatlane_aio_state", "_c", "_name", "_builder", "_fid", "_verify", "_cap", "_max_message", "_timeout", "_hint",
@@ -2151,7 +2155,8 @@ class InPlaceServer(_InPlaceEndpoint, Generic[T]):
     flatc's reader over the client's frame, writable; modify it in place and :meth:`respond`.
 
     Options (keyword, optional): name, mode, ring_capacity, wait, type_check, permissions,
-    spin_budget_ms, liveness_interval_ms, unlink_on_close.
+    spin_budget_ms, liveness_interval_ms, unlink_on_close, verify (default True: every request
+    passes the generated verifier; one that fails is rejected back to the client).
     """
 
     __slots__ = ("_flatlane_aio_state", "_s", "_name", "_fid", "_verify", "_received", "_rejected")
