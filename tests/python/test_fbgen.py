@@ -13,9 +13,10 @@ import math
 import os
 import random
 import subprocess
+import threading
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import numpy as np
 import pytest
@@ -332,3 +333,42 @@ def test_typed_topic_with_generated_builder_and_verifier(af: ModuleType, channel
             sub.recv(timeout=1000)
         assert sub.stats().rejected == 1
     assert typed.VerifyError is _fbgen.VerifyError
+
+
+def test_generated_builder_in_growing_frames_chunks_and_duplex_regrowth(gen: ModuleType, channel: str) -> None:
+    """The frame builders move a message that outgrows its reservation (one-to-one channel: a larger
+    frame, then heap memory and chunks; duplex: a larger frame) while build_Blob writes into them."""
+    from typed_content import blob_bytes, check_blob, checksum
+
+    spec = typed.ChannelSpec(name=channel, ring_capacity=1 << 16, max_message=1 << 20, chunk_size=8192)
+    blob = gen.MESSAGES["fltest.Blob"]
+    sizes = [10, 3000, 20_000, 200_000, 0, 5000]
+    with typed.Sender.of(spec, blob)(mode="create", send_timeout=10_000) as tx, \
+            typed.Receiver.of(spec, blob)(mode="open") as rx:
+        checked: List[str] = []
+
+        def receive() -> None:  # the 200 KB message streams through the 64 KiB ring in chunks
+            for i, n in enumerate(sizes):
+                with rx.recv(timeout=10_000) as m:
+                    checked.append(check_blob(m.msg, i, n))
+
+        t = threading.Thread(target=receive, daemon=True)
+        t.start()
+        for i, n in enumerate(sizes):
+            data = blob_bytes(i, n)
+            assert tx.send(gen.build_Blob, i, data, checksum(data))
+        t.join(30)
+        assert checked == [""] * len(sizes)
+        st = tx.stats()
+        assert st.regrown > 0 and st.chunked == 1 and st.sent == len(sizes)
+    ch = gen.Inplace.invert
+    with ch.Client(name=channel + "d") as client, ch.Server(name=channel + "d", mode="open") as server:
+        for i, n in enumerate([10, 5000, 20_000, 300]):
+            data = blob_bytes(i, n)
+            seq = client.send(gen.build_Blob, i, data, checksum(data))
+            with server.receive(timeout=1000) as call:
+                assert call.msg.Id() == i and call.msg.DataLength() == n
+                call.respond()
+            with client.receive(timeout=1000) as reply:
+                assert reply.seq == seq and check_blob(reply.msg, i, n) == ""
+        assert client.stats().regrown >= 2
