@@ -3,10 +3,12 @@
 // per round trip, one-way = round trip / 2, nearest-rank percentiles), between two C# processes.
 // With the C++ bench program available it is run in the same invocation for comparison.
 //
-//   Flatlane.Bench [--quick] [--size N] [--cpp PATH | --no-cpp]
+//   Flatlane.Bench [--quick] [--size N] [--cpp PATH | --no-cpp] [--rounds R]
+//   (--rounds: C# and C++ cases alternated R times, ratios at the same moment; 0 skips them)
 //   (internal) Flatlane.Bench pong FWD BACK SIZE COUNT
 //   (internal) Flatlane.Bench produce NAME SIZE COUNT
 //   (internal) Flatlane.Bench tpong FWD BACK PAYLOAD COUNT, tproduce NAME PAYLOAD COUNT
+//   (internal) Flatlane.Bench sserve NAME SIZE COUNT, dserve NAME SIZE COUNT (PatternBench.cs)
 //
 // Typed cases (TypedBench.cs): 64 B Tick messages over the endpoints generated for
 // bench/schema/bench.fbs, as bench/typed_cases.cpp; beside them the C++ `--only typed` figures.
@@ -27,12 +29,15 @@ internal static class Program
         if (args.Length > 0 && args[0] == "pong") return Pong(args[1], args[2], Int(args[3]), long.Parse(args[4], CultureInfo.InvariantCulture));
         if (args.Length > 0 && args[0] == "produce") return Produce(args[1], Int(args[2]), long.Parse(args[3], CultureInfo.InvariantCulture));
         if (args.Length > 0 && args[0] == "tpong") return TypedBench.Pong(args[1], args[2], Int(args[3]), long.Parse(args[4], CultureInfo.InvariantCulture));
+        if (args.Length > 0 && args[0] == "sserve") return PatternBench.ServeService(args[1], Int(args[2]), long.Parse(args[3], CultureInfo.InvariantCulture));
+        if (args.Length > 0 && args[0] == "dserve") return PatternBench.ServeDuplex(args[1], Int(args[2]), long.Parse(args[3], CultureInfo.InvariantCulture));
         if (args.Length > 0 && args[0] == "tproduce") return TypedBench.Produce(args[1], Int(args[2]), long.Parse(args[3], CultureInfo.InvariantCulture));
 
         bool quick = false;
         int size = 64;
         string? cpp = null;
         bool noCpp = false;
+        int rounds = 3;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -41,6 +46,7 @@ internal static class Program
                 case "--size": size = Int(args[++i]); break;
                 case "--cpp": cpp = args[++i]; break;
                 case "--no-cpp": noCpp = true; break;
+                case "--rounds": rounds = Int(args[++i]); break;
                 case "--cost":
                     var (ct, cr, ca) = TypedBench.Cost(200_000, 7);
                     Console.WriteLine($"C#  cost, one thread, best of 7 x 200000: typed Tick publish+receive {ct,6:F1} ns, raw 64 B topic publish+receive {cr,6:F1} ns ({ca} B allocated)");
@@ -72,6 +78,11 @@ internal static class Program
         var (tmps, ttputAlloc) = TypedBench.Throughput(tputMessages, tputMessages / 10);
         Console.WriteLine($"C#  typed tput      {TypedBench.Size,5} B  {tmps / 1e6,7:F2} M msg/s  {tmps * TypedBench.Size / 1e9,6:F3} GB/s  ({tputMessages} messages, {ttputAlloc} B allocated)");
 
+        var svc = PatternBench.ServiceLatency(size, iters, iters / 10);
+        Console.WriteLine($"C#  service rtt-busy {size,5} B  p50 {Us(svc, 0.50),7:F3} us  p99 {Us(svc, 0.99),7:F3} us  p99.9 {Us(svc, 0.999),7:F3} us  mean {Mean(svc),7:F3} us  ({iters} calls; one-way = call / 2)");
+        var dx = PatternBench.DuplexLatency(size, iters, iters / 10);
+        Console.WriteLine($"C#  duplex inplace   {size,5} B  p50 {Us(dx, 0.50),7:F3} us  p99 {Us(dx, 0.99),7:F3} us  p99.9 {Us(dx, 0.999),7:F3} us  mean {Mean(dx),7:F3} us  ({iters} round trips)");
+
         if (!noCpp)
         {
             cpp ??= FindCppBench();
@@ -92,6 +103,12 @@ internal static class Program
                     RunCpp(cpp, $"flatlane/tput/{tag}", quick);
                 }
                 RunCpp(cpp, "typed", quick);
+                if (tag.Length != 0)
+                {
+                    RunCpp(cpp, $"service/rtt-busy/{tag}", quick);
+                    RunCpp(cpp, $"duplex/inplace/{tag}", quick);
+                    if (rounds > 0) SameMoment(cpp, tag, size, quick ? 5_000 : 50_000, rounds);
+                }
             }
         }
         return 0;
@@ -189,7 +206,7 @@ internal static class Program
 
     // ---- helpers
 
-    private static long RingFor(int size) => Math.Max(256 * 1024, (long)BitOps.Ceil((ulong)(4 * (size + 64))));
+    internal static long RingFor(int size) => Math.Max(256 * 1024, (long)BitOps.Ceil((ulong)(4 * (size + 64))));
 
     internal static Process Spawn(params string[] args)
     {
@@ -241,8 +258,60 @@ internal static class Program
         Console.WriteLine($"C++ ({exe}{(quick ? " --quick" : "")} --only {only}):");
         foreach (string line in text.Split('\n'))
         {
-            if (line.StartsWith("flatlane ", StringComparison.Ordinal) || line.StartsWith("typed ", StringComparison.Ordinal)) Console.WriteLine("    " + line.TrimEnd());
+            if (line.StartsWith("flatlane ", StringComparison.Ordinal) || line.StartsWith("typed ", StringComparison.Ordinal)
+                || line.StartsWith("service ", StringComparison.Ordinal) || line.StartsWith("duplex ", StringComparison.Ordinal))
+                Console.WriteLine("    " + line.TrimEnd());
         }
+    }
+
+    // ---- C# beside C++ at the same moment: on this kind of VM a whole run can move 3-4x (the two
+    // vCPUs are sometimes hyper-thread siblings), so each C# case is followed at once by the same
+    // C++ case, several rounds, and the ratios of p50 are reported per round and as a median.
+
+    private static void SameMoment(string cpp, string tag, int size, int iters, int rounds)
+    {
+        var cases = new (string Label, Func<long[]> CSharp, string CppId)[]
+        {
+            ("raw channel", () => Latency(size, iters, iters / 10), $"flatlane/lat-busy/{tag}"),
+            ("typed topic", () => TypedBench.Latency(iters, iters / 10).Rtt, "typed/lat-busy/64B"),
+            ("service call", () => PatternBench.ServiceLatency(size, iters, iters / 10), $"service/rtt-busy/{tag}"),
+            ("duplex in place", () => PatternBench.DuplexLatency(size, iters, iters / 10), $"duplex/inplace/{tag}"),
+        };
+        Console.WriteLine($"C# / C++ one-way p50, each C# case followed at once by the C++ case ({rounds} rounds, {iters} round trips each):");
+        foreach (var (label, cs, id) in cases)
+        {
+            var ratios = new List<double>();
+            var text = new List<string>();
+            for (int r = 0; r < rounds; r++)
+            {
+                double c = Us(cs(), 0.50);
+                double p = CppP50(cpp, id, iters);
+                ratios.Add(c / p);
+                text.Add($"{c:F3}/{p:F3}");
+            }
+            ratios.Sort();
+            Console.WriteLine($"  {label,-16} {string.Join("  ", text)} us  ratios {string.Join(" ", ratios.ConvertAll(x => x.ToString("F2", CultureInfo.InvariantCulture) + "x"))}  median {ratios[ratios.Count / 2]:F2}x");
+        }
+    }
+
+    private static double CppP50(string exe, string id, int iters)
+    {
+        string json = Path.Combine(Path.GetTempPath(), $"flatlane-bench-{Environment.ProcessId}-pair.json");
+        var psi = new ProcessStartInfo(exe) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in new[] { "--only", id, "--iters", iters.ToString(CultureInfo.InvariantCulture), "--no-zmq", "--json", json })
+            psi.ArgumentList.Add(a);
+        using (Process p = Process.Start(psi)!)
+        {
+            var err = p.StandardError.ReadToEndAsync();
+            p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            if (p.ExitCode != 0) throw new InvalidOperationException($"{exe} --only {id} failed: {err.Result}");
+        }
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(json));
+        File.Delete(json);
+        foreach (var r in doc.RootElement.GetProperty("results").EnumerateArray())
+            if (r.GetProperty("id").GetString() == id) return r.GetProperty("p50_us").GetDouble();
+        throw new InvalidOperationException($"the C++ bench printed no {id}");
     }
 
     private static double Us(long[] sortedNs, double q)
