@@ -365,7 +365,7 @@ def _table_build_view(schema: ir.Schema, t: ir.Table, fn: Optional[str], verify_
     leaves: list[tuple[int, str, str]] = [(0, "i", str(vsize))]  # table bytes: the vtable offset
     post: list[str] = []          # structs, packed after the table
     slots: list[str] = []
-    checks: list[str] = []        # verifier lines
+    checks: list[dict[str, Any]] = []  # what the verifier checks, per field
     by_id = {f.id: f for f in live}
     for i in range(count):
         f = by_id.get(i)
