@@ -223,3 +223,19 @@ def test_string_literals_are_escaped() -> None:
     assert csback.literal("ubyte", 200) == "(byte)200"
     assert csback.pascal("joint_positions") == "JointPositions"
     assert csback.pascal("u8") == "U8"
+
+
+def test_vectors_of_unions_get_per_member_accessors_a_verifier_and_a_builder(tmp_path: Path) -> None:
+    """`items:[Item]` is two fields: `items_type` (a span of the union enum) and `items` (offsets),
+    read per member and verified by each element's type (MessageTests checks them against C++)."""
+    schema = REPO / "runtime" / "csharp" / "Flatlane.Typed.Tests" / "schema" / "union_vectors.fbs"
+    assert main(["--lang", "csharp", "-o", str(tmp_path), str(schema)]) == 0
+    text = (tmp_path / "union_vectors_generated.cs").read_text()
+    assert "public global::System.ReadOnlySpan<global::uv.Item> ItemsType =>" in text
+    assert "public int ItemsLength" in text
+    for member, cs in (("Text", "global::uv.Text"), ("Num", "global::uv.Num"), ("Pt", "global::uv.Pt")):
+        assert f"public {cs} ItemsAs{member}(int i)" in text
+    assert "CreateItemsVector(global::Flatlane.FlatBuffers.FbBuilder b, global::System.ReadOnlySpan<int> offsets)" in text
+    assert "if (types2.Length != n2) return false;" in text and "if (!v.StructAt(e, 8, 4)) return false;" in text
+    # No writable span for the offsets in the Mutable view (the type vector has one).
+    assert "Span<global::uv.Item> ItemsType =>" in text and "MutableVector<int>" not in text

@@ -169,13 +169,6 @@ def _check(schema: ir.Schema) -> None:
                 f"{rel_to_root(schema.root_file, d.declaration_file)}: {d.name}: the namespace "
                 f"'{FRAMEWORK_NAMESPACE}' holds the framework types only (its flatlane.Void ships "
                 f"with the C# runtime); declare schema types in another namespace")
-    for t in schema.tables:
-        for f in t.fields:
-            if (f.type.kind is ir.TypeKind.VECTOR and f.type.element is not None
-                    and f.type.element.kind in (ir.TypeKind.UNION, ir.TypeKind.UNION_TYPE)):
-                raise SchemaError(
-                    f"{rel_to_root(schema.root_file, t.declaration_file)}: {t.name}.{f.name}: "
-                    f"vectors of unions are not supported by the C# back end yet")
 
 
 def types_file(fbs_path: str) -> str:
@@ -284,10 +277,27 @@ def _table_view(schema: ir.Schema, t: ir.Table, file_identifier: Optional[str]) 
             v["elem_kind"] = e.kind.value
             size, align = _elem_size_align(schema, e)
             v.update(elem_size=size, elem_align=align)
-            if e.kind in (ir.TypeKind.SCALAR, ir.TypeKind.ENUM, ir.TypeKind.STRUCT):
+            if e.kind in (ir.TypeKind.SCALAR, ir.TypeKind.ENUM, ir.TypeKind.STRUCT,
+                          ir.TypeKind.UNION_TYPE, ir.TypeKind.TABLE):
                 v["elem_cs"] = _type_name(schema, e)
-            elif e.kind is ir.TypeKind.TABLE:
-                v["elem_cs"] = _type_name(schema, e)
+            elif e.kind is ir.TypeKind.UNION:
+                # [U] is two fields: `f_type:[U]` (the member of each element, the field before)
+                # and `f:[U]` (an offset per element); elements are read per member.
+                u = schema.definition(e.name)
+                type_field = next(x for x in t.fields if x.id == f.id - 1)
+                members = []
+                mnames = _unique([name + "As" + pascal(m.name) for m in u.members if m.type],
+                                 set(names) | reserved)
+                for m, mname in zip([m for m in u.members if m.type], mnames):
+                    mv = {"name": mname, "value": m.value, "enum": ident(m.name),
+                          "kind": m.type.kind.value, "cs": _type_name(schema, m.type)}
+                    if m.type.kind is ir.TypeKind.STRUCT:
+                        s = schema.definition(m.type.name)
+                        mv.update(size=s.bytesize, align=s.minalign)
+                    members.append(mv)
+                v.update(members=members, type_id=type_field.id,
+                         type_name=by_name.get(type_field.name, pascal(type_field.name)),
+                         length_name=_unique([name + "Length"], set(names) | reserved | set(mnames))[0])
             nested = f.attributes.get("nested_flatbuffer")
             if nested:
                 # Resolved like flatc: in the table's namespace first, then as written.
@@ -315,7 +325,7 @@ def _mutable_names(fields: list[dict[str, Any]]) -> None:
         k = v["kind"]
         if k in ("scalar", "enum", "struct"):
             wanted.append((v, "Mutate" + v["name"]))
-        elif k == "vector" and v["elem_kind"] not in ("string", "table"):
+        elif k == "vector" and v["elem_kind"] not in ("string", "table", "union"):
             wanted.append((v, v["name"]))
         elif k == "string":
             wanted.append((v, v["name"] + "Utf8"))

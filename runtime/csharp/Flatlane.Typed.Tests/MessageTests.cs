@@ -306,6 +306,90 @@ public class FlatcReadsCSharpTests
         }
     }
 
+    // A vector of unions (schema/union_vectors.fbs): Text "a", Num -9, Pt (1.5, -2.5), Text "b".
+    internal static ReadOnlySpan<byte> BuildBag(FbBuilder b)
+    {
+        b.Reset();
+        Span<int> items = stackalloc int[4];
+        var a = b.CreateString("a");
+        items[0] = uv.Text.Build(b).S(a).End().Value;  // a table's strings come before it
+        items[1] = uv.Num.Build(b).N(-9).End().Value;
+        items[2] = uv.Pt.CreateOffset(b, new uv.Pt { X = 1.5f, Y = -2.5f }).Value;
+        var bs = b.CreateString("b");
+        items[3] = uv.Text.Build(b).S(bs).End().Value;
+        var types = uv.Bag.CreateItemsTypeVector(b, [uv.Item.Text, uv.Item.Num, uv.Item.Pt, uv.Item.Text]);
+        var vec = uv.Bag.CreateItemsVector(b, items);
+        var root = uv.Bag.Build(b).Id(42).ItemsType(types).Items(vec).End();
+        b.Finish(root.Value, uv.Bag.FileIdentifier);
+        return b.WrittenSpan;
+    }
+
+    internal static void ExpectBag(byte[] buf)
+    {
+        Assert.True(uv.Bag.Verify(buf));
+        var bag = uv.Bag.GetRoot(buf);
+        Assert.Equal(42ul, bag.Id);
+        Assert.Equal(7, bag.Tail);
+        Assert.Equal(4, bag.ItemsLength);
+        Assert.Equal(new[] { uv.Item.Text, uv.Item.Num, uv.Item.Pt, uv.Item.Text }, bag.ItemsType.ToArray());
+        Assert.Equal("a", bag.ItemsAsText(0).S);
+        Assert.Equal(-9, bag.ItemsAsNum(1).N);
+        Assert.Equal(1.5f, bag.ItemsAsPt(2).X);
+        Assert.Equal(-2.5f, bag.ItemsAsPt(2).Y);
+        Assert.Equal("b", bag.ItemsAsText(3).S);
+        Assert.False(bag.ItemsAsNum(0).IsPresent);  // another member: default
+        Assert.Throws<ArgumentOutOfRangeException>(() => uv.Bag.GetRoot(buf).ItemsAsText(4));
+    }
+
+    [Fact]
+    public void VectorOfUnions_RoundTrips_AndAMismatchedTypeVectorFailsVerification()
+    {
+        var b = new FbBuilder(4096);
+        byte[] buf = BuildBag(b).ToArray();
+        ExpectBag(buf);
+        // Three member types for four members: refused. So is a member offset pointing outside.
+        b.Reset();
+        var x = b.CreateString("x");
+        int t = uv.Text.Build(b).S(x).End().Value;
+        var types = uv.Bag.CreateItemsTypeVector(b, [uv.Item.Text, uv.Item.Text]);
+        var vec = uv.Bag.CreateItemsVector(b, [t]);
+        b.Finish(uv.Bag.Build(b).ItemsType(types).Items(vec).End().Value, uv.Bag.FileIdentifier);
+        Assert.False(uv.Bag.Verify(b.WrittenSpan));
+        byte[] bad = (byte[])buf.Clone();
+        int itemsVector = Fb.VectorOf(bad, Fb.Root(bad), 2, out int n);
+        Assert.Equal(4, n);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(bad.AsSpan(itemsVector + 4 + 4 * 1), 1u << 20);
+        Assert.False(uv.Bag.Verify(bad));
+    }
+
+    [Fact]
+    public void VectorOfUnions_BuiltInCSharp_IsReadByFlatcsCppCode_AndTheOtherWayRound()
+    {
+        var b = new FbBuilder(4096);
+        byte[] buf = BuildBag(b).ToArray();
+        string file = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"flatlane-cs-bag-{Environment.ProcessId}.uv");
+        System.IO.File.WriteAllBytes(file, buf);
+        try
+        {
+            using (var peer = TypedPeers.StartCpp("check-bag", file))
+            {
+                Assert.Equal("done bag", peer.Expect("done", TimeSpan.FromSeconds(20)));
+                Assert.Equal(0, peer.WaitExit());
+            }
+            System.IO.File.Delete(file);
+            using (var peer = TypedPeers.StartCpp("write-bag", file))
+            {
+                Assert.Equal("done write", peer.Expect("done", TimeSpan.FromSeconds(20)));
+                Assert.Equal(0, peer.WaitExit());
+            }
+            ExpectBag(System.IO.File.ReadAllBytes(file));
+        }
+        finally
+        {
+            System.IO.File.Delete(file);
+        }
+    }
+
     [Fact]
     public void KitchenSink_BuiltInCSharp_IsVerifiedAndReadByFlatcsCppCode()
     {

@@ -137,7 +137,8 @@ internal static class TypedPeers
                 {
                     string framework = Path.Combine(Build.RepoRoot, "generator", "flatlane_gen", "schema");
                     Run("flatc", "--cpp", "-o", outDir, "-I", framework, schema, Path.Combine(framework, "flatlane.fbs"),
-                        Path.Combine(Build.RepoRoot, "tests", "generator", "data", "kitchen_sink.fbs"));
+                        Path.Combine(Build.RepoRoot, "tests", "generator", "data", "kitchen_sink.fbs"),
+                        Path.Combine(Build.RepoRoot, "runtime", "csharp", "Flatlane.Typed.Tests", "schema", "union_vectors.fbs"));
                     Run("g++", "-std=c++20", "-O1", "-I", Path.Combine(src, "runtime", "cpp", "include"), "-I", outDir,
                         "-o", exe + ".tmp", source, lib, "-lpthread", "-lrt");
                     File.Move(exe + ".tmp", exe, overwrite: true);

@@ -4,6 +4,8 @@
 //
 //   typed_peer MODE NAME COUNT TYPE HASH [TYPE2 HASH2]
 //   typed_peer check-sink FILE      (a ks.Sink the C# test built: verify with identifier, check every field)
+//   typed_peer check-bag FILE       (a uv.Bag with a vector of unions the C# test built: verify, check)
+//   typed_peer write-bag FILE       (writes the same uv.Bag built by flatc's C++ code, for C# to check)
 //
 // Modes: sub-sample | pub-sample (fan-out topic of fltest.Sample), pull-blob | push-blob (work
 // queue of fltest.Blob), serve-add | call-add (fltest.Calc.Add), serve-count | call-count
@@ -16,6 +18,7 @@
 #include <flatlane/flatlane.hpp>
 
 #include "kitchen_sink_generated.h"
+#include "union_vectors_generated.h"
 #include "typed_test_generated.h"
 
 #include <flatbuffers/flatbuffers.h>
@@ -183,12 +186,62 @@ int check_sink(const char* path) {
   return 0;
 }
 
+// The uv.Bag both sides build and check (MessageTests.BuildBag): id 42, items Text "a", Num -9,
+// Pt (1.5, -2.5), Text "b"; tail left at its default.
+std::vector<uint8_t> read_file(const char* path) {
+  std::FILE* f = std::fopen(path, "rb");
+  if (!f) bad("cannot open " + std::string(path));
+  std::vector<uint8_t> buf(1 << 16);
+  buf.resize(std::fread(buf.data(), 1, buf.size(), f));
+  std::fclose(f);
+  return buf;
+}
+
+int check_bag(const char* path) {
+  std::vector<uint8_t> buf = read_file(path);
+  flatbuffers::Verifier::Options vo;
+  vo.check_alignment = true;
+  flatbuffers::Verifier v(buf.data(), buf.size(), vo);
+  if (!uv::VerifyBagBuffer(v)) bad("verifier refused the bag");
+  if (!uv::BagBufferHasIdentifier(buf.data())) bad("identifier");
+  const uv::Bag* b = uv::GetBag(buf.data());
+  auto check = [](bool ok, const char* what) { if (!ok) bad(what); };
+  check(b->id() == 42 && b->tail() == 7, "scalars");
+  check(b->items_type()->size() == 4 && b->items()->size() == 4, "sizes");
+  check(b->items_type()->Get(0) == uv::Item_Text && b->items()->GetAs<uv::Text>(0)->s()->str() == "a", "item 0");
+  check(b->items_type()->Get(1) == uv::Item_Num && b->items()->GetAs<uv::Num>(1)->n() == -9, "item 1");
+  check(b->items_type()->Get(2) == uv::Item_Pt && b->items()->GetAs<uv::Pt>(2)->x() == 1.5f &&
+        b->items()->GetAs<uv::Pt>(2)->y() == -2.5f, "item 2");
+  check(b->items_type()->Get(3) == uv::Item_Text && b->items()->GetAs<uv::Text>(3)->s()->str() == "b", "item 3");
+  say("done bag");
+  return 0;
+}
+
+int write_bag(const char* path) {
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<uint8_t> types{uv::Item_Text, uv::Item_Num, uv::Item_Pt, uv::Item_Text};
+  uv::Pt pt(1.5f, -2.5f);
+  std::vector<flatbuffers::Offset<void>> items{
+      uv::CreateText(fbb, fbb.CreateString("a")).Union(), uv::CreateNum(fbb, -9).Union(),
+      fbb.CreateStruct(pt).Union(), uv::CreateText(fbb, fbb.CreateString("b")).Union()};
+  auto t = fbb.CreateVector(types);
+  auto i = fbb.CreateVector(items);
+  uv::FinishBagBuffer(fbb, uv::CreateBag(fbb, 42, t, i));
+  std::FILE* f = std::fopen(path, "wb");
+  if (!f || std::fwrite(fbb.GetBufferPointer(), 1, fbb.GetSize(), f) != fbb.GetSize()) bad("cannot write " + std::string(path));
+  std::fclose(f);
+  say("done write");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   ::alarm(60);
   if (argc == 3 && std::string(argv[1]) == "check-sink") return check_sink(argv[2]);
+  if (argc == 3 && std::string(argv[1]) == "check-bag") return check_bag(argv[2]);
+  if (argc == 3 && std::string(argv[1]) == "write-bag") return write_bag(argv[2]);
   if (argc < 6) return 2;
   const std::string mode = argv[1], name = argv[2];
   const uint64_t count = std::strtoull(argv[3], nullptr, 10);

@@ -284,7 +284,8 @@ public sealed unsafe class FbBuilder
     public VectorOffset CreateVector(ReadOnlySpan<StringOffset> items)
         => CreateOffsetVector(MemoryMarshal.Cast<StringOffset, int>(items));
 
-    private VectorOffset CreateOffsetVector(ReadOnlySpan<int> offsets)
+    /// <summary>A vector of offsets of objects of this message (the members of a vector of unions, which may differ in type).</summary>
+    public VectorOffset CreateOffsetVector(ReadOnlySpan<int> offsets)
     {
         NotNested();
         Prep(4, 4 * offsets.Length);
