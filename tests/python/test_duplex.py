@@ -618,7 +618,8 @@ def cpp_typed_peer() -> Path:
         out.mkdir(parents=True, exist_ok=True)
         fw = REPO / "generator" / "flatlane_gen" / "schema"
         subprocess.run(["flatc", "--cpp", "-o", str(out), "-I", str(fw), str(SCHEMA), str(fw / "flatlane.fbs"),
-                        str(REPO / "tests" / "generator" / "data" / "kitchen_sink.fbs")], check=True)
+                        str(REPO / "tests" / "generator" / "data" / "kitchen_sink.fbs"),
+                        str(TYPED_PEER_SRC.parent.parent / "schema" / "union_vectors.fbs")], check=True)
         subprocess.run(["g++", "-std=c++20", "-O1", "-I", str(REPO / "runtime" / "cpp" / "include"), "-I", str(out),
                         "-o", str(exe) + ".tmp", str(TYPED_PEER_SRC), str(lib), "-lpthread", "-lrt"], check=True)
         os.replace(str(exe) + ".tmp", exe)

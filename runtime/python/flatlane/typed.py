@@ -505,13 +505,14 @@ class Sender(_TypedEndpoint, Generic[T]):
         self._sent = self._dropped = self._regrown = self._chunked = 0
         self._builder = _FrameBuilder(self)
 
-    def send(self, build: Callable[..., int], *args: Any, timeout: Any = POLICY) -> bool:
+    def send(self, build: Callable[..., int], *args: Any, timeout: Any = POLICY, **fields: Any) -> bool:
         """Builds and publishes one message.
 
-        ``build(builder, *args)`` runs once with a ``flatbuffers.Builder`` writing into the frame
-        and returns the root table's offset (what flatc's ``XxxEnd(builder)`` returns); the
-        message is finished with the type's file identifier. Passing the message's data as
-        ``args`` spares a closure per message.
+        ``build(builder, *args, **fields)`` runs once with a ``flatbuffers.Builder`` writing into
+        the frame and returns the root table's offset (what flatc's ``XxxEnd(builder)`` or a
+        generated ``build_<Table>`` returns); the message is finished with the type's file
+        identifier. Passing the message's data as arguments spares a closure per message:
+        ``send(build_Tick, seq=1, payload=data)``.
 
         Returns True when the message was published, False when overflow = drop_oldest dropped it
         (ring full). ``timeout`` (ms; None = forever) overrides the overflow policy with an
@@ -523,19 +524,20 @@ class Sender(_TypedEndpoint, Generic[T]):
         reservation is given back: nothing is published and the sender stays usable.
         """
         if timeout is not POLICY:
-            return self._send(build, args, timeout)
+            return self._send(build, args, fields, timeout)
         overflow = self._overflow
         if overflow is Overflow.BLOCK:
-            return self._send(build, args, self._send_timeout)
+            return self._send(build, args, fields, self._send_timeout)
         try:
-            return self._send(build, args, 0)
+            return self._send(build, args, fields, 0)
         except BufferFullError:
             self._dropped += 1
             if overflow is Overflow.DROP_OLDEST:
                 return False
             raise
 
-    def _send(self, build: Callable[..., int], args: "tuple[Any, ...]", timeout: Optional[float]) -> bool:
+    def _send(self, build: Callable[..., int], args: "tuple[Any, ...]", fields: "dict[str, Any]",
+              timeout: Optional[float]) -> bool:
         w = self._w
         b = self._builder
         self._timeout = timeout
@@ -544,7 +546,7 @@ class Sender(_TypedEndpoint, Generic[T]):
         hint = self._hint
         b._begin(w.reserve(hint, timeout), hint)
         try:
-            _finish(b, build(b, *args), self._fid)
+            _finish(b, build(b, *args, **fields), self._fid)
         except BaseException:
             b._abandon()
             raise
@@ -1022,12 +1024,13 @@ class TopicSender(_TopicEndpoint, Generic[T]):
         self._sent = self._dropped = self._too_large_count = 0
         self._builder = _SlotBuilder(self)  # type: ignore[arg-type]
 
-    def send(self, build: Callable[..., int], *args: Any, timeout: Any = POLICY) -> bool:
+    def send(self, build: Callable[..., int], *args: Any, timeout: Any = POLICY, **fields: Any) -> bool:
         """Builds and publishes one message.
 
-        ``build(builder, *args)`` runs once with a ``flatbuffers.Builder`` writing into the slot and
-        returns the root table's offset (what flatc's ``XxxEnd(builder)`` returns); the message is
-        finished with the type's file identifier.
+        ``build(builder, *args, **fields)`` runs once with a ``flatbuffers.Builder`` writing into
+        the slot and returns the root table's offset (what flatc's ``XxxEnd(builder)`` or a
+        generated ``build_<Table>`` returns), e.g. ``send(build_Tick, seq=1, payload=data)``; the
+        message is finished with the type's file identifier.
 
         Returns True when the message was published, False when overflow = drop_oldest found no
         free slot and dropped it. ``timeout`` (ms; None = forever) overrides the overflow policy with
@@ -1039,25 +1042,26 @@ class TopicSender(_TopicEndpoint, Generic[T]):
         exception raised by ``build`` propagates after the slot is given back.
         """
         if timeout is not POLICY:
-            return self._send(build, args, timeout)
+            return self._send(build, args, fields, timeout)
         overflow = self._overflow
         if overflow is Overflow.BLOCK:
-            return self._send(build, args, self._send_timeout)
+            return self._send(build, args, fields, self._send_timeout)
         try:
-            return self._send(build, args, 0)
+            return self._send(build, args, fields, 0)
         except BufferFullError:
             self._dropped += 1
             if overflow is Overflow.DROP_OLDEST:
                 return False
             raise
 
-    def _send(self, build: Callable[..., int], args: "tuple[Any, ...]", timeout: Optional[float]) -> bool:
+    def _send(self, build: Callable[..., int], args: "tuple[Any, ...]", fields: "dict[str, Any]",
+              timeout: Optional[float]) -> bool:
         p = self._p
         b = self._builder
         slot = self._slot
         b._begin(p.loan(slot, timeout), slot)
         try:
-            _finish(b, build(b, *args), self._fid)
+            _finish(b, build(b, *args, **fields), self._fid)
         except BaseException:
             b._abandon()
             raise
@@ -1553,7 +1557,7 @@ class Client(_TypedService, Generic[T]):
         if not self._c.closed:
             self._c.abort_prepared()
 
-    def send(self, build: Callable[..., int], *args: Any) -> int:
+    def send(self, build: Callable[..., int], *args: Any, **fields: Any) -> int:
         """Builds one request in the request slot (``build(builder, *args)`` returns the root
         offset) and sends it; returns its id. Raises MessageTooLargeError (nothing sent),
         ChannelNotFoundError (no server), BufferFullError, ClosedError."""
@@ -1563,7 +1567,7 @@ class Client(_TypedService, Generic[T]):
         size = len(view)
         b._begin(view, size)
         try:
-            _finish(b, build(b, *args), self._fid)
+            _finish(b, build(b, *args, **fields), self._fid)
         except BaseException:
             b._abandon()
             raise
@@ -1583,9 +1587,10 @@ class Client(_TypedService, Generic[T]):
         c = self._c
         return self._take(await _wait(self, f"reply {id}", lambda t: c.receive(id, t), timeout, "receive_async()"), id)
 
-    async def call_async(self, build: Callable[..., int], *args: Any, timeout: Optional[float] = None) -> TypedReply[Any]:
+    async def call_async(self, build: Callable[..., int], *args: Any, timeout: Optional[float] = None,
+                         **fields: Any) -> TypedReply[Any]:
         """send (at once) + ``await receive_async``: the (first) reply to one request."""
-        return await self.receive_async(self.send(build, *args), timeout)
+        return await self.receive_async(self.send(build, *args, **fields), timeout)
 
     def _take(self, r: Any, id: int) -> TypedReply[Any]:
         view = r.data
@@ -1597,9 +1602,9 @@ class Client(_TypedService, Generic[T]):
         raise _corrupt(self._name, self.response.type_name if self.response else "?", r, view, root,
                        what=f"reply to request {id}", call="receive()")
 
-    def call(self, build: Callable[..., int], *args: Any, timeout: Optional[float] = None) -> TypedReply[Any]:
+    def call(self, build: Callable[..., int], *args: Any, timeout: Optional[float] = None, **fields: Any) -> TypedReply[Any]:
         """send + receive: the (first) reply to one request."""
-        return self.receive(self.send(build, *args), timeout)
+        return self.receive(self.send(build, *args, **fields), timeout)
 
     @property
     def name(self) -> str:
@@ -1693,7 +1698,8 @@ class Server(_TypedService, Generic[T]):
         raise _corrupt(self._name, self.request.type_name if self.request else "?", r, view, root,
                        what=f"request {rid}", call="receive()")
 
-    def reply(self, request: TypedRequest[Any], build: Callable[..., int], *args: Any, more: bool = False) -> None:
+    def reply(self, request: TypedRequest[Any], build: Callable[..., int], *args: Any, more: bool = False,
+              **fields: Any) -> None:
         """Builds the reply to ``request`` in its client's reply ring and sends it. ``more``: another
         reply to this request follows (streaming methods)."""
         s = self._s
@@ -1702,7 +1708,7 @@ class Server(_TypedService, Generic[T]):
         size = len(view)
         b._begin(view, size)
         try:
-            _finish(b, build(b, *args), self._fid)
+            _finish(b, build(b, *args, **fields), self._fid)
         except BaseException:
             b._abandon()
             raise
@@ -2060,7 +2066,7 @@ class InPlaceClient(_InPlaceEndpoint, Generic[T]):
         exc.role = "client"
         return exc
 
-    def send(self, build: Callable[..., int], *args: Any) -> int:
+    def send(self, build: Callable[..., int], *args: Any, **fields: Any) -> int:
         """Builds one request in a frame (``build(builder, *args)`` returns the root offset) and
         publishes it where it lies; returns its seq. Raises MessageTooLargeError (nothing sent),
         BufferFullError (the ring is full of requests whose replies were not received and
@@ -2071,7 +2077,7 @@ class InPlaceClient(_InPlaceEndpoint, Generic[T]):
         view = c.reserve(n, self._timeout)
         b._begin(view, n)
         try:
-            _finish(b, build(b, *args), self._fid)
+            _finish(b, build(b, *args, **fields), self._fid)
         except BaseException:
             b._abandon()
             raise
