@@ -3,20 +3,25 @@
 ``flatlane-gen --lang python`` writes, for a schema ``x.fbs``, flatc's modules and ``x_flatlane.py``
 with one :class:`MessageTraits` per message type and one class per channel holding its
 :class:`ChannelSpec` and endpoint classes made here (``Publisher``/``Subscriber`` for topics,
-``Pusher``/``Puller`` for pipelines)::
+``Pusher``/``Puller`` for pipelines, ``Client``/``Server`` for services and duplex channels), plus
+a generated builder ``build_<Table>`` and verifier per table::
 
-    from hello_flatlane import Hello
+    from hello_flatlane import Hello, build_Greeting
+
+    pub = Hello.greetings.Publisher()
+    pub.send(build_Greeting, text="hi", count=1)   # built in shared memory, published in place
+
+    # or with flatc's builder API, on the same builder (b writes into the frame):
     from hello.Greeting import GreetingStart, GreetingAddCount, GreetingAddText, GreetingEnd
 
-    def greeting(b, n):                      # b: a flatbuffers.Builder writing into the frame
+    def greeting(b, n):
         text = b.CreateString("hi")
         GreetingStart(b)
         GreetingAddText(b, text)
         GreetingAddCount(b, n)
         return GreetingEnd(b)
 
-    pub = Hello.greetings.Publisher()
-    pub.send(greeting, 1)                    # built in shared memory, published in place
+    pub.send(greeting, 1)
 
     sub = Hello.greetings.Subscriber()
     with sub.recv(timeout=1000) as m:        # m.msg: flatc's Greeting over the frame, no copy
@@ -38,10 +43,12 @@ the reservation needs only the message's size plus a small margin, learned from 
 Receiving. ``recv()`` returns a :class:`Received` holding the frame: ``msg`` is flatc's reader
 class over a read-only memoryview of the frame (``GetRootAs`` without a copy), and vector fields
 come out as zero-copy NumPy arrays through flatc's ``XxxAsNumpy()``. Python's FlatBuffers 2.0.8
-has no verifier: a receiver checks that the root offset lies inside the message (and the file
-identifier, if the type has one) and reports anything else as :class:`CorruptMessageError`;
-beyond that, a malformed message raises Python exceptions when read (``struct.error``,
-``ValueError``: every access is bounds-checked by the memoryview) and can never crash the process.
+has no verifier, so the generator writes one per table (``MessageTraits.verifier``, runtime half
+in ``flatlane._fbgen``): every receiver runs it before handing out a reader and reports a
+message that fails as :class:`CorruptMessageError` naming the field. With ``verify=False``
+(trusted peers) only the root offset and file identifier are checked; beyond that a malformed
+message raises Python exceptions when read (``struct.error``, ``ValueError``: every access is
+bounds-checked by the memoryview) and can never crash the process.
 
 Timeouts are milliseconds, as everywhere in the package: ``None`` waits forever, ``0`` never waits.
 """
