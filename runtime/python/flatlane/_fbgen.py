@@ -21,7 +21,7 @@ import struct
 from typing import Any, Callable, Optional
 
 __all__ = ["VerifyError", "reserve", "string", "vector", "struct_vector", "offset_vector", "string_vector",
-           "finish", "Verifier", "verify_message"]
+           "finish", "Verifier", "root_offset", "verify_message"]
 
 _U32 = struct.Struct("<I")
 _pack_u32 = _U32.pack_into
@@ -331,16 +331,24 @@ class Verifier:
 
     def root(self, verify: Callable[..., None], where: str, file_identifier: Optional[bytes], depth: int = 0) -> int:
         """Checks the root offset (and the file identifier), then the root table; its position."""
-        n = self.n
-        if n < 8:
-            raise self.fail(where, f"{n} bytes, too short for a FlatBuffer")
-        root = _U32_from(self.buf, 0)[0]
-        if root & 3 or root < 4 or root > n - 4:
-            raise self.fail(where, f"root offset {root} outside the message of {n} bytes or misaligned")
-        if file_identifier is not None and self.buf[4:8] != file_identifier:
-            raise self.fail(where, f"file identifier {bytes(self.buf[4:8])!r}, expected {file_identifier!r}")
+        root = root_offset(self.buf, self.n, file_identifier)
+        if root.__class__ is not int:
+            raise self.fail(where, root)
         verify(self, root, depth)
         return root
+
+
+def root_offset(buf: Any, n: int, file_identifier: Optional[bytes]) -> Any:
+    """The root table's position (an int) when the root offset of the message of ``n`` bytes lies
+    inside it, 4-aligned, and the file identifier matches; else why not (a str)."""
+    if n < 8:
+        return f"{n} bytes, too short for a FlatBuffer"
+    root = _U32_from(buf, 0)[0]
+    if root & 3 or root < 4 or root > n - 4:
+        return f"root offset {root} outside the message of {n} bytes or misaligned"
+    if file_identifier is not None and buf[4:8] != file_identifier:
+        return f"file identifier {bytes(buf[4:8])!r}, expected {file_identifier!r}"
+    return root
 
 
 _SLOTS = [struct.Struct(f"<{k}H").unpack_from for k in range(65)]

@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import struct
 import time
 from types import TracebackType
 from typing import Any, AsyncIterator, Callable, ClassVar, Generic, Optional, Type, TypeVar, Union
@@ -68,6 +67,7 @@ from . import _aio, _native
 from ._fbgen import Verifier as _Verifier
 from ._fbgen import VerifyError
 from ._fbgen import finish as _finish
+from ._fbgen import root_offset as _root_offset
 from ._channel import ModeLike, OpenMode, Reader, WaitLike, WaitStrategy, Writer, _enum_value
 from ._errors import (BufferFullError, ClosedError, CorruptMessageError, Errc, InvalidArgumentError,
                       MessageTooLargeError, PeerClosedError)
@@ -241,7 +241,6 @@ class _Policy:
 
 POLICY: Any = _Policy()
 
-_U32 = struct.Struct("<I")
 _monotonic = time.monotonic
 _ALIGN = 16  # reservations are multiples of 16, so every message ends 16-aligned (force_align)
 _INITIAL_HINT = 256
@@ -1183,13 +1182,9 @@ def _root_ok(view: memoryview, n: int, fid: Optional[bytes], verify: Optional[Ca
     """The root table's position (an int) when the message of ``n`` bytes is a FlatBuffer of the
     type: its generated verifier passes (``verify``), or without one, the root offset lies inside
     the message, 4-aligned, and the file identifier matches. Else why not (a str)."""
-    if n < 8:
-        return f"{n} bytes, too short for a FlatBuffer"
-    root = _U32.unpack_from(view, 0)[0]
-    if not 4 <= root <= n - 4 or root & 3:
-        return f"root offset {root} outside the message of {n} bytes or misaligned"
-    if fid is not None and view[4:8] != fid:
-        return f"file identifier {bytes(view[4:8])!r}, expected {fid!r}"
+    root = _root_offset(view, n, fid)
+    if root.__class__ is not int:
+        return root
     if verify is not None:
         try:
             verify(_Verifier(view, n), root, 0)
