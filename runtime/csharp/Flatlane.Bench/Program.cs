@@ -3,8 +3,10 @@
 // per round trip, one-way = round trip / 2, nearest-rank percentiles), between two C# processes.
 // With the C++ bench program available it is run in the same invocation for comparison.
 //
-//   Flatlane.Bench [--quick] [--size N] [--cpp PATH | --no-cpp] [--rounds R]
+//   Flatlane.Bench [--quick] [--size N] [--cpp PATH | --no-cpp] [--rounds R] [--case LABEL]
 //   (--rounds: C# and C++ cases alternated R times, ratios at the same moment; 0 skips them)
+//   Flatlane.Bench --case LABEL [--rounds R]: only those same-moment rounds, for the cases whose
+//   label contains LABEL ("raw", "typed", "service", "duplex")
 //   (internal) Flatlane.Bench pong FWD BACK SIZE COUNT
 //   (internal) Flatlane.Bench produce NAME SIZE COUNT
 //   (internal) Flatlane.Bench tpong FWD BACK PAYLOAD COUNT, tproduce NAME PAYLOAD COUNT
@@ -38,6 +40,7 @@ internal static class Program
         string? cpp = null;
         bool noCpp = false;
         int rounds = 3;
+        string? only = null;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -47,6 +50,7 @@ internal static class Program
                 case "--cpp": cpp = args[++i]; break;
                 case "--no-cpp": noCpp = true; break;
                 case "--rounds": rounds = Int(args[++i]); break;
+                case "--case": only = args[++i]; break;
                 case "--cost":
                     var (ct, cr, ca) = TypedBench.Cost(200_000, 7);
                     Console.WriteLine($"C#  cost, one thread, best of 7 x 200000: typed Tick publish+receive {ct,6:F1} ns, raw 64 B topic publish+receive {cr,6:F1} ns ({ca} B allocated)");
@@ -62,6 +66,17 @@ internal static class Program
             return 1;
         }
         int iters = quick ? 20_000 : 200_000;
+        if (only is not null)
+        {
+            string? exe = cpp ?? FindCppBench();
+            if (exe is null || SizeTag(size).Length == 0)
+            {
+                Console.Error.WriteLine("--case needs the C++ bench (--cpp PATH) and a size it has (64, 4096, 65536, 1048576)");
+                return 2;
+            }
+            SameMoment(exe, SizeTag(size), size, quick ? 5_000 : 50_000, Math.Max(rounds, 1), only);
+            return 0;
+        }
         long tputMessages = quick ? 500_000 : 5_000_000;
         Console.WriteLine($"Flatlane C# bench: {size} B payload, busy_spin, ring {RingFor(size)} B, {Environment.ProcessorCount} CPUs, .NET {Environment.Version}");
         Console.WriteLine("latency = one-way = round trip / 2 (payload written in place by the sender, checked in place by the receiver)");
@@ -92,7 +107,7 @@ internal static class Program
             }
             else
             {
-                string tag = size switch { 64 => "64B", 4096 => "4K", 65536 => "64K", 1048576 => "1M", _ => "" };
+                string tag = SizeTag(size);
                 if (tag.Length == 0)
                 {
                     Console.WriteLine($"C++ figures: the C++ bench has no {size} B case");
@@ -107,7 +122,7 @@ internal static class Program
                 {
                     RunCpp(cpp, $"service/rtt-busy/{tag}", quick);
                     RunCpp(cpp, $"duplex/inplace/{tag}", quick);
-                    if (rounds > 0) SameMoment(cpp, tag, size, quick ? 5_000 : 50_000, rounds);
+                    if (rounds > 0) SameMoment(cpp, tag, size, quick ? 5_000 : 50_000, rounds, null);
                 }
             }
         }
@@ -268,7 +283,10 @@ internal static class Program
     // vCPUs are sometimes hyper-thread siblings), so each C# case is followed at once by the same
     // C++ case, several rounds, and the ratios of p50 are reported per round and as a median.
 
-    private static void SameMoment(string cpp, string tag, int size, int iters, int rounds)
+    private static string SizeTag(int size) => size switch { 64 => "64B", 4096 => "4K", 65536 => "64K", 1048576 => "1M", _ => "" };
+
+    // only: run just the cases whose label contains it (--case).
+    private static void SameMoment(string cpp, string tag, int size, int iters, int rounds, string? only)
     {
         var cases = new (string Label, Func<long[]> CSharp, string CppId)[]
         {
@@ -280,6 +298,7 @@ internal static class Program
         Console.WriteLine($"C# / C++ one-way p50, each C# case followed at once by the C++ case ({rounds} rounds, {iters} round trips each):");
         foreach (var (label, cs, id) in cases)
         {
+            if (only is not null && !label.Contains(only, StringComparison.Ordinal)) continue;
             var ratios = new List<double>();
             var text = new List<string>();
             for (int r = 0; r < rounds; r++)

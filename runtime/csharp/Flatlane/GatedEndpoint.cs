@@ -11,8 +11,9 @@ namespace Flatlane;
 /// native call on it.
 /// <para>
 /// The C ABI allows one thread at a time per endpoint (and close must not overlap a call either:
-/// the C++ endpoints tear down queues and reply channels on close). Here a gate (one interlocked
-/// exchange per call) makes that hold whatever threads the application uses. Samples, requests and
+/// the C++ endpoints tear down queues and reply channels on close). Here a gate makes that hold
+/// whatever threads the application uses; it is biased towards the thread that uses the endpoint,
+/// which enters and leaves with plain stores (<see cref="EndpointGate"/>). Samples, requests and
 /// replies are released from any thread: a release that finds the gate taken is queued and applied
 /// by the gate holder as it leaves, and blocking waits run in slices of
 /// <see cref="Reader.AsyncCancellationSlice"/>, so a queued release or a <see cref="Close"/> from
@@ -26,10 +27,11 @@ public abstract unsafe class GatedEndpoint : IDisposable
 
     private readonly PatternHandle _h;  // destroys the native endpoint (Dispose or finalizer)
     private protected readonly IntPtr Raw;
-    private int _gate;  // 0 free, 1 a call is inside, 2 disposed
+    private EndpointGate _gate;
     private int _closeRequested;
     private bool _closedNative;  // written under the gate
     private readonly ConcurrentQueue<ulong> _deferred = new();
+    private int _queued;  // items in _deferred: one plain read per Exit (ConcurrentQueue.IsEmpty costs more)
 
     /// <summary>Topic or service name.</summary>
     public string Name { get; }
@@ -60,14 +62,7 @@ public abstract unsafe class GatedEndpoint : IDisposable
     public void Dispose()
     {
         Volatile.Write(ref _closeRequested, 1);
-        var spin = new SpinWait();
-        for (;;)
-        {
-            int prev = Interlocked.CompareExchange(ref _gate, 2, 0);
-            if (prev == 2) return;
-            if (prev == 0) break;
-            spin.SpinOnce();
-        }
+        if (!_gate.EnterDisposed()) return;
         if (!_closedNative) CloseNative();
         _closedNative = true;
         OnDisposed();
@@ -78,27 +73,17 @@ public abstract unsafe class GatedEndpoint : IDisposable
     // Runs once, after the gate is closed for good and before the native endpoint is freed.
     private protected virtual void OnDisposed() { }
 
-    private protected bool IsDisposed => Volatile.Read(ref _gate) == 2;
+    private protected bool IsDisposed => _gate.IsDisposed;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private protected void Enter()
     {
-        if (Interlocked.CompareExchange(ref _gate, 1, 0) != 0) EnterContended();
+        if (!_gate.Enter()) ThrowDisposed();
         if (Volatile.Read(ref _closeRequested) != 0 && !_closedNative) DoCloseNative();
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void EnterContended()
-    {
-        var spin = new SpinWait();
-        for (;;)
-        {
-            int prev = Interlocked.CompareExchange(ref _gate, 1, 0);
-            if (prev == 0) return;
-            ObjectDisposedException.ThrowIf(prev == 2, this);
-            spin.SpinOnce();
-        }
-    }
+    private void ThrowDisposed() => throw new ObjectDisposedException(GetType().FullName);
 
     private void DoCloseNative()
     {
@@ -109,10 +94,11 @@ public abstract unsafe class GatedEndpoint : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private protected void Exit()
     {
-        // A full fence: a releasing thread enqueues, then tries the gate; we open the gate, then
-        // look at the queue. One of the two sees the other.
-        Interlocked.Exchange(ref _gate, 0);
-        if (!_deferred.IsEmpty || (Volatile.Read(ref _closeRequested) != 0 && !Volatile.Read(ref _closedNative))) TryDrain();
+        // Leaving ends with a full fence whenever another thread can have queued anything: it
+        // enqueues, then tries the gate; we open the gate, then look at the queue. One of the two
+        // sees the other.
+        _gate.Exit();
+        if (Volatile.Read(ref _queued) != 0 || (Volatile.Read(ref _closeRequested) != 0 && !Volatile.Read(ref _closedNative))) TryDrain();
         GC.KeepAlive(this);  // Raw was used without the SafeHandle: keep its owner alive until here
     }
 
@@ -120,11 +106,11 @@ public abstract unsafe class GatedEndpoint : IDisposable
     // native table, which is what makes a double release harmless; the code is ignored.
     internal void Release(ulong token)
     {
-        int prev = Interlocked.CompareExchange(ref _gate, 1, 0);
-        if (prev == 2) return;  // destroy released everything
-        if (prev != 0)
+        if (!_gate.TryEnter())
         {
+            if (_gate.IsDisposed) return;  // destroy released everything
             _deferred.Enqueue(token);
+            Interlocked.Increment(ref _queued);  // also the fence between the enqueue and TryEnter
             TryDrain();
             return;
         }
@@ -134,12 +120,16 @@ public abstract unsafe class GatedEndpoint : IDisposable
 
     private void TryDrain()
     {
-        while ((!_deferred.IsEmpty || (Volatile.Read(ref _closeRequested) != 0 && !Volatile.Read(ref _closedNative)))
-               && Interlocked.CompareExchange(ref _gate, 1, 0) == 0)
+        while ((Volatile.Read(ref _queued) != 0 || (Volatile.Read(ref _closeRequested) != 0 && !Volatile.Read(ref _closedNative)))
+               && _gate.TryEnter())
         {
-            while (_deferred.TryDequeue(out ulong t)) ReleaseNative(t);
+            while (_deferred.TryDequeue(out ulong t))
+            {
+                Interlocked.Decrement(ref _queued);
+                ReleaseNative(t);
+            }
             if (Volatile.Read(ref _closeRequested) != 0 && !_closedNative) DoCloseNative();
-            Interlocked.Exchange(ref _gate, 0);
+            _gate.Exit();
         }
     }
 

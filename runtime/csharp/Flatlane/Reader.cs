@@ -33,19 +33,17 @@ public sealed unsafe class Reader : IDisposable
     private readonly ReaderHandle _h;  // owns the native reader (destroyed by Dispose or the finalizer)
     private readonly IntPtr _raw;      // the same pointer, for calls made under _gate
     private int _disposed;
-    // Who is in native code touching the consumer state: 0 nobody, GateRead (a read or stats),
-    // GateRelease (a short, non-blocking release), GateDisposed (for good). See the class doc.
-    // Dispose takes the gate before destroying the native reader, which is what makes calls on
+    // Serialises native calls touching the consumer state: reads and Stats from the consuming
+    // thread, releases from any thread (biased towards the consuming thread, see EndpointGate).
+    // Dispose closes it for good before destroying the native reader, which is what makes calls on
     // the raw pointer safe without a SafeHandle reference count per call.
-    private int _gate;
-    private const int GateRead = 1;
-    private const int GateRelease = 2;
-    private const int GateDisposed = 3;
+    private EndpointGate _gate;
     // 1 for the whole of a read operation: Read/Receive until they return, ReadAsync/ReceiveAsync
     // until their result is set. It makes overlapping reads an error, deterministically, even
     // though a long wait lets go of _gate between slices.
     private int _reading;
     private readonly ConcurrentQueue<(ulong Token, bool IsMessage)> _deferred = new();
+    private int _queued;  // items in _deferred: one plain read per Exit (ConcurrentQueue.IsEmpty costs more)
     private AsyncWaiter? _waiter;
 
     /// <summary>Channel name.</summary>
@@ -276,9 +274,9 @@ public sealed unsafe class Reader : IDisposable
         }
         _waiter?.Stop();
         // A read blocked in another thread returns promptly now that the reader is closed.
-        var spin = new SpinWait();
-        while (Interlocked.CompareExchange(ref _gate, GateDisposed, 0) != 0) spin.SpinOnce();
+        _gate.EnterDisposed();
         _deferred.Clear();  // destroy releases everything
+        _queued = 0;
         _h.Dispose();
     }
 
@@ -369,12 +367,12 @@ public sealed unsafe class Reader : IDisposable
 
     private void ReleaseAny(ulong token, bool isMessage)
     {
-        int prev = Interlocked.CompareExchange(ref _gate, GateRelease, 0);
-        if (prev != 0)
+        if (!_gate.TryEnter())
         {
-            if (prev == GateDisposed) return;  // destroy released everything
+            if (_gate.IsDisposed) return;  // destroy released everything
             // A read is running (maybe the async waiter): it applies this as it leaves.
             _deferred.Enqueue((token, isMessage));
+            Interlocked.Increment(ref _queued);  // also the fence between the enqueue and TryEnter
             TryDrainDeferred();
             return;
         }
@@ -399,40 +397,35 @@ public sealed unsafe class Reader : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Enter()
     {
-        if (Interlocked.CompareExchange(ref _gate, GateRead, 0) != 0) EnterContended();
+        // Reads are serialised by _reading, so another holder is a release or Stats in another
+        // thread: short calls that never block. Enter waits for it.
+        if (!_gate.Enter()) ThrowDisposed();
     }
 
-    // Reads are serialised by _reading, so the holder is a release or Stats in another thread:
-    // short calls that never block. Wait for it.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void EnterContended()
-    {
-        var spin = new SpinWait();
-        for (;;)
-        {
-            int prev = Interlocked.CompareExchange(ref _gate, GateRead, 0);
-            if (prev == 0) return;
-            ObjectDisposedException.ThrowIf(prev == GateDisposed, this);
-            spin.SpinOnce();
-        }
-    }
+    private void ThrowDisposed() => throw new ObjectDisposedException(GetType().FullName);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Exit()
     {
-        // A full fence (not a plain release store): a releasing thread enqueues, then tries the
-        // gate; we open the gate, then look at the queue. One of the two must see the other.
-        Interlocked.Exchange(ref _gate, 0);
-        if (!_deferred.IsEmpty) TryDrainDeferred();
+        // Leaving ends with a full fence whenever another thread can have queued anything: it
+        // enqueues, then tries the gate; we open the gate, then look at the queue. One of the two
+        // sees the other.
+        _gate.Exit();
+        if (Volatile.Read(ref _queued) != 0) TryDrainDeferred();
         GC.KeepAlive(this);  // _raw was used without the SafeHandle: keep its owner alive until here
     }
 
     private void TryDrainDeferred()
     {
-        while (!_deferred.IsEmpty && Interlocked.CompareExchange(ref _gate, GateRelease, 0) == 0)
+        while (Volatile.Read(ref _queued) != 0 && _gate.TryEnter())
         {
-            while (_deferred.TryDequeue(out var d)) ReleaseNative(d.Token, d.IsMessage);
-            Interlocked.Exchange(ref _gate, 0);
+            while (_deferred.TryDequeue(out var d))
+            {
+                Interlocked.Decrement(ref _queued);
+                ReleaseNative(d.Token, d.IsMessage);
+            }
+            _gate.Exit();
         }
     }
 

@@ -1,0 +1,172 @@
+using System;
+using System.Threading;
+using Xunit;
+
+namespace Flatlane.Tests;
+
+// The biased gate every endpoint's native calls go through (EndpointGate.cs): the owner thread
+// enters with plain stores, any other thread revokes the bias once. These tests check mutual
+// exclusion across the revocation, the hand-off when the owner is inside, and disposal.
+public class EndpointGateTests
+{
+    private sealed class Guarded
+    {
+        public EndpointGate Gate;
+        public int Inside;      // 1 while a holder is inside: a second holder would find 1
+        public long Count;      // incremented non-atomically by holders: lost updates show overlap
+        public int Overlaps;
+
+        public void Critical()
+        {
+            if (Interlocked.Exchange(ref Inside, 1) != 0) Interlocked.Increment(ref Overlaps);
+            Count++;
+            Thread.SpinWait(20);
+            Count++;
+            Volatile.Write(ref Inside, 0);
+        }
+    }
+
+    [Fact]
+    public void OneThread_TakesTheBias_AndKeepsIt()
+    {
+        var g = new Guarded();
+        for (int i = 0; i < 1000; i++)
+        {
+            Assert.True(g.Gate.Enter());
+            g.Critical();
+            g.Gate.Exit();
+        }
+        Assert.True(g.Gate.IsBiased);
+        Assert.Equal(2000, g.Count);
+        Assert.True(g.Gate.EnterDisposed());
+        Assert.False(g.Gate.IsBiased);
+        Assert.True(g.Gate.IsDisposed);
+        Assert.False(g.Gate.Enter());
+        Assert.False(g.Gate.TryEnter());
+        Assert.False(g.Gate.EnterDisposed());
+    }
+
+    [Fact]
+    public void AnotherThread_WhileTheOwnerIsInside_IsTurnedAway_ThenTheOwnerHandsOver()
+    {
+        var g = new Guarded();
+        Assert.True(g.Gate.Enter());
+        g.Gate.Exit();  // first entry took the bias (through the lock)
+        Assert.True(g.Gate.Enter());  // now through the bias
+        Assert.True(g.Gate.IsBiased);
+        bool got = true;
+        var t = new Thread(() => got = g.Gate.TryEnter());
+        t.Start();
+        t.Join();
+        Assert.False(got);  // the owner is inside: the other thread would queue its work
+        Assert.False(g.Gate.IsBiased);
+        g.Gate.Exit();  // the owner completes the revocation
+        t = new Thread(() =>
+        {
+            got = g.Gate.TryEnter();
+            if (got) g.Gate.Exit();
+        });
+        t.Start();
+        t.Join();
+        Assert.True(got);
+        // The owner keeps working, through the lock now.
+        Assert.True(g.Gate.Enter());
+        g.Gate.Exit();
+        Assert.False(g.Gate.IsBiased);
+    }
+
+    [Fact]
+    public void BlockingEnter_FromAnotherThread_WaitsForTheOwnerToLeave()
+    {
+        var g = new Guarded();
+        Assert.True(g.Gate.Enter());
+        g.Gate.Exit();
+        Assert.True(g.Gate.Enter());
+        var entered = new ManualResetEventSlim();
+        var t = new Thread(() =>
+        {
+            Assert.True(g.Gate.Enter());
+            entered.Set();
+            g.Gate.Exit();
+        });
+        t.Start();
+        Assert.False(entered.Wait(100));  // the owner is still inside
+        g.Gate.Exit();
+        Assert.True(entered.Wait(5000));
+        t.Join();
+    }
+
+    [Fact]
+    public void Dispose_FromAnotherThread_WaitsForTheOwner_AndShutsItOut()
+    {
+        var g = new Guarded();
+        Assert.True(g.Gate.Enter());
+        g.Gate.Exit();
+        Assert.True(g.Gate.Enter());
+        bool result = false;
+        var t = new Thread(() => result = g.Gate.EnterDisposed());
+        t.Start();
+        Assert.False(t.Join(100));  // the owner is still inside
+        g.Gate.Exit();
+        Assert.True(t.Join(5000));
+        Assert.True(result);
+        Assert.False(g.Gate.Enter());
+        Assert.False(g.Gate.TryEnter());
+    }
+
+    // Many fresh gates, each with an owner hammering it and other threads arriving at random
+    // moments (some blocking, some trying): nobody is ever inside with somebody else, whatever
+    // point of the revocation the others arrive at.
+    [Fact]
+    public void Stress_MutualExclusion_AcrossTheRevocation()
+    {
+        var rng = new Random(12345);
+        for (int round = 0; round < 200; round++)
+        {
+            var g = new Guarded();
+            const int OwnerOps = 2000;
+            int delay = rng.Next(0, 400);
+            long othersInside = 0;
+            var start = new Barrier(4);
+            int refused = 0;
+            var owner = new Thread(() =>
+            {
+                // The first thread in takes the bias: make it the owner before the others start.
+                if (!g.Gate.Enter()) refused++;
+                g.Gate.Exit();
+                start.SignalAndWait();
+                for (int i = 0; i < OwnerOps; i++)
+                {
+                    if (!g.Gate.Enter())
+                    {
+                        refused++;
+                        continue;
+                    }
+                    g.Critical();
+                    g.Gate.Exit();
+                }
+            });
+            Thread Other(bool blocking) => new(() =>
+            {
+                start.SignalAndWait();
+                Thread.SpinWait(delay * 50);
+                for (int i = 0; i < 50; i++)
+                {
+                    bool got = blocking ? g.Gate.Enter() : g.Gate.TryEnter();
+                    if (!got) continue;
+                    g.Critical();
+                    Interlocked.Increment(ref othersInside);
+                    g.Gate.Exit();
+                }
+            });
+            var threads = new[] { owner, Other(true), Other(false), Other(true) };
+            foreach (var t in threads) t.Start();
+            foreach (var t in threads) t.Join();
+            Assert.Equal(0, refused);
+            Assert.Equal(0, g.Overlaps);
+            Assert.False(g.Gate.IsBiased);
+            Assert.Equal(2 * (OwnerOps + othersInside), g.Count);
+            Assert.True(othersInside >= 100);  // the two blocking threads always get in
+        }
+    }
+}
