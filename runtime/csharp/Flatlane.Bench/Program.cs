@@ -6,7 +6,7 @@
 //   Flatlane.Bench [--quick] [--size N] [--cpp PATH | --no-cpp] [--rounds R] [--case LABEL]
 //   (--rounds: C# and C++ cases alternated R times, ratios at the same moment; 0 skips them)
 //   Flatlane.Bench --case LABEL [--rounds R]: only those same-moment rounds, for the cases whose
-//   label contains LABEL ("raw", "typed", "service", "duplex")
+//   label contains LABEL ("raw channel", "typed", "service", "duplex", "raw tput")
 //   (internal) Flatlane.Bench pong FWD BACK SIZE COUNT
 //   (internal) Flatlane.Bench produce NAME SIZE COUNT
 //   (internal) Flatlane.Bench tpong FWD BACK PAYLOAD COUNT, tproduce NAME PAYLOAD COUNT
@@ -311,9 +311,26 @@ internal static class Program
             ratios.Sort();
             Console.WriteLine($"  {label,-16} {string.Join("  ", text)} us  ratios {string.Join(" ", ratios.ConvertAll(x => x.ToString("F2", CultureInfo.InvariantCulture) + "x"))}  median {ratios[ratios.Count / 2]:F2}x");
         }
+        if (only is not null && !"raw tput".Contains(only, StringComparison.Ordinal)) return;
+        // Throughput the same way: C# frames (reserve, fill, commit / read, sum in place, release)
+        // beside C++'s flatlane/tput with as many messages; the ratio is C++ rate / C# rate.
+        long messages = Math.Max(iters * 20L, 10_000);
+        var tr = new List<double>();
+        var tt = new List<string>();
+        for (int r = 0; r < rounds; r++)
+        {
+            double c = Throughput(size, messages, messages / 10).MsgPerSec;
+            double p = CppResult(cpp, $"flatlane/tput/{tag}", iters, "msgs_per_s");
+            tr.Add(p / c);
+            tt.Add($"{c / 1e6:F1}/{p / 1e6:F1}");
+        }
+        tr.Sort();
+        Console.WriteLine($"  {"raw tput",-16} {string.Join("  ", tt)} M msg/s ({messages} messages)  C++/C# {string.Join(" ", tr.ConvertAll(x => x.ToString("F2", CultureInfo.InvariantCulture) + "x"))}  median {tr[tr.Count / 2]:F2}x");
     }
 
-    private static double CppP50(string exe, string id, int iters)
+    private static double CppP50(string exe, string id, int iters) => CppResult(exe, id, iters, "p50_us");
+
+    private static double CppResult(string exe, string id, int iters, string field)
     {
         string json = Path.Combine(Path.GetTempPath(), $"flatlane-bench-{Environment.ProcessId}-pair.json");
         var psi = new ProcessStartInfo(exe) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
@@ -329,7 +346,7 @@ internal static class Program
         using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(json));
         File.Delete(json);
         foreach (var r in doc.RootElement.GetProperty("results").EnumerateArray())
-            if (r.GetProperty("id").GetString() == id) return r.GetProperty("p50_us").GetDouble();
+            if (r.GetProperty("id").GetString() == id) return r.GetProperty(field).GetDouble();
         throw new InvalidOperationException($"the C++ bench printed no {id}");
     }
 

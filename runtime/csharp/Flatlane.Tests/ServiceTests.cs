@@ -108,6 +108,52 @@ public class ServiceTests
         Assert.True(t.Join(T));
     }
 
+    // A zero timeout polls once (the poll runs without the GC transition): nothing there is a
+    // Timeout at once, something there is delivered.
+    [Fact]
+    public void ZeroTimeoutReceives_PollOnce()
+    {
+        using var ch = new Channel("s-poll");
+        using var server = new ServiceServer(ch.Name, ServiceMessages.Options());
+        using var client = new ServiceClient(ch.Name, ServiceMessages.Options());
+        var sw = Stopwatch.StartNew();
+        Assert.Throws<FlatlaneTimeoutException>(() => server.Receive(TimeSpan.Zero));
+        ulong id = client.Send(ServiceMessages.RequestPayload(3));
+        Assert.Throws<FlatlaneTimeoutException>(() => client.Receive(id, TimeSpan.Zero));
+        Assert.InRange(sw.ElapsedMilliseconds, 0, 1000);
+        Request req = default;
+        var until = Stopwatch.StartNew();
+        bool got = false;
+        while (!got && until.Elapsed < T)
+        {
+            try
+            {
+                req = server.Receive(TimeSpan.Zero);
+                got = true;
+            }
+            catch (FlatlaneTimeoutException)
+            {
+            }
+        }
+        Assert.True(got);
+        using (req) ServiceMessages.Answer(server, req);
+        Reply rep = default;
+        got = false;
+        while (!got && until.Elapsed < T)
+        {
+            try
+            {
+                rep = client.Receive(id, TimeSpan.Zero);
+                got = true;
+            }
+            catch (FlatlaneTimeoutException)
+            {
+            }
+        }
+        Assert.True(got);
+        using (rep) Assert.True(ServiceMessages.IsAnswer(ServiceMessages.RequestPayload(3), rep.Data));
+    }
+
     [Fact]
     public void ReleasedRequest_CannotBeAnswered_AndDoubleReleaseIsHarmless()
     {

@@ -71,6 +71,11 @@ internal static unsafe partial class Native
     [LibraryImport(Library)]
     public static partial int flatlane_duplex_client_receive(IntPtr c, long timeoutNs, NativeDuplexResponse* response);
 
+    // Zero-timeout receives cannot wait: tried first without the GC transition.
+    [LibraryImport(Library, EntryPoint = "flatlane_duplex_client_receive")]
+    [SuppressGCTransition]
+    public static partial int duplex_client_receive_poll(IntPtr c, long zeroTimeout, NativeDuplexResponse* response);
+
     [LibraryImport(Library)]
     [SuppressGCTransition]
     public static partial int flatlane_duplex_client_release(IntPtr c, ulong token);
@@ -105,6 +110,10 @@ internal static unsafe partial class Native
 
     [LibraryImport(Library)]
     public static partial int flatlane_duplex_server_receive(IntPtr s, long timeoutNs, NativeDuplexRequest* request);
+
+    [LibraryImport(Library, EntryPoint = "flatlane_duplex_server_receive")]
+    [SuppressGCTransition]
+    public static partial int duplex_server_receive_poll(IntPtr s, long zeroTimeout, NativeDuplexRequest* request);
 
     [LibraryImport(Library)]
     [SuppressGCTransition]
@@ -426,6 +435,20 @@ public sealed unsafe class DuplexClient : GatedEndpoint
     private bool TryReceiveCore(ulong unused, long timeoutNs, out DuplexResponse response, out int rc)
     {
         NativeDuplexResponse nr;
+        // Usually answered by a poll: no GC transition, no clock read.
+        Enter();
+        rc = Native.duplex_client_receive_poll(Raw, 0, &nr);
+        Exit();
+        if (rc == 0)
+        {
+            response = new DuplexResponse(this, nr);
+            return true;
+        }
+        if (rc != (int)ErrorCode.Timeout || timeoutNs == 0)
+        {
+            response = default;
+            return false;
+        }
         long start = Stopwatch.GetTimestamp();
         for (;;)
         {
@@ -571,6 +594,20 @@ public sealed unsafe class DuplexServer : GatedEndpoint
     private bool TryReceiveCore(ulong unused, long timeoutNs, out DuplexRequest request, out int rc)
     {
         NativeDuplexRequest nr;
+        // Usually answered by a poll: no GC transition, no clock read.
+        Enter();
+        rc = Native.duplex_server_receive_poll(Raw, 0, &nr);
+        Exit();
+        if (rc == 0)
+        {
+            request = new DuplexRequest(this, nr);
+            return true;
+        }
+        if (rc != (int)ErrorCode.Timeout || timeoutNs == 0)
+        {
+            request = default;
+            return false;
+        }
         long start = Stopwatch.GetTimestamp();
         for (;;)
         {

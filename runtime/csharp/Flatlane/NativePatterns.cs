@@ -228,6 +228,11 @@ internal static unsafe partial class Native
     [LibraryImport(Library)]
     public static partial int flatlane_server_receive(IntPtr s, long timeoutNs, NativeRequest* request);
 
+    // Zero-timeout receives cannot wait: tried first without the GC transition (as above).
+    [LibraryImport(Library, EntryPoint = "flatlane_server_receive")]
+    [SuppressGCTransition]
+    public static partial int server_receive_poll(IntPtr s, long zeroTimeout, NativeRequest* request);
+
     [LibraryImport(Library)]
     [SuppressGCTransition]
     public static partial int flatlane_server_release(IntPtr s, ulong token);
@@ -285,6 +290,10 @@ internal static unsafe partial class Native
 
     [LibraryImport(Library)]
     public static partial int flatlane_client_receive(IntPtr c, ulong id, long timeoutNs, NativeReply* reply);
+
+    [LibraryImport(Library, EntryPoint = "flatlane_client_receive")]
+    [SuppressGCTransition]
+    public static partial int client_receive_poll(IntPtr c, ulong id, long zeroTimeout, NativeReply* reply);
 
     [LibraryImport(Library)]
     [SuppressGCTransition]

@@ -304,11 +304,22 @@ public sealed unsafe class Reader : IDisposable
     {
         long slice = SliceNs;
         if (timeoutNs >= 0 && timeoutNs <= slice) return ReadOnce(timeoutNs, nf);
+        if (timeoutNs < 0)
+        {
+            // No deadline, so no clock read: a frame that is already there costs one poll.
+            for (;;)
+            {
+                int rc = ReadOnce(slice, nf);
+                if (rc != (int)ErrorCode.Timeout) return rc;
+            }
+        }
+        int first = ReadOnce(0, nf);  // before the clock read, for the same reason
+        if (first != (int)ErrorCode.Timeout) return first;
         long start = Stopwatch.GetTimestamp();
         for (;;)
         {
-            long left = timeoutNs < 0 ? slice : timeoutNs - (long)Stopwatch.GetElapsedTime(start).Ticks * 100;
-            bool last = timeoutNs >= 0 && left <= slice;
+            long left = timeoutNs - (long)Stopwatch.GetElapsedTime(start).Ticks * 100;
+            bool last = left <= slice;
             int rc = ReadOnce(last ? Math.Max(left, 0) : slice, nf);
             if (rc != (int)ErrorCode.Timeout || last) return rc;
         }

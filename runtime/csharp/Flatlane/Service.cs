@@ -146,6 +146,20 @@ public sealed unsafe class ServiceServer : GatedEndpoint
     private bool TryReceiveCore(ulong unused, long timeoutNs, out Request request, out int rc)
     {
         NativeRequest r;
+        // Usually answered by a poll: no GC transition, no clock read.
+        Enter();
+        rc = Native.server_receive_poll(Raw, 0, &r);
+        Exit();
+        if (rc == 0)
+        {
+            request = new Request(this, r);
+            return true;
+        }
+        if (rc != (int)ErrorCode.Timeout || timeoutNs == 0)
+        {
+            request = default;
+            return false;
+        }
         long start = Stopwatch.GetTimestamp();
         for (;;)
         {
@@ -372,6 +386,20 @@ public sealed unsafe class ServiceClient : GatedEndpoint
     private bool TryReceiveCore(ulong id, long timeoutNs, out Reply reply, out int rc)
     {
         NativeReply r;
+        // Usually answered by a poll: no GC transition, no clock read.
+        Enter();
+        rc = Native.client_receive_poll(Raw, id, 0, &r);
+        Exit();
+        if (rc == 0)
+        {
+            reply = new Reply(this, r);
+            return true;
+        }
+        if (rc != (int)ErrorCode.Timeout || timeoutNs == 0)
+        {
+            reply = default;
+            return false;
+        }
         long start = Stopwatch.GetTimestamp();
         for (;;)
         {
