@@ -237,8 +237,12 @@ Result<Reply> ServiceClient::receive(uint64_t id, nanoseconds timeout) {
     auto f = replies_->read(left);
     if (!f) {
       if (f.error() != Errc::timeout) return f.error();
-      if (Errc e = server_gone(); e != Errc::ok) return e;
-      if (!forever && Clock::now() >= deadline) return Errc::timeout;
+      const auto after = Clock::now();
+      if (after >= next_gone_check_) {
+        next_gone_check_ = after + wait_.liveness_interval;
+        if (Errc e = server_gone(); e != Errc::ok) return e;
+      }
+      if (!forever && after >= deadline) return Errc::timeout;
       continue;
     }
     if (f->size() < kEnvelope) return Errc::corrupt;

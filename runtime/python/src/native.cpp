@@ -164,11 +164,38 @@ class HeldFrame {
 // ------------------------------------------------------------------------------------------------
 // Cores: the C++ endpoints plus what the binding needs to share them between threads.
 
+// The mutex of a core: a std::mutex that knows whether a thread is blocked on it. A call that
+// waits in slices gives the mutex up between slices so other threads get in (close(), stats, a
+// release), but a plain unlock-yield-lock lets the waiting thread win the mutex back again and
+// again before the woken thread runs: on the 2-core VM a close() sat behind a blocked receive for
+// a minute. step_aside() waits, without the mutex, until the threads blocked on it are in.
+class CoreMutex {
+ public:
+  void lock() {
+    if (m_.try_lock()) return;
+    blocked_.fetch_add(1, std::memory_order_relaxed);
+    m_.lock();
+    blocked_.fetch_sub(1, std::memory_order_release);
+  }
+  bool try_lock() { return m_.try_lock(); }
+  void unlock() { m_.unlock(); }
+  // Called without the mutex. Bounded, in case threads keep arriving.
+  void step_aside() const noexcept {
+    for (int i = 0; i < 100000 && blocked_.load(std::memory_order_acquire) != 0; ++i) std::this_thread::yield();
+  }
+
+ private:
+  std::mutex m_;
+  std::atomic<uint32_t> blocked_{0};
+};
+
+using CoreLock = std::unique_lock<CoreMutex>;
+
 struct WriterCore {
   WriterCore(const std::string& n, const fl::ChannelOptions& o) : name(n), w(n, o) {}
   const std::string name;
   fl::Writer w;
-  std::mutex mu;  // serialises calls into `w`
+  CoreMutex mu;  // serialises calls into `w`
   // The live reservation, which the next exported memoryview covers. Set and read under the GIL.
   std::byte* res_ptr = nullptr;
   size_t res_len = 0;
@@ -179,7 +206,7 @@ struct ReaderCore {
   ReaderCore(const std::string& n, const fl::ChannelOptions& o) : name(n), r(n, o) {}
   const std::string name;
   fl::Reader r;  // declared before `pending`: pending frames are abandoned before it goes away
-  std::mutex mu;  // serialises calls into `r`
+  CoreMutex mu;  // serialises calls into `r`
   std::atomic<bool> closed{false};
   std::atomic<uint64_t> held{0};  // frames handed to Python and not yet given back
   std::mutex pending_mu;
@@ -206,7 +233,7 @@ struct ReaderCore {
       h.abandon();
       return;
     }
-    std::unique_lock<std::mutex> lk(mu, std::try_to_lock);
+    CoreLock lk(mu, std::try_to_lock);
     if (lk.owns_lock()) {
       h.release();
       drain_locked();
@@ -223,7 +250,7 @@ struct ReaderCore {
   }
 
   // Drains, unlocks, and drains once more if a frame was queued in between.
-  void unlock(std::unique_lock<std::mutex>& lk) noexcept {
+  void unlock(CoreLock& lk) noexcept {
     drain_locked();
     lk.unlock();
     if (has_pending.load(std::memory_order_seq_cst) && lk.try_lock()) {
@@ -767,14 +794,14 @@ PyObject* writer_reserve(PyObject* o, PyObject* const* args, Py_ssize_t nargs, P
   return guarded([&]() -> PyObject* {
     fl::Result<std::span<std::byte>> r = fl::Errc::timeout;
     {
-      std::unique_lock<std::mutex> lk(c->mu, std::try_to_lock);
+      CoreLock lk(c->mu, std::try_to_lock);
       if (lk.owns_lock()) r = c->w.reserve(n, nanoseconds(0));
     }
     std::shared_ptr<WriterCore> keep;  // set while the GIL is released: a concurrent close() drops ours
     if (!r && r.error() == fl::Errc::timeout && timeout.count() != 0) {
       keep = self->core;
       py::gil_scoped_release nogil;
-      std::lock_guard<std::mutex> lk(c->mu);
+      std::lock_guard<CoreMutex> lk(c->mu);
       r = c->w.reserve(n, timeout);
     }
     if (r && !self->core) r = fl::Errc::closed;  // closed meanwhile: nothing left to export from
@@ -792,7 +819,7 @@ PyObject* writer_reserve(PyObject* o, PyObject* const* args, Py_ssize_t nargs, P
 // Runs `f` with the writer's mutex; waits for it without the GIL if another thread holds it.
 template <class F>
 void with_writer_lock(WriterObject* self, WriterCore* c, F&& f) {
-  std::unique_lock<std::mutex> lk(c->mu, std::try_to_lock);
+  CoreLock lk(c->mu, std::try_to_lock);
   std::shared_ptr<WriterCore> keep;
   if (!lk.owns_lock()) {
     keep = self->core;
@@ -853,7 +880,7 @@ PyObject* writer_send(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyOb
     c->reserved = false;  // writing a message voids any reservation (C++ reuses its state)
     // Small messages: copy with the GIL held when space is there right away.
     if (bytes.size() <= c->w.max_frame_payload() && bytes.size() <= kCopyWithoutGil) {
-      std::unique_lock<std::mutex> lk(c->mu, std::try_to_lock);
+      CoreLock lk(c->mu, std::try_to_lock);
       if (lk.owns_lock()) {
         auto r = c->w.reserve(bytes.size(), nanoseconds(0));
         if (r) {
@@ -873,7 +900,7 @@ PyObject* writer_send(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyOb
     {
       std::shared_ptr<WriterCore> keep = self->core;
       py::gil_scoped_release nogil;
-      std::lock_guard<std::mutex> lk(c->mu);
+      std::lock_guard<CoreMutex> lk(c->mu);
       r = c->w.write_message(bytes, timeout);
     }
     if (!r) return writer_fail(self, r.error(), op, timeout);
@@ -1025,7 +1052,7 @@ int reader_init(PyObject* o, PyObject* args, PyObject* kwargs) {
 // between slices. The timeout counts time without progress, as in C++: chunks arriving for a
 // message being reassembled restart it.
 template <class Op>
-auto wait_sliced(ReaderCore& c, std::unique_lock<std::mutex>& lk, nanoseconds timeout, Op&& op)
+auto wait_sliced(ReaderCore& c, CoreLock& lk, nanoseconds timeout, Op&& op)
     -> decltype(op(timeout)) {
   const bool forever = timeout.count() < 0;
   auto deadline = forever ? fl::Clock::time_point::max() : fl::Clock::now() + timeout;
@@ -1048,7 +1075,7 @@ auto wait_sliced(ReaderCore& c, std::unique_lock<std::mutex>& lk, nanoseconds ti
     // Between slices: release what other threads gave back, and let a thread waiting for `mu`
     // (dropped_partial_messages, a second reading thread) in.
     c.unlock(lk);
-    std::this_thread::yield();
+    c.mu.step_aside();
     lk.lock();
   }
 }
@@ -1061,7 +1088,7 @@ PyObject* reader_read(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyOb
   if (c == nullptr) return nullptr;
   return guarded([&]() -> PyObject* {
     std::shared_ptr<ReaderCore> keep;  // set while the GIL is released: a concurrent close() drops ours
-    std::unique_lock<std::mutex> lk(c->mu, std::try_to_lock);
+    CoreLock lk(c->mu, std::try_to_lock);
     fl::Result<fl::Frame> r = fl::Errc::timeout;
     if (lk.owns_lock()) r = c->r.read(nanoseconds(0));
     if (!r && r.error() == fl::Errc::timeout && timeout.count() != 0) {
@@ -1097,7 +1124,7 @@ PyObject* reader_read_message(PyObject* o, PyObject* const* args, Py_ssize_t nar
   if (c == nullptr) return nullptr;
   return guarded([&]() -> PyObject* {
     std::shared_ptr<ReaderCore> keep;
-    std::unique_lock<std::mutex> lk(c->mu, std::try_to_lock);
+    CoreLock lk(c->mu, std::try_to_lock);
     fl::Result<fl::Message> r = fl::Errc::timeout;
     if (lk.owns_lock()) r = c->r.read_message(nanoseconds(0));
     if (!r && r.error() == fl::Errc::timeout && timeout.count() != 0) {
@@ -1139,7 +1166,7 @@ PyObject* reader_recv(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyOb
   if (c == nullptr) return nullptr;
   return guarded([&]() -> PyObject* {
     std::shared_ptr<ReaderCore> keep;
-    std::unique_lock<std::mutex> lk(c->mu, std::try_to_lock);
+    CoreLock lk(c->mu, std::try_to_lock);
     fl::Result<fl::Message> r = fl::Errc::timeout;
     if (lk.owns_lock()) r = c->r.read_message(nanoseconds(0));
     if (!r && r.error() == fl::Errc::timeout && timeout.count() != 0) {
@@ -1175,7 +1202,7 @@ PyObject* reader_close(PyObject* o, PyObject*) {
 // Runs `f` with the reader's mutex; a read blocked in another thread gives it up within a slice.
 template <class F>
 auto with_reader_lock(ReaderObject* self, ReaderCore* c, F&& f) -> decltype(f()) {
-  std::unique_lock<std::mutex> lk(c->mu, std::try_to_lock);
+  CoreLock lk(c->mu, std::try_to_lock);
   std::shared_ptr<ReaderCore> keep;
   if (!lk.owns_lock()) {
     keep = self->core;
@@ -1192,7 +1219,7 @@ PyObject* reader_stats(PyObject* o, PyObject*) {
   ReaderCore* c = open_core<ReaderObject, ReaderCore>(self, "reader");
   if (c == nullptr) return nullptr;
   return guarded([&]() -> PyObject* {
-    std::unique_lock<std::mutex> lk(c->mu, std::try_to_lock);
+    CoreLock lk(c->mu, std::try_to_lock);
     if (lk.owns_lock()) {
       const fl::EndpointStats s = c->r.stats();
       c->unlock(lk);
@@ -1310,7 +1337,7 @@ struct PatternCore {
   PatternCore(const std::string& n, const Opts& o) : name(n), ep(n, o) {}
   const std::string name;
   Ep ep;  // declared before `pending`: queued messages are released before the endpoint goes away
-  std::mutex mu;  // serialises calls into `ep`
+  CoreMutex mu;  // serialises calls into `ep`
   std::atomic<bool> closed{false};
   std::atomic<uint64_t> held{0};  // messages handed to Python and not yet given back
   std::mutex pending_mu;
@@ -1333,7 +1360,7 @@ struct PatternCore {
   // Returns a message from Python (GIL held, so this never waits for `mu`).
   void give_back(Held&& h) noexcept {
     held.fetch_sub(1, std::memory_order_relaxed);
-    std::unique_lock<std::mutex> lk(mu, std::try_to_lock);
+    CoreLock lk(mu, std::try_to_lock);
     if (lk.owns_lock()) {
       { Held done(std::move(h)); }
       drain_locked();
@@ -1353,7 +1380,7 @@ struct PatternCore {
     if (lk.try_lock()) drain_locked();
   }
 
-  void unlock(std::unique_lock<std::mutex>& lk) noexcept {
+  void unlock(CoreLock& lk) noexcept {
     drain_locked();
     lk.unlock();
     if (has_pending.load(std::memory_order_seq_cst) && lk.try_lock()) {
@@ -1432,7 +1459,7 @@ bool to_flag(PyObject* o, bool* out) {
 // Waits in slices (GIL released, `lk` held) so that messages given back by other threads are
 // released, and close() gets the mutex, between slices. `op(t)` is one wait of at most t.
 template <class Core, class Op>
-auto wait_in_slices(Core& c, std::unique_lock<std::mutex>& lk, nanoseconds timeout, nanoseconds min_slice, Op&& op)
+auto wait_in_slices(Core& c, CoreLock& lk, nanoseconds timeout, nanoseconds min_slice, Op&& op)
     -> decltype(op(timeout)) {
   const bool forever = timeout.count() < 0;
   const auto deadline = forever ? fl::Clock::time_point::max() : fl::Clock::now() + timeout;
@@ -1447,7 +1474,7 @@ auto wait_in_slices(Core& c, std::unique_lock<std::mutex>& lk, nanoseconds timeo
     if (c.closed.load(std::memory_order_acquire)) return fl::Errc::closed;
     if (!forever && fl::Clock::now() >= deadline) return r;
     c.unlock(lk);
-    std::this_thread::yield();
+    c.mu.step_aside();
     lk.lock();
   }
 }
@@ -1764,8 +1791,8 @@ PyObject* pattern_fail(Obj* self, fl::Errc e, const std::string& op, const std::
 
 // Locks the core's mutex; when another thread holds it (it waits in slices), waits without the GIL.
 template <class Obj, class Core>
-void lock_core(Obj* self, Core* c, std::unique_lock<std::mutex>& lk) {
-  lk = std::unique_lock<std::mutex>(c->mu, std::try_to_lock);
+void lock_core(Obj* self, Core* c, CoreLock& lk) {
+  lk = CoreLock(c->mu, std::try_to_lock);
   if (lk.owns_lock()) return;
   std::shared_ptr<Core> keep = self->core;  // a concurrent close() drops ours
   py::gil_scoped_release nogil;
@@ -1779,7 +1806,7 @@ void pattern_close_impl(Obj* self) {
   core->closed.store(true, std::memory_order_release);
   if (self->exporter) self->exporter->live = false;
   {
-    std::unique_lock<std::mutex> lk(core->mu, std::try_to_lock);
+    CoreLock lk(core->mu, std::try_to_lock);
     if (!lk.owns_lock()) {
       // A call blocked in another thread gives the mutex up within a slice (it sees `closed`).
       py::gil_scoped_release nogil;
@@ -2013,7 +2040,7 @@ PyObject* publisher_loan(PyObject* o, PyObject* const* args, Py_ssize_t nargs, P
     self->exporter->live = false;  // a new loan gives the previous one back (C++ discards it)
     fl::Result<std::span<std::byte>> r = fl::Errc::timeout;
     {
-      std::unique_lock<std::mutex> lk(c->mu, std::try_to_lock);
+      CoreLock lk(c->mu, std::try_to_lock);
       if (lk.owns_lock()) r = c->ep.loan(n, nanoseconds(0));
       if (!r && r.error() == fl::Errc::timeout && timeout.count() != 0) {
         std::shared_ptr<PubCore> keep = self->core;
@@ -2055,7 +2082,7 @@ PyObject* publisher_publish_impl(PyObject* o, PyObject* used_obj, bool tail) {
       // Without the GIL: a block_publisher subscriber may make publish wait (block_timeout).
       std::shared_ptr<PubCore> keep = self->core;
       py::gil_scoped_release nogil;
-      std::lock_guard<std::mutex> lk(c->mu);
+      std::lock_guard<CoreMutex> lk(c->mu);
       r = tail ? c->ep.publish_tail(used) : c->ep.publish(used);
     }
     if (!r) {
@@ -2079,7 +2106,7 @@ PyObject* publisher_discard(PyObject* o, PyObject*) {
   if (c == nullptr) return nullptr;
   return guarded([&]() -> PyObject* {
     self->exporter->live = false;
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     lock_core(self, c, lk);
     c->ep.discard();
     Py_RETURN_NONE;
@@ -2104,7 +2131,7 @@ PyObject* publisher_send(PyObject* o, PyObject* const* args, Py_ssize_t nargs, P
     {
       std::shared_ptr<PubCore> keep = self->core;
       py::gil_scoped_release nogil;
-      std::unique_lock<std::mutex> lk(c->mu);
+      CoreLock lk(c->mu);
       auto slot = wait_in_slices(*c, lk, timeout, nanoseconds(0),
                                  [&](nanoseconds t) { return c->ep.loan(bytes.size(), t); });
       if (!slot) {
@@ -2133,7 +2160,7 @@ PyObject* publisher_stats(PyObject* o, PyObject*) {
   PubCore* c = pattern_core(self);
   if (c == nullptr) return nullptr;
   return guarded([&]() -> PyObject* {
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     lock_core(self, c, lk);
     const fl::PublisherStats s = c->ep.stats();
     lk.unlock();
@@ -2149,7 +2176,7 @@ PyObject* publisher_get_subscribers(PyObject* o, void*) {
   PubCore* c = pattern_core(self);
   if (c == nullptr) return nullptr;
   return guarded([&]() -> PyObject* {
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     lock_core(self, c, lk);
     const uint32_t n = c->ep.subscriber_count();
     lk.unlock();
@@ -2219,7 +2246,7 @@ PyObject* subscriber_receive(PyObject* o, PyObject* const* args, Py_ssize_t narg
   if (c == nullptr) return nullptr;
   return guarded([&]() -> PyObject* {
     std::shared_ptr<SubCore> keep = self->core;  // the sample's owner, even if closed meanwhile
-    std::unique_lock<std::mutex> lk(c->mu, std::try_to_lock);
+    CoreLock lk(c->mu, std::try_to_lock);
     fl::Result<fl::Sample> r = fl::Errc::timeout;
     if (lk.owns_lock()) r = c->ep.receive(nanoseconds(0));
     if (!r && r.error() == fl::Errc::timeout && timeout.count() != 0) {
@@ -2255,7 +2282,7 @@ PyObject* subscriber_stats(PyObject* o, PyObject*) {
   SubCore* c = pattern_core(self);
   if (c == nullptr) return nullptr;
   return guarded([&]() -> PyObject* {
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     lock_core(self, c, lk);
     const fl::SubscriberStats s = c->ep.stats();
     c->unlock(lk);
@@ -2314,7 +2341,7 @@ PyObject* server_receive(PyObject* o, PyObject* const* args, Py_ssize_t nargs, P
   if (c == nullptr) return nullptr;
   return guarded([&]() -> PyObject* {
     std::shared_ptr<ServerCore> keep = self->core;
-    std::unique_lock<std::mutex> lk(c->mu, std::try_to_lock);
+    CoreLock lk(c->mu, std::try_to_lock);
     fl::Result<fl::Request> r = fl::Errc::timeout;
     if (lk.owns_lock()) r = c->ep.receive(nanoseconds(0));
     if (!r && r.error() == fl::Errc::timeout && timeout.count() != 0) {
@@ -2386,7 +2413,7 @@ PyObject* server_prepare_reply(PyObject* o, PyObject* const* args, Py_ssize_t na
   if (req == nullptr) return nullptr;
   return guarded([&]() -> PyObject* {
     self->exporter->live = false;  // preparing gives an earlier preparation back
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     lock_core(self, c, lk);
     auto r = c->ep.prepare_reply(*req, n);
     if (r && !self->core) {  // closed while we waited for the mutex: nothing left to export from
@@ -2419,7 +2446,7 @@ PyObject* server_commit_impl(PyObject* o, PyObject* const* args, Py_ssize_t narg
   }
   return guarded([&]() -> PyObject* {
     self->exporter->live = false;
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     lock_core(self, c, lk);
     auto r = tail ? c->ep.commit_reply_tail(used, more) : c->ep.commit_reply(used, more);
     c->unlock(lk);
@@ -2441,7 +2468,7 @@ PyObject* server_abort_reply(PyObject* o, PyObject*) {
   if (c == nullptr) return nullptr;
   return guarded([&]() -> PyObject* {
     self->exporter->live = false;
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     lock_core(self, c, lk);
     c->ep.abort_reply();
     c->unlock(lk);
@@ -2464,7 +2491,7 @@ PyObject* server_reply(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyO
   const auto bytes = buf.bytes();
   return guarded([&]() -> PyObject* {
     self->exporter->live = false;  // reply() voids a preparation (C++ aborts it)
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     lock_core(self, c, lk);
     auto r = c->ep.reply(*req, bytes, more);
     c->unlock(lk);
@@ -2479,7 +2506,7 @@ PyObject* server_stats(PyObject* o, PyObject*) {
   ServerCore* c = pattern_core(self);
   if (c == nullptr) return nullptr;
   return guarded([&]() -> PyObject* {
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     lock_core(self, c, lk);
     const fl::ServerStats s = c->ep.stats();
     c->unlock(lk);
@@ -2545,7 +2572,7 @@ std::string client_why(fl::Errc e, nanoseconds timeout, bool sending) {
 }
 
 // With `mu` held and the GIL released: the next reply to `id`.
-fl::Result<fl::Reply> client_wait(ClientCore& c, std::unique_lock<std::mutex>& lk, uint64_t id, nanoseconds timeout) {
+fl::Result<fl::Reply> client_wait(ClientCore& c, CoreLock& lk, uint64_t id, nanoseconds timeout) {
   return wait_in_slices(c, lk, timeout, nanoseconds(0), [&](nanoseconds t) { return c.ep.receive(id, t); });
 }
 
@@ -2570,7 +2597,7 @@ PyObject* client_send(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyOb
     {
       std::shared_ptr<ClientCore> keep = self->core;
       py::gil_scoped_release nogil;  // waits for a slot and for server queue space
-      std::lock_guard<std::mutex> lk(c->mu);
+      std::lock_guard<CoreMutex> lk(c->mu);
       r = c->ep.send(bytes);
       if (r) ++c->sent;
     }
@@ -2593,11 +2620,11 @@ PyObject* client_receive(PyObject* o, PyObject* const* args, Py_ssize_t nargs, P
   if (c == nullptr) return nullptr;
   return guarded([&]() -> PyObject* {
     std::shared_ptr<ClientCore> keep = self->core;
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     fl::Result<fl::Reply> r = fl::Errc::timeout;
     {
       py::gil_scoped_release nogil;
-      lk = std::unique_lock<std::mutex>(c->mu);
+      lk = CoreLock(c->mu);
       r = client_wait(*c, lk, id, timeout);
       if (r) ++c->replies;
     }
@@ -2622,12 +2649,12 @@ PyObject* client_call(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyOb
   return guarded([&]() -> PyObject* {
     self->exporter->live = false;
     std::shared_ptr<ClientCore> keep = self->core;
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     fl::Result<uint64_t> id = fl::Errc::timeout;
     fl::Result<fl::Reply> r = fl::Errc::timeout;
     {
       py::gil_scoped_release nogil;
-      lk = std::unique_lock<std::mutex>(c->mu);
+      lk = CoreLock(c->mu);
       id = c->ep.send(bytes);
       if (id) {
         ++c->sent;
@@ -2657,12 +2684,12 @@ PyObject* client_prepare(PyObject* o, PyObject* const* args, Py_ssize_t nargs, P
     {
       std::shared_ptr<ClientCore> keep = self->core;
       py::gil_scoped_release nogil;  // waits for a free request slot
-      std::lock_guard<std::mutex> lk(c->mu);
+      std::lock_guard<CoreMutex> lk(c->mu);
       c->ep.abort_prepared();  // C++ prepare() would leave an earlier loan half-done
       r = c->ep.prepare(n);
     }
     if (r && !self->core) {  // closed meanwhile: close() waits for `mu`, which we no longer hold
-      std::unique_lock<std::mutex> lk;
+      CoreLock lk;
       lock_core(self, c, lk);
       c->ep.abort_prepared();
       c->unlock(lk);
@@ -2696,7 +2723,7 @@ PyObject* client_send_prepared_impl(PyObject* o, PyObject* used_obj, bool tail) 
     {
       std::shared_ptr<ClientCore> keep = self->core;
       py::gil_scoped_release nogil;  // waits for server queue space (send_timeout)
-      std::lock_guard<std::mutex> lk(c->mu);
+      std::lock_guard<CoreMutex> lk(c->mu);
       r = tail ? c->ep.send_prepared_tail(used) : c->ep.send_prepared(used);
       if (r) ++c->sent;
     }
@@ -2716,7 +2743,7 @@ PyObject* client_abort_prepared(PyObject* o, PyObject*) {
   if (c == nullptr) return nullptr;
   return guarded([&]() -> PyObject* {
     self->exporter->live = false;
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     lock_core(self, c, lk);
     c->ep.abort_prepared();
     c->unlock(lk);
@@ -2742,7 +2769,7 @@ PyObject* client_stats(PyObject* o, PyObject*) {
   ClientCore* c = pattern_core(self);
   if (c == nullptr) return nullptr;
   return guarded([&]() -> PyObject* {
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     lock_core(self, c, lk);
     const uint64_t sent = c->sent, replies = c->replies;
     c->unlock(lk);
@@ -2800,7 +2827,7 @@ struct DuplexCore {
   DuplexCore(const std::string& n, const fl::DuplexOptions& o) : name(n), ep(n, o) {}
   const std::string name;
   Ep ep;
-  std::mutex mu;  // serialises calls into `ep` and `held`
+  CoreMutex mu;  // serialises calls into `ep` and `held`
   std::atomic<bool> closed{false};
   std::unordered_map<uint64_t, Msg> held;  // after `ep`: destroyed (released/rejected) before it
   std::atomic<uint64_t> held_count{0};     // Python objects not yet given back
@@ -2822,7 +2849,7 @@ struct DuplexCore {
   // Gives a message back from Python (GIL held, so this never waits for `mu` for long).
   void give_back(uint64_t key) noexcept {
     held_count.fetch_sub(1, std::memory_order_relaxed);
-    std::unique_lock<std::mutex> lk(mu, std::try_to_lock);
+    CoreLock lk(mu, std::try_to_lock);
     if (lk.owns_lock()) {
       held.erase(key);
       drain_locked();
@@ -2841,7 +2868,7 @@ struct DuplexCore {
     if (lk.try_lock()) drain_locked();
   }
 
-  void unlock(std::unique_lock<std::mutex>& lk) noexcept {
+  void unlock(CoreLock& lk) noexcept {
     drain_locked();
     lk.unlock();
     if (has_pending.load(std::memory_order_seq_cst) && lk.try_lock()) {
@@ -2913,7 +2940,7 @@ void duplex_close_impl(Obj* self) {
   core->closed.store(true, std::memory_order_release);
   if (self->exporter) self->exporter->live = false;
   {
-    std::unique_lock<std::mutex> lk(core->mu, std::try_to_lock);
+    CoreLock lk(core->mu, std::try_to_lock);
     if (!lk.owns_lock()) {
       py::gil_scoped_release nogil;  // a blocked call gives the mutex up within a slice
       lk.lock();
@@ -3093,7 +3120,7 @@ int drequest_getbuffer(PyObject* self, Py_buffer* view, int flags) {
 // Answers (respond or reject) with the core's mutex. Returns false with a Python error set.
 bool drequest_answer(DRequestObject* m, bool respond, size_t offset, size_t size) {
   auto& core = m->core;
-  std::unique_lock<std::mutex> lk(core->mu, std::try_to_lock);
+  CoreLock lk(core->mu, std::try_to_lock);
   if (!lk.owns_lock()) {
     std::shared_ptr<DServerCore> keep = core;
     py::gil_scoped_release nogil;  // a receive() blocked in another thread gives it up within a slice
@@ -3318,7 +3345,7 @@ int dclient_init(PyObject* o, PyObject* args, PyObject* kwargs) {
 
 // reserve() waits only for frames left by a previous client; a ring full of our own frames fails
 // at once (no wait can free them). In slices: a slice that ends early with a timeout is that case.
-fl::Result<std::span<std::byte>> dclient_reserve_locked(DClientCore& c, std::unique_lock<std::mutex>& lk, size_t n,
+fl::Result<std::span<std::byte>> dclient_reserve_locked(DClientCore& c, CoreLock& lk, size_t n,
                                                         nanoseconds timeout) {
   c.ep.abort();
   const bool forever = timeout.count() < 0;
@@ -3333,7 +3360,7 @@ fl::Result<std::span<std::byte>> dclient_reserve_locked(DClientCore& c, std::uni
     if (c.closed.load(std::memory_order_acquire)) return fl::Errc::closed;
     if (!forever && fl::Clock::now() >= deadline) return r;
     c.unlock(lk);
-    std::this_thread::yield();
+    c.mu.step_aside();
     lk.lock();
   }
 }
@@ -3351,11 +3378,11 @@ PyObject* dclient_reserve(PyObject* o, PyObject* const* args, Py_ssize_t nargs, 
   return guarded([&]() -> PyObject* {
     self->exporter->live = false;
     std::shared_ptr<DClientCore> keep = self->core;
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     fl::Result<std::span<std::byte>> r = fl::Errc::timeout;
     {
       py::gil_scoped_release nogil;
-      lk = std::unique_lock<std::mutex>(c->mu);
+      lk = CoreLock(c->mu);
       r = dclient_reserve_locked(*c, lk, n, timeout);
     }
     c->unlock(lk);
@@ -3387,7 +3414,7 @@ PyObject* dclient_publish(PyObject* o, PyObject* used_obj, bool tail) {
   }
   return guarded([&]() -> PyObject* {
     self->exporter->live = false;
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     lock_core(self, c, lk);
     const uint64_t seq = tail ? c->ep.commit_tail(used) : c->ep.commit(used);
     c->unlock(lk);
@@ -3405,7 +3432,7 @@ PyObject* dclient_abort(PyObject* o, PyObject*) {
   if (c == nullptr) return nullptr;
   return guarded([&]() -> PyObject* {
     self->exporter->live = false;
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     lock_core(self, c, lk);
     c->ep.abort();
     c->unlock(lk);
@@ -3430,12 +3457,12 @@ PyObject* dclient_send(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyO
   return guarded([&]() -> PyObject* {
     self->exporter->live = false;
     std::shared_ptr<DClientCore> keep = self->core;
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     fl::Result<std::span<std::byte>> r = fl::Errc::timeout;
     uint64_t seq = 0;
     {
       py::gil_scoped_release nogil;
-      lk = std::unique_lock<std::mutex>(c->mu);
+      lk = CoreLock(c->mu);
       r = dclient_reserve_locked(*c, lk, n, timeout);
       if (r) {
         if (!bytes.empty()) std::memcpy(r->data(), bytes.data(), bytes.size());
@@ -3471,12 +3498,12 @@ PyObject* dclient_receive(PyObject* o, PyObject* const* args, Py_ssize_t nargs, 
     obj->size = 0;
     obj->seq = 0;
     obj->rejected = false;
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     std::optional<fl::Result<fl::DuplexResponse>> res;
     bool stored = false;
     {
       py::gil_scoped_release nogil;
-      lk = std::unique_lock<std::mutex>(c->mu);
+      lk = CoreLock(c->mu);
       res.emplace(wait_in_slices(*c, lk, timeout, nanoseconds(0), [&](nanoseconds t) { return c->ep.receive(t); }));
       auto& r = *res;
       if (r) {
@@ -3518,7 +3545,7 @@ PyObject* duplex_locked_query(PyObject* o, F&& f) {
   auto* c = pattern_core(self);
   if (c == nullptr) return nullptr;
   return guarded([&]() -> PyObject* {
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     lock_core(self, c, lk);
     PyObject* out = f(*c);
     c->unlock(lk);
@@ -3621,12 +3648,12 @@ PyObject* dserver_receive(PyObject* o, PyObject* const* args, Py_ssize_t nargs, 
     obj->payload = nullptr;
     obj->capacity = obj->offset = obj->size = 0;
     obj->seq = 0;
-    std::unique_lock<std::mutex> lk;
+    CoreLock lk;
     std::optional<fl::Result<fl::DuplexRequest>> res;
     bool stored = false;
     {
       py::gil_scoped_release nogil;
-      lk = std::unique_lock<std::mutex>(c->mu);
+      lk = CoreLock(c->mu);
       res.emplace(wait_in_slices(*c, lk, timeout, nanoseconds(0), [&](nanoseconds t) { return c->ep.receive(t); }));
       auto& r = *res;
       if (r) {

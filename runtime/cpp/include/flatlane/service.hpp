@@ -166,6 +166,9 @@ class ServiceClient {
   size_t max_request_ = 0;
   uint64_t next_id_ = 1;
   bool server_seen_ = false;
+  // server_gone() looks at every subscriber's process (kill + /proc): at most once per liveness
+  // interval, as a channel checks its peer, so that zero-timeout polls stay cheap.
+  std::chrono::steady_clock::time_point next_gone_check_{};
 };
 
 }  // namespace flatlane
