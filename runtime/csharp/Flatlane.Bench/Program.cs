@@ -6,7 +6,7 @@
 //   Flatlane.Bench [--quick] [--size N] [--cpp PATH | --no-cpp] [--rounds R] [--case LABEL]
 //   (--rounds: C# and C++ cases alternated R times, ratios at the same moment; 0 skips them)
 //   Flatlane.Bench --case LABEL [--rounds R]: only those same-moment rounds, for the cases whose
-//   label contains LABEL ("raw channel", "typed", "service", "duplex", "raw tput")
+//   label contains LABEL ("raw channel", "typed topic", "service", "duplex", "tput")
 //   (internal) Flatlane.Bench pong FWD BACK SIZE COUNT
 //   (internal) Flatlane.Bench produce NAME SIZE COUNT
 //   (internal) Flatlane.Bench tpong FWD BACK PAYLOAD COUNT, tproduce NAME PAYLOAD COUNT
@@ -311,21 +311,30 @@ internal static class Program
             ratios.Sort();
             Console.WriteLine($"  {label,-16} {string.Join("  ", text)} us  ratios {string.Join(" ", ratios.ConvertAll(x => x.ToString("F2", CultureInfo.InvariantCulture) + "x"))}  median {ratios[ratios.Count / 2]:F2}x");
         }
-        if (only is not null && !"raw tput".Contains(only, StringComparison.Ordinal)) return;
-        // Throughput the same way: C# frames (reserve, fill, commit / read, sum in place, release)
-        // beside C++'s flatlane/tput with as many messages; the ratio is C++ rate / C# rate.
+        // Throughput the same way: C# beside C++ with as many messages (raw frames: reserve, fill,
+        // commit / read, sum in place, release; typed: Tick built in the slot / verified and read);
+        // the ratio is C++ rate / C# rate.
         long messages = Math.Max(iters * 20L, 10_000);
-        var tr = new List<double>();
-        var tt = new List<string>();
-        for (int r = 0; r < rounds; r++)
+        var tputCases = new (string Label, Func<double> CSharp, string CppId)[]
         {
-            double c = Throughput(size, messages, messages / 10).MsgPerSec;
-            double p = CppResult(cpp, $"flatlane/tput/{tag}", iters, "msgs_per_s");
-            tr.Add(p / c);
-            tt.Add($"{c / 1e6:F1}/{p / 1e6:F1}");
+            ("raw tput", () => Throughput(size, messages, messages / 10).MsgPerSec, $"flatlane/tput/{tag}"),
+            ("typed tput", () => TypedBench.Throughput(messages, messages / 10).MsgPerSec, "typed/tput/64B"),
+        };
+        foreach (var (label, cs, id) in tputCases)
+        {
+            if (only is not null && !label.Contains(only, StringComparison.Ordinal)) continue;
+            var tr = new List<double>();
+            var tt = new List<string>();
+            for (int r = 0; r < rounds; r++)
+            {
+                double c = cs();
+                double p = CppResult(cpp, id, iters, "msgs_per_s");
+                tr.Add(p / c);
+                tt.Add($"{c / 1e6:F1}/{p / 1e6:F1}");
+            }
+            tr.Sort();
+            Console.WriteLine($"  {label,-16} {string.Join("  ", tt)} M msg/s ({messages} messages)  C++/C# {string.Join(" ", tr.ConvertAll(x => x.ToString("F2", CultureInfo.InvariantCulture) + "x"))}  median {tr[tr.Count / 2]:F2}x");
         }
-        tr.Sort();
-        Console.WriteLine($"  {"raw tput",-16} {string.Join("  ", tt)} M msg/s ({messages} messages)  C++/C# {string.Join(" ", tr.ConvertAll(x => x.ToString("F2", CultureInfo.InvariantCulture) + "x"))}  median {tr[tr.Count / 2]:F2}x");
     }
 
     private static double CppP50(string exe, string id, int iters) => CppResult(exe, id, iters, "p50_us");
