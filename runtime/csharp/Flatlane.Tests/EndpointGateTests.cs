@@ -47,6 +47,21 @@ public class EndpointGateTests
     }
 
     [Fact]
+    public void NestedEntry_OnTheOwnerThread_IsRefused()
+    {
+        var g = new Guarded();
+        Assert.True(g.Gate.Enter());
+        g.Gate.Exit();
+        Assert.True(g.Gate.Enter());  // through the bias
+        Assert.False(g.Gate.TryEnter());
+        Assert.Throws<InvalidOperationException>(() => g.Gate.Enter());
+        Assert.True(g.Gate.IsBiased);
+        g.Gate.Exit();
+        Assert.True(g.Gate.TryEnter());
+        g.Gate.Exit();
+    }
+
+    [Fact]
     public void AnotherThread_WhileTheOwnerIsInside_IsTurnedAway_ThenTheOwnerHandsOver()
     {
         var g = new Guarded();

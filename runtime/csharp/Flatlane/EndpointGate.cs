@@ -51,7 +51,7 @@ internal struct EndpointGate
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool Enter()
     {
-        if (Volatile.Read(ref _bias) == Biased && _owner == Environment.CurrentManagedThreadId)
+        if (Volatile.Read(ref _bias) == Biased && _owner == Environment.CurrentManagedThreadId && !_inBiased)
         {
             Volatile.Write(ref _busy, 1);
             if (Volatile.Read(ref _bias) == Biased)
@@ -73,7 +73,7 @@ internal struct EndpointGate
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryEnter()
     {
-        if (Volatile.Read(ref _bias) == Biased && _owner == Environment.CurrentManagedThreadId)
+        if (Volatile.Read(ref _bias) == Biased && _owner == Environment.CurrentManagedThreadId && !_inBiased)
         {
             Volatile.Write(ref _busy, 1);
             if (Volatile.Read(ref _bias) == Biased)
@@ -135,6 +135,13 @@ internal struct EndpointGate
             int bias = Volatile.Read(ref _bias);
             if (bias == Biased && _owner == me)
             {
+                if (_inBiased)
+                {
+                    // Already inside on this thread: a nested entry must not pass (its Exit would
+                    // open the gate under the outer call).
+                    if (!wait) return false;
+                    throw new InvalidOperationException("flatlane: nested call on one endpoint from the thread already inside it");
+                }
                 // Our own bias, and no revocation in sight: the fast path (it cannot fail for
                 // a reason other than a revocation that has begun, which sends us below next time).
                 Volatile.Write(ref _busy, 1);
