@@ -49,20 +49,7 @@ internal struct EndpointGate
 
     /// <summary>Enters, waiting while another thread is inside. False: the endpoint is disposed.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool Enter()
-    {
-        if (Volatile.Read(ref _bias) == Biased && _owner == Environment.CurrentManagedThreadId && !_inBiased)
-        {
-            Volatile.Write(ref _busy, 1);
-            if (Volatile.Read(ref _bias) == Biased)
-            {
-                _inBiased = true;
-                return true;
-            }
-            LeaveBiased();
-        }
-        return EnterSlow(wait: true);
-    }
+    public bool Enter() => TryEnterBiased() || EnterSlow(wait: true);
 
     /// <summary>
     /// Enters if nobody is inside, without waiting. False: another thread is inside (or the owner
@@ -71,20 +58,7 @@ internal struct EndpointGate
     /// leaves (<see cref="Exit"/> ends with a full fence whenever another thread can have queued).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool TryEnter()
-    {
-        if (Volatile.Read(ref _bias) == Biased && _owner == Environment.CurrentManagedThreadId && !_inBiased)
-        {
-            Volatile.Write(ref _busy, 1);
-            if (Volatile.Read(ref _bias) == Biased)
-            {
-                _inBiased = true;
-                return true;
-            }
-            LeaveBiased();
-        }
-        return EnterSlow(wait: false);
-    }
+    public bool TryEnter() => TryEnterBiased() || EnterSlow(wait: false);
 
     /// <summary>Leaves. The caller then checks for work other threads queued.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -110,6 +84,22 @@ internal struct EndpointGate
             if (prev == Disposed) return false;
             spin.SpinOnce();
         }
+    }
+
+    // The owner's way in: plain stores, and the revoker's process-wide barrier stands in for the
+    // fence between `_busy = 1` and the read of the bias.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryEnterBiased()
+    {
+        if (Volatile.Read(ref _bias) != Biased || _owner != Environment.CurrentManagedThreadId || _inBiased) return false;
+        Volatile.Write(ref _busy, 1);
+        if (Volatile.Read(ref _bias) == Biased)
+        {
+            _inBiased = true;
+            return true;
+        }
+        LeaveBiased();
+        return false;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -142,15 +132,9 @@ internal struct EndpointGate
                     if (!wait) return false;
                     throw new InvalidOperationException("flatlane: nested call on one endpoint from the thread already inside it");
                 }
-                // Our own bias, and no revocation in sight: the fast path (it cannot fail for
-                // a reason other than a revocation that has begun, which sends us below next time).
-                Volatile.Write(ref _busy, 1);
-                if (Volatile.Read(ref _bias) == Biased)
-                {
-                    _inBiased = true;
-                    return true;
-                }
-                LeaveBiased();
+                // Our own bias: the fast path failed only because a revocation began, which sends
+                // us below on the next turn.
+                if (TryEnterBiased()) return true;
                 continue;
             }
             if (bias == Biased || bias == Revoking)
