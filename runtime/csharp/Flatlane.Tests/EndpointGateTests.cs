@@ -46,6 +46,27 @@ public class EndpointGateTests
         Assert.False(g.Gate.EnterDisposed());
     }
 
+    // A Dispose that arrives while the very first entrant is inside (through the lock) must win:
+    // the entrant must not become a bias owner that later walks past the closed gate.
+    [Fact]
+    public void Dispose_DuringTheFirstEntry_LeavesNoBias()
+    {
+        var g = new Guarded();
+        Assert.True(g.Gate.Enter());  // first entry: through the lock, not biased yet
+        Assert.False(g.Gate.IsBiased);
+        Assert.False(g.Gate.TryEnter());  // nested on this thread: no fast path exists yet
+        bool result = false;
+        var d = new Thread(() => result = g.Gate.EnterDisposed());
+        d.Start();
+        Assert.False(d.Join(100));  // waits for the first entrant
+        g.Gate.Exit();
+        Assert.True(d.Join(5000));
+        Assert.True(result);
+        Assert.False(g.Gate.IsBiased);
+        Assert.False(g.Gate.Enter());
+        Assert.False(g.Gate.TryEnter());
+    }
+
     [Fact]
     public void NestedEntry_OnTheOwnerThread_IsRefused()
     {

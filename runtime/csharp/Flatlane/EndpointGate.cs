@@ -40,6 +40,7 @@ internal struct EndpointGate
     private int _owner;     // managed thread id of the bias owner; written once, before _bias = Biased
     private int _busy;      // 1 while the owner is inside through the bias (plain stores by the owner)
     private bool _inBiased; // how the current holder entered; written by the owner only
+    private int _grantTo;   // a first entrant, to become the owner as it leaves (written under the lock)
 
     /// <summary>True once <see cref="EnterDisposed"/> has run.</summary>
     public bool IsDisposed => Volatile.Read(ref _lock) == Disposed;
@@ -64,8 +65,24 @@ internal struct EndpointGate
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Exit()
     {
-        if (_inBiased) LeaveBiased();
-        else Interlocked.Exchange(ref _lock, Free);  // a full fence: see TryEnter
+        if (_inBiased)
+        {
+            LeaveBiased();
+            return;
+        }
+        if (_grantTo != 0) Grant();
+        Interlocked.Exchange(ref _lock, Free);  // a full fence: see TryEnter
+    }
+
+    // The first entrant becomes the owner as it leaves, not as it enters: so no fast path exists
+    // while it is inside through the lock (a nested entry cannot slip past it), and a Dispose that
+    // came meanwhile (bias Unbiased -> Revoked) wins: the CAS then fails and no bias is ever given.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void Grant()
+    {
+        _owner = _grantTo;
+        _grantTo = 0;
+        Interlocked.CompareExchange(ref _bias, Biased, Unbiased);  // after _owner: a full fence
     }
 
     /// <summary>
@@ -87,7 +104,11 @@ internal struct EndpointGate
     }
 
     // The owner's way in: plain stores, and the revoker's process-wide barrier stands in for the
-    // fence between `_busy = 1` and the read of the bias.
+    // fence between `_busy = 1` and the read of the bias. That covers the CPU's store-load
+    // reordering, not the compiler's: the .NET memory model would allow a JIT to move the acquire
+    // load above the release store, and no compiler-only fence exists. RyuJIT keeps volatile
+    // accesses in program order (x64: `mov [busy], 1` then `cmp [bias], 1`); this code, like the
+    // runtime's own uses of FlushProcessWriteBuffers, relies on that. Same in LeaveBiased.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool TryEnterBiased()
     {
@@ -148,10 +169,9 @@ internal struct EndpointGate
                 bias = Volatile.Read(ref _bias);
                 if (bias == Unbiased)
                 {
-                    // First entry: this thread takes the bias (under the lock, so only one does).
-                    _owner = me;
-                    Volatile.Write(ref _bias, Biased);
-                    return true;  // _inBiased stays false: this entry leaves through the lock
+                    // First entry: this thread takes the bias as it leaves (see Grant).
+                    _grantTo = me;
+                    return true;
                 }
                 if (bias == Revoked) return true;
                 // Another thread took the bias between our read and our lock: give the lock back
