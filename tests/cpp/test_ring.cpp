@@ -268,6 +268,41 @@ TEST(Wait, IdleReaderAndWriterBurnNoCpuBeyondTheSpinBudget) {
 
 // A reader that has consumed everything publishes at once: a writer that needs the whole ring
 // (here: from a process that is about to block elsewhere) is not held back by batching.
+// try_reserve: the poll a binding makes before a blocking reserve. On a full ring it fails without
+// asking the reader to publish (`demand`), where a zero-timeout reserve raises it; it sees space
+// the reader has published since, and refuses what reserve refuses.
+TEST(Ring, TryReserveDoesNotRaiseDemand) {
+  TempName name;
+  Writer w(name, opts(OpenMode::create, 4096));
+  Reader r(name, opts(OpenMode::open));
+  auto& demand = r.segment().space_event().demand;
+  EXPECT_EQ(w.try_reserve(w.max_frame_payload() + 1).error(), Errc::message_too_large);
+  int written = 0;
+  for (;; ++written) {
+    auto s = w.try_reserve(100);
+    if (!s) {
+      EXPECT_EQ(s.error(), Errc::timeout);
+      break;
+    }
+    w.commit(100);
+  }
+  EXPECT_EQ(written, (4096 - 16) / 128);
+  EXPECT_EQ(demand.load(), 0u);
+  EXPECT_EQ(w.try_reserve(100).error(), Errc::timeout);
+  EXPECT_EQ(demand.load(), 0u);
+  EXPECT_EQ(w.reserve(100, 0ns).error(), Errc::timeout);  // the zero-timeout reserve asks
+  EXPECT_EQ(demand.load(), 1u);
+  // The reader releases two frames and, asked to, publishes at once: try_reserve re-reads R.
+  { auto f = r.read(0ns); ASSERT_TRUE(f.ok()); }
+  { auto f = r.read(0ns); ASSERT_TRUE(f.ok()); }
+  auto s = w.try_reserve(100);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(demand.load(), 0u);  // cleared once space was there, as after a wait
+  w.commit(100);
+  w.close();
+  EXPECT_EQ(w.try_reserve(100).error(), Errc::closed);
+}
+
 TEST(Ring, CaughtUpReaderPublishesFreedSpaceAtOnce) {
   TempName name;
   Writer w(name, opts(OpenMode::create, 4096));

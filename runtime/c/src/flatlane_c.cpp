@@ -352,6 +352,19 @@ int flatlane_writer_reserve(flatlane_writer* w, uint64_t n, int64_t timeout_ns, 
   return FLATLANE_OK;
 }
 
+int flatlane_writer_try_reserve(flatlane_writer* w, uint64_t n, uint8_t** out_ptr) {
+  auto span = w->w.try_reserve(n);
+  if (!span) {
+    w->reserved = false;
+    *out_ptr = nullptr;
+    return fail(static_cast<int>(span.error()), Op::reserve, "writer", w->name, n, w->w.max_frame_payload());
+  }
+  w->reserved = true;
+  w->reserved_n = n;
+  *out_ptr = reinterpret_cast<uint8_t*>(span->data());
+  return FLATLANE_OK;
+}
+
 int flatlane_writer_commit(flatlane_writer* w, uint64_t used) {
   if (!w->reserved || used > w->reserved_n)
     return fail(FLATLANE_INVALID_ARGUMENT, Op::commit, "writer", w->name, used, w->reserved ? w->reserved_n : UINT64_MAX);

@@ -117,14 +117,26 @@ Writer::~Writer() {
   detach(seg_, me_, owner_, peer_, unlink_on_close_);
 }
 
-Result<std::span<std::byte>> Writer::reserve(size_t n, nanoseconds timeout) {
+Result<std::span<std::byte>> Writer::reserve(size_t n, nanoseconds timeout) { return reserve_impl(n, timeout, true); }
+
+Result<std::span<std::byte>> Writer::try_reserve(size_t n) noexcept { return reserve_impl(n, nanoseconds(0), false); }
+
+Result<std::span<std::byte>> Writer::reserve_impl(size_t n, nanoseconds timeout, bool wait) {
   if (closed_.load(std::memory_order_relaxed)) return Errc::closed;
   if (n > max_frame_) return Errc::message_too_large;
   const uint64_t total = wire::frame_extent(n);
   const uint64_t tail = cap_ - (write_pos_ & mask_);
   const uint64_t needed = total <= tail ? total : tail + total;
   if (write_pos_ + needed - cached_read_pos_ > cap_ - wire::kRingReserve) {
-    if (auto r = wait_for_space(needed, timeout); !r) return r.error();
+    if (wait) {
+      if (auto r = wait_for_space(needed, timeout); !r) return r.error();
+    } else {
+      // The reader may have published since we last looked: one acquire load, no demand.
+      const uint64_t rp = peer_->pos.load(std::memory_order_acquire);
+      if (rp > write_pos_ || write_pos_ - rp > cap_) return Errc::corrupt;
+      cached_read_pos_ = rp;
+      if (write_pos_ + needed - rp > cap_ - wire::kRingReserve) return Errc::timeout;
+    }
   }
   if (demand_raised_) {  // we have what we asked for: let the reader batch again
     demand_raised_ = false;

@@ -94,7 +94,7 @@ internal sealed class ReaderHandle : SafeHandle
 internal static unsafe partial class Native
 {
     public const string Library = "flatlane_c";
-    public const int AbiVersion = 2;
+    public const int AbiVersion = 3;
 
     [LibraryImport(Library)]
     public static partial int flatlane_abi_version();
@@ -164,6 +164,11 @@ internal static unsafe partial class Native
     [LibraryImport(Library, EntryPoint = "flatlane_writer_reserve")]
     [SuppressGCTransition]
     public static partial int writer_reserve_poll(IntPtr w, ulong n, long zeroTimeout, byte** outPtr);
+
+    // The poll before a blocking reserve: no `demand` raised (see flatlane_c.h).
+    [LibraryImport(Library, EntryPoint = "flatlane_writer_try_reserve")]
+    [SuppressGCTransition]
+    public static partial int writer_try_reserve(IntPtr w, ulong n, byte** outPtr);
 
     [LibraryImport(Library, EntryPoint = "flatlane_writer_commit")]
     [SuppressGCTransition]

@@ -795,7 +795,9 @@ PyObject* writer_reserve(PyObject* o, PyObject* const* args, Py_ssize_t nargs, P
     fl::Result<std::span<std::byte>> r = fl::Errc::timeout;
     {
       CoreLock lk(c->mu, std::try_to_lock);
-      if (lk.owns_lock()) r = c->w.reserve(n, nanoseconds(0));
+      // Before a wait, poll with try_reserve: it does not raise `demand` (the wait does, after its
+      // spin), which would make the reader publish on every release while the ring is full.
+      if (lk.owns_lock()) r = timeout.count() != 0 ? c->w.try_reserve(n) : c->w.reserve(n, nanoseconds(0));
     }
     std::shared_ptr<WriterCore> keep;  // set while the GIL is released: a concurrent close() drops ours
     if (!r && r.error() == fl::Errc::timeout && timeout.count() != 0) {
@@ -882,7 +884,7 @@ PyObject* writer_send(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyOb
     if (bytes.size() <= c->w.max_frame_payload() && bytes.size() <= kCopyWithoutGil) {
       CoreLock lk(c->mu, std::try_to_lock);
       if (lk.owns_lock()) {
-        auto r = c->w.reserve(bytes.size(), nanoseconds(0));
+        auto r = timeout.count() != 0 ? c->w.try_reserve(bytes.size()) : c->w.reserve(bytes.size(), nanoseconds(0));
         if (r) {
           if (!bytes.empty()) std::memcpy(r->data(), bytes.data(), bytes.size());
           c->w.commit(bytes.size());

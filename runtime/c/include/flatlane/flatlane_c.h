@@ -40,8 +40,8 @@ extern "C" {
 #endif
 
 /* Bumped when a struct or signature below changes incompatibly, or when entry points a binding
- * needs are added (2: in-place duplex). */
-#define FLATLANE_C_ABI_VERSION 2
+ * needs are added (2: in-place duplex; 3: flatlane_writer_try_reserve). */
+#define FLATLANE_C_ABI_VERSION 3
 
 /* Error codes: identical to flatlane::Errc (runtime/cpp/include/flatlane/error.hpp). */
 typedef enum flatlane_errc {
@@ -166,6 +166,10 @@ FLATLANE_C_API int flatlane_writer_open(const char* name, const flatlane_options
  * timeout_ns. At most one reservation is outstanding; a new reserve drops an uncommitted one.
  * Errors: MESSAGE_TOO_LARGE (n > max_frame_payload), TIMEOUT, PEER_DEAD, PEER_CLOSED, CLOSED. */
 FLATLANE_C_API int flatlane_writer_reserve(flatlane_writer* w, uint64_t n, int64_t timeout_ns, uint8_t** out_ptr);
+/* As flatlane_writer_reserve with a zero timeout, but it does not ask the reader to publish its
+ * releases (`demand`, PROTOCOL.md 8.5) and checks no peer: the poll to make before a blocking
+ * flatlane_writer_reserve. Errors: MESSAGE_TOO_LARGE, TIMEOUT, CLOSED, CORRUPT. */
+FLATLANE_C_API int flatlane_writer_try_reserve(flatlane_writer* w, uint64_t n, uint8_t** out_ptr);
 /* Publishes the first `used` bytes of the reservation. INVALID_ARGUMENT if there is no
  * reservation or used > n (nothing is published then; the reservation stays). */
 FLATLANE_C_API int flatlane_writer_commit(flatlane_writer* w, uint64_t used);

@@ -125,6 +125,13 @@ class Writer {
   // Writable span of exactly n bytes, 16-byte aligned, inside the ring. Waits for space per the
   // wait strategy. Errors: message_too_large, timeout, peer_dead, peer_closed, closed.
   Result<std::span<std::byte>> reserve(size_t n, std::chrono::nanoseconds timeout = kInfinite);
+  // reserve() without waiting and without raising `demand` (PROTOCOL.md §8.5): the poll a binding
+  // makes before a blocking reserve(), which raises demand itself when it has to wait. A
+  // zero-timeout reserve() raises it at once, and a writer that polls that way before every wait
+  // makes the reader publish on every release once the ring fills (per-message line traffic).
+  // Errors: message_too_large, timeout, closed, corrupt (no peer checks: the wait that follows
+  // makes them).
+  Result<std::span<std::byte>> try_reserve(size_t n) noexcept;
   // Publishes the first `used` bytes of the reservation (used <= n).
   void commit(size_t used) noexcept;
   // Publishes the LAST `used` bytes of the reservation, where a FlatBuffers builder leaves its
@@ -168,6 +175,8 @@ class Writer {
   uint64_t seq_ = 0;
   uint64_t messages_ = 0;
   uint64_t bytes_ = 0;
+  Result<std::span<std::byte>> reserve_impl(size_t n, std::chrono::nanoseconds timeout, bool wait);
+
   uint64_t frame_pos_ = 0;  // where the reserved frame's header goes (after any padding)
   size_t reserved_n_ = 0;
   bool reserved_ = false;
