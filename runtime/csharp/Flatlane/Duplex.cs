@@ -449,7 +449,7 @@ public sealed unsafe class DuplexClient : GatedEndpoint
             response = default;
             return false;
         }
-        long start = Stopwatch.GetTimestamp();
+        long start = timeoutNs < 0 ? 0 : Stopwatch.GetTimestamp();  // no deadline: no clock read
         for (;;)
         {
             long slice = NextSlice(timeoutNs, start, out bool last);
@@ -608,7 +608,7 @@ public sealed unsafe class DuplexServer : GatedEndpoint
             request = default;
             return false;
         }
-        long start = Stopwatch.GetTimestamp();
+        long start = timeoutNs < 0 ? 0 : Stopwatch.GetTimestamp();  // no deadline: no clock read
         for (;;)
         {
             long slice = NextSlice(timeoutNs, start, out bool last);

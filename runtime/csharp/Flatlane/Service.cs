@@ -160,7 +160,7 @@ public sealed unsafe class ServiceServer : GatedEndpoint
             request = default;
             return false;
         }
-        long start = Stopwatch.GetTimestamp();
+        long start = timeoutNs < 0 ? 0 : Stopwatch.GetTimestamp();  // no deadline: no clock read
         for (;;)
         {
             long slice = NextSlice(timeoutNs, start, out bool last);
@@ -400,7 +400,7 @@ public sealed unsafe class ServiceClient : GatedEndpoint
             reply = default;
             return false;
         }
-        long start = Stopwatch.GetTimestamp();
+        long start = timeoutNs < 0 ? 0 : Stopwatch.GetTimestamp();  // no deadline: no clock read
         for (;;)
         {
             long slice = NextSlice(timeoutNs, start, out bool last);

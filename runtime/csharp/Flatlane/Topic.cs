@@ -106,7 +106,7 @@ public sealed unsafe class TopicPublisher : GatedEndpoint
         Exit();
         if (rc == 0) return new Span<byte>(p, n);
         if (rc != (int)ErrorCode.Timeout || timeoutNs == 0) ThrowNative(rc);
-        long start = Stopwatch.GetTimestamp();
+        long start = timeoutNs < 0 ? 0 : Stopwatch.GetTimestamp();  // no deadline: no clock read
         for (;;)
         {
             // Sliced, so a Close from another thread interrupts a wait for a free slot.
@@ -279,7 +279,7 @@ public sealed unsafe class TopicSubscriber : GatedEndpoint
             sample = default;
             return false;
         }
-        long start = Stopwatch.GetTimestamp();
+        long start = timeoutNs < 0 ? 0 : Stopwatch.GetTimestamp();  // no deadline: no clock read
         for (;;)
         {
             // Sliced: releases and a Close queued by other threads are applied between slices.
