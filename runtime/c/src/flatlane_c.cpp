@@ -339,8 +339,9 @@ int flatlane_writer_open(const char* name, const flatlane_options* opts, flatlan
   return open_handle("flatlane: writer_open: name and out must not be NULL", name, opts, out, &to_channel_options);
 }
 
-int flatlane_writer_reserve(flatlane_writer* w, uint64_t n, int64_t timeout_ns, uint8_t** out_ptr) {
-  auto span = w->w.reserve(n, to_timeout(timeout_ns));
+// Both reserves: record the reservation (or its absence) and hand out the pointer or the error.
+static int finish_reserve(flatlane_writer* w, uint64_t n, flatlane::Result<std::span<std::byte>> span,
+                          uint8_t** out_ptr) {
   if (!span) {
     w->reserved = false;
     *out_ptr = nullptr;
@@ -352,17 +353,12 @@ int flatlane_writer_reserve(flatlane_writer* w, uint64_t n, int64_t timeout_ns, 
   return FLATLANE_OK;
 }
 
+int flatlane_writer_reserve(flatlane_writer* w, uint64_t n, int64_t timeout_ns, uint8_t** out_ptr) {
+  return finish_reserve(w, n, w->w.reserve(n, to_timeout(timeout_ns)), out_ptr);
+}
+
 int flatlane_writer_try_reserve(flatlane_writer* w, uint64_t n, uint8_t** out_ptr) {
-  auto span = w->w.try_reserve(n);
-  if (!span) {
-    w->reserved = false;
-    *out_ptr = nullptr;
-    return fail(static_cast<int>(span.error()), Op::reserve, "writer", w->name, n, w->w.max_frame_payload());
-  }
-  w->reserved = true;
-  w->reserved_n = n;
-  *out_ptr = reinterpret_cast<uint8_t*>(span->data());
-  return FLATLANE_OK;
+  return finish_reserve(w, n, w->w.try_reserve(n), out_ptr);
 }
 
 int flatlane_writer_commit(flatlane_writer* w, uint64_t used) {
