@@ -32,8 +32,8 @@ int main(int argc, char** argv) {
   using namespace flbench;
   const std::string mode = argc > 1 ? argv[1] : "";
   const long count = argc > 2 ? std::atol(argv[2]) : 1000000;
-  if (mode != "raw" && mode != "typed" && mode != "none") {
-    std::fprintf(stderr, "usage: flatlane_typed_cost raw|typed|none [count]\n");
+  if (mode != "raw" && mode != "typed" && mode != "channel" && mode != "none") {
+    std::fprintf(stderr, "usage: flatlane_typed_cost raw|typed|channel|none [count]\n");
     return 2;
   }
   const std::string tag = std::to_string(::getpid());
@@ -57,7 +57,17 @@ int main(int argc, char** argv) {
 
   constexpr std::size_t kPayload = 21;  // a 64-byte Tick (bench/typed_cases.cpp, payload_for)
   constexpr std::size_t kRaw = 64;
-  const bool typed = mode == "typed", raw = mode == "raw";  // not compared in the loop
+  // The C# bench's channel cost case (runtime/csharp/Flatlane.Bench, --cost): one 64-byte frame,
+  // every word = seq, reserved, committed, read and released in one thread.
+  flatlane::ChannelOptions co;
+  co.mode = flatlane::OpenMode::create;
+  co.wait.strategy = flatlane::WaitStrategy::busy_spin;
+  const std::string ch_name = "flatlane-typed-cost-ch-" + tag;
+  flatlane::Writer cw(ch_name, co);
+  co.mode = flatlane::OpenMode::open;
+  flatlane::Reader cr(ch_name, co);
+
+  const bool typed = mode == "typed", raw = mode == "raw", channel = mode == "channel";  // not compared in the loop
   std::uint64_t check = 0, want = 0;
   const std::uint64_t t0 = now_ns();
   for (long i = 1; i <= count; ++i) {
@@ -76,6 +86,21 @@ int main(int argc, char** argv) {
       std::uint64_t w;
       std::memcpy(&w, (*m)->payload()->data(), 8);
       check += (*m)->seq() + w;
+    } else if (channel) {
+      auto s = cw.reserve(kRaw);
+      if (!s) return 1;
+      auto* words = reinterpret_cast<std::uint64_t*>(s->data());
+      for (std::size_t k = 0; k < kRaw / 8; ++k) words[k] = seq;
+      cw.commit(kRaw);
+      auto f = cr.read();
+      if (!f) return 1;
+      std::uint64_t sum = 0;
+      for (std::size_t k = 0; k < kRaw / 8; ++k) {
+        std::uint64_t v;
+        std::memcpy(&v, f->ptr() + 8 * k, 8);
+        sum += v;
+      }
+      check += sum / 4;  // 8 words of seq: adds 2 * seq like the other modes
     } else if (raw) {
       auto s = rp.loan(kRaw);
       if (!s) return 1;

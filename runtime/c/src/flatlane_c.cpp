@@ -11,6 +11,7 @@
 #include "flatlane/flatlane_c.h"
 
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -234,11 +235,47 @@ struct flatlane_writer {
   flatlane_writer(const char* n, const flatlane::ChannelOptions& o) : w(n, o), name(n) {}
   flatlane::Writer w;
   std::string name;
-  // Mirrors the runtime's private reservation state so commit can reject misuse instead of
-  // silently clamping or ignoring it.
-  uint64_t reserved_n = 0;
-  bool reserved = false;
 };
+
+namespace flatlane::detail {
+
+// The C ABI's window into a Writer: its cursor (commit rejects misuse from the reservation
+// recorded there, which a binding's own fast path also writes) and the shared words that
+// flatlane_writer_get_fast_path hands out.
+struct WriterAccess {
+  static WriterCursor& cursor(Writer& w) noexcept { return w.cur_; }
+
+  static void fast_path(Writer& w, flatlane_writer_fast_path* out) noexcept {
+    *out = flatlane_writer_fast_path{};
+    out->ring = reinterpret_cast<uint8_t*>(w.ring_);
+    out->capacity = w.cap_;
+    out->max_frame_payload = w.max_frame_;
+    out->epoch_flags = w.epoch_ << wire::kFrameEpochShift;
+    static_assert(sizeof(flatlane_writer_cursor) == sizeof(WriterCursor));
+    static_assert(offsetof(flatlane_writer_cursor, demand_raised) == offsetof(WriterCursor, demand_raised));
+    out->cursor = reinterpret_cast<flatlane_writer_cursor*>(&w.cur_);
+    // std::atomic<T> of these sizes is lock-free with T's layout (static_asserts in layout.hpp).
+    out->pos = reinterpret_cast<uint64_t*>(&w.me_->pos);
+    out->count = reinterpret_cast<uint64_t*>(&w.me_->count);
+    out->messages = reinterpret_cast<uint64_t*>(&w.me_->messages);
+    out->bytes = reinterpret_cast<uint64_t*>(&w.me_->bytes);
+    out->reader_pos = reinterpret_cast<const uint64_t*>(&w.peer_->pos);
+    out->data_waiters = reinterpret_cast<const uint32_t*>(&w.seg_.data_event().waiters);
+    out->space_demand = reinterpret_cast<uint32_t*>(&w.seg_.space_event().demand);
+    static_assert(sizeof(std::atomic<bool>) == 1);
+    out->closed = reinterpret_cast<const uint8_t*>(&w.closed_);
+  }
+
+  static void wake_reader(Writer& w) noexcept {
+    auto& ev = w.seg_.data_event();
+    ev.seq.fetch_add(1, std::memory_order_release);
+    futex_wake_all(&ev.seq);
+  }
+};
+
+}  // namespace flatlane::detail
+
+using flatlane::detail::WriterAccess;
 
 struct flatlane_reader {
   struct Slot {
@@ -343,12 +380,10 @@ int flatlane_writer_open(const char* name, const flatlane_options* opts, flatlan
 static int finish_reserve(flatlane_writer* w, uint64_t n, flatlane::Result<std::span<std::byte>> span,
                           uint8_t** out_ptr) {
   if (!span) {
-    w->reserved = false;
+    WriterAccess::cursor(w->w).reserved = 0;  // a failed reserve still drops the previous one
     *out_ptr = nullptr;
     return fail(static_cast<int>(span.error()), Op::reserve, "writer", w->name, n, w->w.max_frame_payload());
   }
-  w->reserved = true;
-  w->reserved_n = n;
   *out_ptr = reinterpret_cast<uint8_t*>(span->data());
   return FLATLANE_OK;
 }
@@ -361,32 +396,37 @@ int flatlane_writer_try_reserve(flatlane_writer* w, uint64_t n, uint8_t** out_pt
   return finish_reserve(w, n, w->w.try_reserve(n), out_ptr);
 }
 
+// The runtime's commit clamps `used` and ignores a commit without a reservation; the C ABI
+// rejects both instead, from the reservation recorded in the writer's cursor.
 int flatlane_writer_commit(flatlane_writer* w, uint64_t used) {
-  if (!w->reserved || used > w->reserved_n)
-    return fail(FLATLANE_INVALID_ARGUMENT, Op::commit, "writer", w->name, used, w->reserved ? w->reserved_n : UINT64_MAX);
-  w->reserved = false;
+  const auto& c = WriterAccess::cursor(w->w);
+  if (!c.reserved || used > c.reserved_n)
+    return fail(FLATLANE_INVALID_ARGUMENT, Op::commit, "writer", w->name, used, c.reserved ? c.reserved_n : UINT64_MAX);
   w->w.commit(used);
   return FLATLANE_OK;
 }
 
 int flatlane_writer_commit_tail(flatlane_writer* w, uint64_t used) {
-  if (!w->reserved || used > w->reserved_n)
+  const auto& c = WriterAccess::cursor(w->w);
+  if (!c.reserved || used > c.reserved_n)
     return fail(FLATLANE_INVALID_ARGUMENT, Op::commit_tail, "writer", w->name, used,
-                w->reserved ? w->reserved_n : UINT64_MAX);
-  w->reserved = false;
+                c.reserved ? c.reserved_n : UINT64_MAX);
   w->w.commit_tail(used);
   return FLATLANE_OK;
 }
 
-void flatlane_writer_abort(flatlane_writer* w) {
-  w->reserved = false;
-  w->w.abort();
+void flatlane_writer_abort(flatlane_writer* w) { w->w.abort(); }
+
+void flatlane_writer_get_fast_path(flatlane_writer* w, flatlane_writer_fast_path* out) {
+  WriterAccess::fast_path(w->w, out);
 }
+
+void flatlane_writer_wake_reader(flatlane_writer* w) { WriterAccess::wake_reader(w->w); }
 
 int flatlane_writer_write_message(flatlane_writer* w, const uint8_t* data, uint64_t size, int64_t timeout_ns) {
   if (data == nullptr && size != 0)
     return fail(FLATLANE_INVALID_ARGUMENT, Op::write_message, "writer", w->name, size, w->w.max_frame_payload());
-  w->reserved = false;  // write_message reserves internally, replacing any open reservation
+  WriterAccess::cursor(w->w).reserved = 0;  // write_message replaces any open reservation
   try {
     auto r = w->w.write_message({reinterpret_cast<const std::byte*>(data), static_cast<size_t>(size)},
                                 to_timeout(timeout_ns));

@@ -62,42 +62,42 @@ Writer::Writer(std::string_view name, const ChannelOptions& opts)
   seg_.space_event().waiters.store(0, std::memory_order_relaxed);
   seg_.space_event().demand.store(0, std::memory_order_relaxed);
   // Continue where the previous writer (if any) stopped; its unpublished work is simply gone.
-  write_pos_ = me_->pos.load(std::memory_order_acquire);
-  seq_ = me_->count.load(std::memory_order_relaxed);
-  messages_ = me_->messages.load(std::memory_order_relaxed);
-  bytes_ = me_->bytes.load(std::memory_order_relaxed);
-  cached_read_pos_ = peer_->pos.load(std::memory_order_acquire);
+  cur_.write_pos = me_->pos.load(std::memory_order_acquire);
+  cur_.seq = me_->count.load(std::memory_order_relaxed);
+  cur_.messages = me_->messages.load(std::memory_order_relaxed);
+  cur_.bytes = me_->bytes.load(std::memory_order_relaxed);
+  cur_.cached_read_pos = peer_->pos.load(std::memory_order_acquire);
   // First publish a commit the previous writer made but did not live to announce: a reader may
   // already have consumed (and released) it, so the positions only agree after that.
-  if ((write_pos_ % wire::kFrameAlign) == 0) recover_unpublished_commit();
-  if ((write_pos_ % wire::kFrameAlign) != 0 || cached_read_pos_ > write_pos_ ||
-      write_pos_ - cached_read_pos_ > cap_ - wire::kRingReserve) {
+  if ((cur_.write_pos % wire::kFrameAlign) == 0) recover_unpublished_commit();
+  if ((cur_.write_pos % wire::kFrameAlign) != 0 || cur_.cached_read_pos > cur_.write_pos ||
+      cur_.write_pos - cur_.cached_read_pos > cap_ - wire::kRingReserve) {
     set_role_state(*me_, owner_, wire::kRoleClosed);  // leave the role free for a later attempt
     throw Error(Errc::corrupt, "flatlane: channel '" + std::string(name) + "' has inconsistent ring positions");
   }
   // A previous writer may have died half-way through a commit: make the next slot unambiguous.
-  clear_slot(write_pos_);
+  clear_slot(cur_.write_pos);
 }
 
 // A writer that died between a frame's commit word and its position store left a frame that a
 // reader may already have consumed. It is recognisable: its sequence number equals the recorded
 // count (stored before the commit word). Publish it instead of writing over it.
 void Writer::recover_unpublished_commit() noexcept {
-  uint64_t pos = write_pos_;
+  uint64_t pos = cur_.write_pos;
   for (int records = 0; records < 3; ++records) {  // at most wrap padding, gap padding, frame
     const auto* hdr = reinterpret_cast<const wire::FrameHeader*>(ring_ + (pos & mask_));
     const uint64_t seq = std::atomic_ref<uint64_t>(const_cast<uint64_t&>(hdr->seq)).load(std::memory_order_acquire);
-    if (seq == 0 || seq != seq_) return;
+    if (seq == 0 || seq != cur_.seq) return;
     const uint64_t ext = wire::frame_extent(hdr->size);
     const bool padding = (hdr->flags & wire::kFramePadding) != 0;
-    const uint64_t used_after = pos + ext > cached_read_pos_ ? pos + ext - cached_read_pos_ : 0;
+    const uint64_t used_after = pos + ext > cur_.cached_read_pos ? pos + ext - cur_.cached_read_pos : 0;
     if (ext > cap_ - (pos & mask_) || used_after > cap_ - wire::kRingReserve ||
         (!padding && hdr->size > max_frame_))
       return;  // not a frame we can vouch for
     pos += ext;
     if (!padding) {
-      write_pos_ = pos;
-      me_->pos.store(write_pos_, std::memory_order_release);
+      cur_.write_pos = pos;
+      me_->pos.store(cur_.write_pos, std::memory_order_release);
       return;
     }
   }
@@ -125,63 +125,63 @@ Result<std::span<std::byte>> Writer::reserve_impl(size_t n, nanoseconds timeout,
   if (closed_.load(std::memory_order_relaxed)) return Errc::closed;
   if (n > max_frame_) return Errc::message_too_large;
   const uint64_t total = wire::frame_extent(n);
-  const uint64_t tail = cap_ - (write_pos_ & mask_);
+  const uint64_t tail = cap_ - (cur_.write_pos & mask_);
   const uint64_t needed = total <= tail ? total : tail + total;
-  if (write_pos_ + needed - cached_read_pos_ > cap_ - wire::kRingReserve) {
+  if (cur_.write_pos + needed - cur_.cached_read_pos > cap_ - wire::kRingReserve) {
     if (wait) {
       if (auto r = wait_for_space(needed, timeout); !r) return r.error();
     } else {
       // The reader may have published since we last looked: one acquire load, no demand.
       const uint64_t rp = peer_->pos.load(std::memory_order_acquire);
-      if (rp > write_pos_ || write_pos_ - rp > cap_) return Errc::corrupt;
-      cached_read_pos_ = rp;
-      if (write_pos_ + needed - rp > cap_ - wire::kRingReserve) return Errc::timeout;
+      if (rp > cur_.write_pos || cur_.write_pos - rp > cap_) return Errc::corrupt;
+      cur_.cached_read_pos = rp;
+      if (cur_.write_pos + needed - rp > cap_ - wire::kRingReserve) return Errc::timeout;
     }
   }
-  if (demand_raised_) {  // we have what we asked for: let the reader batch again
-    demand_raised_ = false;
+  if (cur_.demand_raised) {  // we have what we asked for: let the reader batch again
+    cur_.demand_raised = false;
     seg_.space_event().demand.store(0, std::memory_order_relaxed);
   }
   if (total > tail) {
     // Not enough room before the ring end: one padding record covers the tail (always >= 16
     // bytes since every position is 16-aligned), and the frame starts at offset 0. Its commit
     // word stays 0 until commit(), so an aborted reservation leaves nothing visible.
-    auto* pad = reinterpret_cast<wire::FrameHeader*>(ring_ + (write_pos_ & mask_));
+    auto* pad = reinterpret_cast<wire::FrameHeader*>(ring_ + (cur_.write_pos & mask_));
     pad->size = static_cast<uint32_t>(tail - wire::kFrameHeaderSize);
     pad->flags = wire::kFramePadding | (epoch_ << wire::kFrameEpochShift);
-    frame_pos_ = write_pos_ + tail;
+    cur_.frame_pos = cur_.write_pos + tail;
   } else {
-    frame_pos_ = write_pos_;
+    cur_.frame_pos = cur_.write_pos;
   }
-  reserved_ = true;
-  reserved_n_ = n;
-  return std::span<std::byte>(ring_ + (frame_pos_ & mask_) + wire::kFrameHeaderSize, n);
+  cur_.reserved = true;
+  cur_.reserved_n = n;
+  return std::span<std::byte>(ring_ + (cur_.frame_pos & mask_) + wire::kFrameHeaderSize, n);
 }
 
 void Writer::commit(size_t used) noexcept {
-  if (!reserved_) return;
-  used = std::min(used, reserved_n_);
-  commit_frame(frame_pos_, used, wire::kFrameFirst | wire::kFrameLast, used);
+  if (!cur_.reserved) return;
+  used = std::min(used, cur_.reserved_n);
+  commit_frame(cur_.frame_pos, used, wire::kFrameFirst | wire::kFrameLast, used);
 }
 
 void Writer::commit_tail(size_t used) noexcept {
-  if (!reserved_) return;
-  used = std::min(used, reserved_n_);
-  const uint64_t front = reserved_n_ - used;
+  if (!cur_.reserved) return;
+  used = std::min(used, cur_.reserved_n);
+  const uint64_t front = cur_.reserved_n - used;
   if (front <= wire::kMaxFrameLead) {
     // The usual case: the header stays where it was reserved and the lead skips the unused
     // front, so the reader sees one record.
-    commit_frame(frame_pos_, front + used,
+    commit_frame(cur_.frame_pos, front + used,
                  wire::kFrameFirst | wire::kFrameLast | wire::encode_lead(static_cast<uint32_t>(front)), used);
     return;
   }
-  const uint64_t payload = frame_pos_ + wire::kFrameHeaderSize + front;
+  const uint64_t payload = cur_.frame_pos + wire::kFrameHeaderSize + front;
   // The header goes in the last 16-aligned slot in front of the payload; what is left of the
   // reservation before it becomes a padding record, committed with the frame.
   const uint64_t hdr_pos = (payload - wire::kFrameHeaderSize) & ~(wire::kFrameAlign - 1);
   const uint64_t lead = payload - hdr_pos - wire::kFrameHeaderSize;
-  auto* gap = reinterpret_cast<wire::FrameHeader*>(ring_ + (frame_pos_ & mask_));
-  gap->size = static_cast<uint32_t>(hdr_pos - frame_pos_ - wire::kFrameHeaderSize);
+  auto* gap = reinterpret_cast<wire::FrameHeader*>(ring_ + (cur_.frame_pos & mask_));
+  gap->size = static_cast<uint32_t>(hdr_pos - cur_.frame_pos - wire::kFrameHeaderSize);
   gap->flags = wire::kFramePadding | (epoch_ << wire::kFrameEpochShift);
   commit_frame(hdr_pos, lead + used,
                wire::kFrameFirst | wire::kFrameLast | wire::encode_lead(static_cast<uint32_t>(lead)), used);
@@ -189,10 +189,10 @@ void Writer::commit_tail(size_t used) noexcept {
 
 // Publishes the frame whose header is at `hdr_pos` (`size` bytes after the header, `payload` of
 // them user data), together with the padding records in front of it: wrap padding at the old
-// write position and a commit_tail gap at frame_pos_. Their commit words are stored after the
+// write position and a commit_tail gap at cur_.frame_pos. Their commit words are stored after the
 // frame's, last one first, so a reader that skips a padding record finds the next record ready.
 void Writer::commit_frame(uint64_t hdr_pos, size_t size, uint32_t flags, size_t payload) noexcept {
-  const uint64_t seq = ++seq_;
+  const uint64_t seq = ++cur_.seq;
   // Recorded before the frame is visible: a writer that takes over after we die continues above
   // every sequence number a reader may have seen.
   me_->count.store(seq, std::memory_order_relaxed);
@@ -202,24 +202,24 @@ void Writer::commit_frame(uint64_t hdr_pos, size_t size, uint32_t flags, size_t 
   hdr->size = static_cast<uint32_t>(size);
   hdr->flags = flags | (epoch_ << wire::kFrameEpochShift);
   std::atomic_ref<uint64_t>(hdr->seq).store(seq, std::memory_order_release);
-  if (hdr_pos != frame_pos_) {
-    auto* gap = reinterpret_cast<wire::FrameHeader*>(ring_ + (frame_pos_ & mask_));
+  if (hdr_pos != cur_.frame_pos) {
+    auto* gap = reinterpret_cast<wire::FrameHeader*>(ring_ + (cur_.frame_pos & mask_));
     std::atomic_ref<uint64_t>(gap->seq).store(seq, std::memory_order_release);
   }
-  if (frame_pos_ != write_pos_) {
-    auto* pad = reinterpret_cast<wire::FrameHeader*>(ring_ + (write_pos_ & mask_));
+  if (cur_.frame_pos != cur_.write_pos) {
+    auto* pad = reinterpret_cast<wire::FrameHeader*>(ring_ + (cur_.write_pos & mask_));
     std::atomic_ref<uint64_t>(pad->seq).store(seq, std::memory_order_release);
   }
-  write_pos_ = end;
-  reserved_ = false;
-  me_->pos.store(write_pos_, std::memory_order_release);
+  cur_.write_pos = end;
+  cur_.reserved = false;
+  me_->pos.store(cur_.write_pos, std::memory_order_release);
   detail::notify(seg_.data_event());
   // Counters live on the block's second line; they are written after publication so the reader
   // is not kept waiting for them.
-  bytes_ += payload;
-  if (flags & wire::kFrameLast) ++messages_;
-  me_->bytes.store(bytes_, std::memory_order_relaxed);
-  me_->messages.store(messages_, std::memory_order_relaxed);
+  cur_.bytes += payload;
+  if (flags & wire::kFrameLast) ++cur_.messages;
+  me_->bytes.store(cur_.bytes, std::memory_order_relaxed);
+  me_->messages.store(cur_.messages, std::memory_order_relaxed);
 }
 
 Errc Writer::peer_error() const noexcept { return role_error(*peer_); }
@@ -228,14 +228,14 @@ Result<void> Writer::wait_for_space(uint64_t needed, nanoseconds timeout) {
   bool corrupt = false;
   auto ready = [&] {
     const uint64_t rp = peer_->pos.load(std::memory_order_acquire);
-    if (rp > write_pos_ || write_pos_ - rp > cap_) {
+    if (rp > cur_.write_pos || cur_.write_pos - rp > cap_) {
       corrupt = true;  // a reader may never release more than was written
       return true;
     }
-    cached_read_pos_ = rp;
-    return write_pos_ + needed - rp <= cap_ - wire::kRingReserve;
+    cur_.cached_read_pos = rp;
+    return cur_.write_pos + needed - rp <= cap_ - wire::kRingReserve;
   };
-  demand_raised_ = true;
+  cur_.demand_raised = true;
   auto r = wait_until(ready, seg_.space_event(), wait_, timeout, closed_, next_poll_check_,
                       &seg_.space_event().demand, [&] { return role_closed(*peer_); },
                       [&] { return peer_error(); });
@@ -263,7 +263,7 @@ Result<void> Writer::write_message(std::span<const std::byte> data, nanoseconds 
     std::memcpy(span->data(), &ch, sizeof ch);
     std::memcpy(span->data() + wire::kChunkHeaderSize, data.data() + off, len);
     uint32_t flags = wire::kFrameChunked | (i == 0 ? wire::kFrameFirst : 0u) | (i + 1 == count ? wire::kFrameLast : 0u);
-    commit_frame(frame_pos_, wire::kChunkHeaderSize + len, flags, len);
+    commit_frame(cur_.frame_pos, wire::kChunkHeaderSize + len, flags, len);
     off += len;
   }
   return {};

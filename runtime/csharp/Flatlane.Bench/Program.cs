@@ -54,6 +54,8 @@ internal static class Program
                 case "--cost":
                     var (ct, cr, ca) = TypedBench.Cost(200_000, 7);
                     Console.WriteLine($"C#  cost, one thread, best of 7 x 200000: typed Tick publish+receive {ct,6:F1} ns, raw 64 B topic publish+receive {cr,6:F1} ns ({ca} B allocated)");
+                    var (cc, cca) = ChannelCost(200_000, 7);
+                    Console.WriteLine($"C#  cost, one thread, best of 7 x 200000: raw 64 B channel reserve+commit+read+release {cc,6:F1} ns ({cca} B allocated)");
                     return 0;
                 default:
                     Console.Error.WriteLine($"unknown argument '{args[i]}'");
@@ -197,6 +199,33 @@ internal static class Program
         using var output = new Writer(name, new ChannelOptions { Mode = OpenMode.Open, Wait = WaitStrategy.BusySpin });
         for (long seq = 1; seq <= count; seq++) Send(output, size, seq);
         return 0;
+    }
+
+    // ---- single-threaded cost of a channel frame: writer and reader in one thread, nothing waits
+
+    private static (double Ns, long Allocated) ChannelCost(int n, int runs)
+    {
+        string name = $"cs-bench-{Environment.ProcessId}-ccost";
+        using var w = new Writer(name, new ChannelOptions { Mode = OpenMode.Create, Wait = WaitStrategy.BusySpin });
+        using var r = new Reader(name, new ChannelOptions { Mode = OpenMode.Open, Wait = WaitStrategy.BusySpin });
+        double best = double.MaxValue;
+        bool bad = false;
+        long seq = 1, allocated = 0;
+        for (int k = 0; k <= runs; k++)  // run 0 warms up
+        {
+            if (k == 1) allocated = GC.GetAllocatedBytesForCurrentThread();
+            long t0 = Stopwatch.GetTimestamp();
+            for (int i = 0; i < n; i++, seq++)
+            {
+                Send(w, 64, seq);
+                bad |= !Receive(r, 64, seq);
+            }
+            double ns = Stopwatch.GetElapsedTime(t0).TotalNanoseconds / n;
+            if (k > 0) best = Math.Min(best, ns);
+        }
+        allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
+        if (bad) throw new InvalidOperationException("channel cost run: a frame read back wrong");
+        return (best, allocated);
     }
 
     // ---- payload: every 8-byte word = seq, summed in place by the receiver (bench/measure.hpp)

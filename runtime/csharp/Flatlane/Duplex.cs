@@ -1,5 +1,6 @@
 using System;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Threading;
 using System.Threading.Tasks;
@@ -53,8 +54,12 @@ internal static unsafe partial class Native
     [SuppressGCTransition]
     public static partial uint flatlane_duplex_client_max_frame_payload(IntPtr c);
 
-    [LibraryImport(Library)]
-    public static partial int flatlane_duplex_client_reserve(IntPtr c, ulong n, long timeoutNs, byte** outPtr);
+    [LibraryImport(Library, EntryPoint = "flatlane_duplex_client_reserve")]
+    private static partial int flatlane_duplex_client_reserve_transition(IntPtr c, ulong n, long timeoutNs, byte** outPtr);
+
+    // Out of line, so that its P/Invoke frame is not built by every caller (see Native.cs).
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static int flatlane_duplex_client_reserve(IntPtr c, ulong n, long timeoutNs, byte** outPtr) => flatlane_duplex_client_reserve_transition(c, n, timeoutNs, outPtr);
 
     [LibraryImport(Library)]
     [SuppressGCTransition]
@@ -68,8 +73,12 @@ internal static unsafe partial class Native
     [SuppressGCTransition]
     public static partial void flatlane_duplex_client_abort(IntPtr c);
 
-    [LibraryImport(Library)]
-    public static partial int flatlane_duplex_client_receive(IntPtr c, long timeoutNs, NativeDuplexResponse* response);
+    [LibraryImport(Library, EntryPoint = "flatlane_duplex_client_receive")]
+    private static partial int flatlane_duplex_client_receive_transition(IntPtr c, long timeoutNs, NativeDuplexResponse* response);
+
+    // Out of line, so that its P/Invoke frame is not built by every caller (see Native.cs).
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static int flatlane_duplex_client_receive(IntPtr c, long timeoutNs, NativeDuplexResponse* response) => flatlane_duplex_client_receive_transition(c, timeoutNs, response);
 
     // Zero-timeout receives cannot wait: tried first without the GC transition.
     [LibraryImport(Library, EntryPoint = "flatlane_duplex_client_receive")]
@@ -108,8 +117,12 @@ internal static unsafe partial class Native
     [SuppressGCTransition]
     public static partial uint flatlane_duplex_server_max_frame_payload(IntPtr s);
 
-    [LibraryImport(Library)]
-    public static partial int flatlane_duplex_server_receive(IntPtr s, long timeoutNs, NativeDuplexRequest* request);
+    [LibraryImport(Library, EntryPoint = "flatlane_duplex_server_receive")]
+    private static partial int flatlane_duplex_server_receive_transition(IntPtr s, long timeoutNs, NativeDuplexRequest* request);
+
+    // Out of line, so that its P/Invoke frame is not built by every caller (see Native.cs).
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static int flatlane_duplex_server_receive(IntPtr s, long timeoutNs, NativeDuplexRequest* request) => flatlane_duplex_server_receive_transition(s, timeoutNs, request);
 
     [LibraryImport(Library, EntryPoint = "flatlane_duplex_server_receive")]
     [SuppressGCTransition]

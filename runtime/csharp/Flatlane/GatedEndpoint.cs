@@ -85,6 +85,9 @@ public abstract unsafe class GatedEndpoint : IDisposable
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ThrowDisposed() => throw new ObjectDisposedException(GetType().FullName);
 
+    // Out of line: inlined into Enter, CloseNative's P/Invoke would put a P/Invoke frame in the
+    // prolog of every gated call (see Native.cs).
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private void DoCloseNative()
     {
         _closedNative = true;

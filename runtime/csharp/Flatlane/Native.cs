@@ -91,10 +91,18 @@ internal sealed class ReaderHandle : SafeHandle
 // [SuppressGCTransition] is only on calls that return in bounded time without blocking (no
 // waits, at most one futex wake): a call that can sleep must keep the GC transition, or the
 // runtime could not suspend this thread for a collection while it sleeps.
+//
+// A blocking import that has a transition-free poll twin (the hot receives and reserves) is
+// reached through a [MethodImpl(NoInlining)] wrapper. The JIT compiles a P/Invoke inline into its
+// caller and sets up the P/Invoke frame for it in the caller's prolog
+// (CORINFO_HELP_INIT_PINVOKE_FRAME: a call into the runtime and a TLS lookup), on every call: a
+// poll-first method such as Reader.ReadOnce or TopicPublisher.Loan paid that per message even
+// when the poll found what it wanted. Behind the wrapper the frame is built only when the
+// blocking call is really made.
 internal static unsafe partial class Native
 {
     public const string Library = "flatlane_c";
-    public const int AbiVersion = 3;
+    public const int AbiVersion = 4;
 
     [LibraryImport(Library)]
     public static partial int flatlane_abi_version();
@@ -159,7 +167,11 @@ internal static unsafe partial class Native
     // with a zero timeout, where the call cannot block.
 
     [LibraryImport(Library, EntryPoint = "flatlane_writer_reserve")]
-    public static partial int writer_reserve(IntPtr w, ulong n, long timeoutNs, byte** outPtr);
+    private static partial int writer_reserve_transition(IntPtr w, ulong n, long timeoutNs, byte** outPtr);
+
+    // Out of line, so that its P/Invoke frame is not built by every caller (see Native.cs).
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static int writer_reserve(IntPtr w, ulong n, long timeoutNs, byte** outPtr) => writer_reserve_transition(w, n, timeoutNs, outPtr);
 
     [LibraryImport(Library, EntryPoint = "flatlane_writer_reserve")]
     [SuppressGCTransition]
@@ -178,15 +190,25 @@ internal static unsafe partial class Native
     [SuppressGCTransition]
     public static partial int writer_commit_tail(IntPtr w, ulong used);
 
-    [LibraryImport(Library, EntryPoint = "flatlane_writer_abort")]
+    // Where the ring and the writer's cursor are (WriterFastPath runs reserve/commit on them).
+    [LibraryImport(Library, EntryPoint = "flatlane_writer_get_fast_path")]
     [SuppressGCTransition]
-    public static partial void writer_abort(IntPtr w);
+    public static partial void writer_get_fast_path(IntPtr w, NativeWriterFastPath* fastPath);
+
+    // One FUTEX_WAKE at most: bounded, so no GC transition.
+    [LibraryImport(Library, EntryPoint = "flatlane_writer_wake_reader")]
+    [SuppressGCTransition]
+    public static partial void writer_wake_reader(IntPtr w);
 
     [LibraryImport(Library, EntryPoint = "flatlane_writer_write_message")]
     public static partial int writer_write_message(IntPtr w, byte* data, ulong size, long timeoutNs);
 
     [LibraryImport(Library, EntryPoint = "flatlane_reader_read")]
-    public static partial int reader_read(IntPtr r, long timeoutNs, NativeFrame* frame);
+    private static partial int reader_read_transition(IntPtr r, long timeoutNs, NativeFrame* frame);
+
+    // Out of line, so that its P/Invoke frame is not built by every caller (see Native.cs).
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static int reader_read(IntPtr r, long timeoutNs, NativeFrame* frame) => reader_read_transition(r, timeoutNs, frame);
 
     [LibraryImport(Library, EntryPoint = "flatlane_reader_read")]
     [SuppressGCTransition]

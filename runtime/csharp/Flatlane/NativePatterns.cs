@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace Flatlane;
@@ -161,8 +162,12 @@ internal static unsafe partial class Native
     [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int flatlane_publisher_open(string name, NativeTopicOptions* opts, out IntPtr handle);
 
-    [LibraryImport(Library)]
-    public static partial int flatlane_publisher_loan(IntPtr p, ulong n, long timeoutNs, byte** outPtr, ulong* outCapacity);
+    [LibraryImport(Library, EntryPoint = "flatlane_publisher_loan")]
+    private static partial int flatlane_publisher_loan_transition(IntPtr p, ulong n, long timeoutNs, byte** outPtr, ulong* outCapacity);
+
+    // Out of line, so that its P/Invoke frame is not built by every caller (see Native.cs).
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static int flatlane_publisher_loan(IntPtr p, ulong n, long timeoutNs, byte** outPtr, ulong* outCapacity) => flatlane_publisher_loan_transition(p, n, timeoutNs, outPtr, outCapacity);
 
     // A zero-timeout loan cannot wait (a free-list pop, else one reclaim pass and at most the
     // once-per-liveness-interval /proc check): tried first without the GC transition.
@@ -198,8 +203,12 @@ internal static unsafe partial class Native
     [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int flatlane_subscriber_open(string name, NativeTopicOptions* opts, out IntPtr handle);
 
-    [LibraryImport(Library)]
-    public static partial int flatlane_subscriber_receive(IntPtr s, long timeoutNs, NativeSample* sample);
+    [LibraryImport(Library, EntryPoint = "flatlane_subscriber_receive")]
+    private static partial int flatlane_subscriber_receive_transition(IntPtr s, long timeoutNs, NativeSample* sample);
+
+    // Out of line, so that its P/Invoke frame is not built by every caller (see Native.cs).
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static int flatlane_subscriber_receive(IntPtr s, long timeoutNs, NativeSample* sample) => flatlane_subscriber_receive_transition(s, timeoutNs, sample);
 
     // A zero-timeout receive cannot wait (as reader_read_poll): tried first without the GC transition.
     [LibraryImport(Library, EntryPoint = "flatlane_subscriber_receive")]
@@ -225,8 +234,12 @@ internal static unsafe partial class Native
     [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int flatlane_server_open(string name, NativeServiceOptions* opts, out IntPtr handle);
 
-    [LibraryImport(Library)]
-    public static partial int flatlane_server_receive(IntPtr s, long timeoutNs, NativeRequest* request);
+    [LibraryImport(Library, EntryPoint = "flatlane_server_receive")]
+    private static partial int flatlane_server_receive_transition(IntPtr s, long timeoutNs, NativeRequest* request);
+
+    // Out of line, so that its P/Invoke frame is not built by every caller (see Native.cs).
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static int flatlane_server_receive(IntPtr s, long timeoutNs, NativeRequest* request) => flatlane_server_receive_transition(s, timeoutNs, request);
 
     // Zero-timeout receives cannot wait: tried first without the GC transition (as above).
     [LibraryImport(Library, EntryPoint = "flatlane_server_receive")]
@@ -288,8 +301,12 @@ internal static unsafe partial class Native
     [LibraryImport(Library)]
     public static partial int flatlane_client_send(IntPtr c, byte* data, ulong size, ulong* outId);
 
-    [LibraryImport(Library)]
-    public static partial int flatlane_client_receive(IntPtr c, ulong id, long timeoutNs, NativeReply* reply);
+    [LibraryImport(Library, EntryPoint = "flatlane_client_receive")]
+    private static partial int flatlane_client_receive_transition(IntPtr c, ulong id, long timeoutNs, NativeReply* reply);
+
+    // Out of line, so that its P/Invoke frame is not built by every caller (see Native.cs).
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static int flatlane_client_receive(IntPtr c, ulong id, long timeoutNs, NativeReply* reply) => flatlane_client_receive_transition(c, id, timeoutNs, reply);
 
     [LibraryImport(Library, EntryPoint = "flatlane_client_receive")]
     [SuppressGCTransition]

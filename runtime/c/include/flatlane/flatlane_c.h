@@ -40,8 +40,8 @@ extern "C" {
 #endif
 
 /* Bumped when a struct or signature below changes incompatibly, or when entry points a binding
- * needs are added (2: in-place duplex; 3: flatlane_writer_try_reserve). */
-#define FLATLANE_C_ABI_VERSION 3
+ * needs are added (2: in-place duplex; 3: flatlane_writer_try_reserve; 4: the writer's fast path). */
+#define FLATLANE_C_ABI_VERSION 4
 
 /* Error codes: identical to flatlane::Errc (runtime/cpp/include/flatlane/error.hpp). */
 typedef enum flatlane_errc {
@@ -181,6 +181,49 @@ FLATLANE_C_API void flatlane_writer_abort(flatlane_writer* w);
  * timeout bounds each wait for space, not the whole transfer. Drops an uncommitted reservation. */
 FLATLANE_C_API int flatlane_writer_write_message(flatlane_writer* w, const uint8_t* data, uint64_t size,
                                                  int64_t timeout_ns);
+
+/* The writer's cursor (runtime/cpp/include/flatlane/channel.hpp, detail::WriterCursor): private
+ * to the writing thread, never in shared memory. */
+typedef struct flatlane_writer_cursor {
+  uint64_t write_pos;        /* where the next record starts */
+  uint64_t cached_read_pos;  /* the reader's position as last seen */
+  uint64_t seq;              /* last frame sequence number used */
+  uint64_t messages;         /* counters, stored to the endpoint block after each commit */
+  uint64_t bytes;
+  uint64_t frame_pos;        /* header position of the open reservation (after any wrap padding) */
+  uint64_t reserved_n;       /* its size */
+  uint32_t reserved;         /* 1 while a reservation is open */
+  uint32_t demand_raised;    /* 1: the writer may have set the space event's demand word */
+} flatlane_writer_cursor;
+
+/* Everything a binding needs to run reserve and commit itself, following docs/PROTOCOL.md 6.2
+ * and 8.1 to the letter, instead of calling flatlane_writer_reserve/commit per frame (the C#
+ * Writer does). `cursor` is the native writer's own cursor, not a copy: the binding advances it
+ * in place, and every call above keeps working on the same state, so a binding handles the plain
+ * case itself and leaves the rest (waiting for space, a closed writer, chunked messages, a
+ * commit_tail gap) to them. Single-threaded like the writer; valid until flatlane_writer_destroy.
+ * The shared words are atomics: load and store them with the orders PROTOCOL.md gives. */
+typedef struct flatlane_writer_fast_path {
+  uint8_t* ring;                /* ring base; a position p is at ring + (p & (capacity - 1)) */
+  uint64_t capacity;            /* ring bytes, a power of two */
+  uint32_t max_frame_payload;
+  uint32_t epoch_flags;         /* this writer's epoch, already shifted into frame-flag bits 16-31 */
+  flatlane_writer_cursor* cursor;
+  uint64_t* pos;                /* this writer's endpoint block: pos, count, messages, bytes */
+  uint64_t* count;
+  uint64_t* messages;
+  uint64_t* bytes;
+  const uint64_t* reader_pos;   /* the reader's endpoint block: pos */
+  const uint32_t* data_waiters; /* the data eventcount's `waiters` (notify after each commit) */
+  uint32_t* space_demand;       /* the space eventcount's `demand` (cleared once space is found) */
+  const uint8_t* closed;        /* nonzero once flatlane_writer_close ran */
+} flatlane_writer_fast_path;
+
+FLATLANE_C_API void flatlane_writer_get_fast_path(flatlane_writer* w, flatlane_writer_fast_path* out);
+/* The slow half of a notify (PROTOCOL.md 8.1): bumps the data eventcount and wakes its sleepers.
+ * Call it after a commit's full fence found data_waiters nonzero. */
+FLATLANE_C_API void flatlane_writer_wake_reader(flatlane_writer* w);
+
 /* 1 while a live reader is attached, else 0. */
 FLATLANE_C_API int flatlane_writer_peer_attached(const flatlane_writer* w);
 FLATLANE_C_API void flatlane_writer_stats(const flatlane_writer* w, flatlane_stats* out);

@@ -112,6 +112,28 @@ struct EndpointStats {
   uint64_t capacity_bytes = 0;
 };
 
+namespace detail {
+
+// A Writer's cursor and reservation, plain data in a fixed layout: the C ABI hands its address
+// to bindings that run reserve/commit themselves (flatlane_writer_fast_path, docs/PROTOCOL.md
+// 6.2), so both sides advance the same state. Only the writer's thread touches it.
+struct WriterCursor {
+  uint64_t write_pos;        // where the next record starts (published as EndpointBlock::pos)
+  uint64_t cached_read_pos;  // the reader's position as last seen
+  uint64_t seq;              // last frame sequence number used
+  uint64_t messages;         // counters, mirrored to the endpoint block after each commit
+  uint64_t bytes;
+  uint64_t frame_pos;        // where the reserved frame's header goes (after any wrap padding)
+  uint64_t reserved_n;       // size of the open reservation
+  uint32_t reserved;         // 1 while a reservation is open
+  uint32_t demand_raised;    // 1: we may have set space_event.demand
+};
+static_assert(sizeof(WriterCursor) == 64);
+
+struct WriterAccess;
+
+}  // namespace detail
+
 class Writer {
  public:
   Writer(std::string_view name, const ChannelOptions& opts = {});
@@ -138,7 +160,7 @@ class Writer {
   // finished buffer; the bytes in front are skipped, not copied. The payload keeps its address,
   // so its alignment is that of (span end - used).
   void commit_tail(size_t used) noexcept;
-  void abort() noexcept { reserved_ = false; }
+  void abort() noexcept { cur_.reserved = 0; }
 
   // Copies `data` in: one frame if it fits max_frame_payload, else chunks of chunk_size().
   // The timeout bounds each wait for space (time without progress), not the whole transfer.
@@ -169,18 +191,13 @@ class Writer {
   uint32_t epoch_ = 0;
   WaitOptions wait_;
   bool unlink_on_close_ = true;
-  // Producer-private state (never shared): its own cursor and a cached copy of the reader's.
-  uint64_t write_pos_ = 0;
-  uint64_t cached_read_pos_ = 0;
-  uint64_t seq_ = 0;
-  uint64_t messages_ = 0;
-  uint64_t bytes_ = 0;
   Result<std::span<std::byte>> reserve_impl(size_t n, std::chrono::nanoseconds timeout, bool wait);
 
-  uint64_t frame_pos_ = 0;  // where the reserved frame's header goes (after any padding)
-  size_t reserved_n_ = 0;
-  bool reserved_ = false;
-  bool demand_raised_ = false;  // we may have set space_event.demand
+  // Producer-private state (never in shared memory): its own cursor and a cached copy of the
+  // reader's. One block, so that a binding running the reserve/commit fast path itself works on
+  // these very fields (detail::WriterAccess, used by the C ABI) instead of a copy.
+  detail::WriterCursor cur_{};
+  friend struct detail::WriterAccess;
   Clock::time_point next_poll_check_{};  // rate limit for liveness checks by zero-timeout polls
   std::atomic<bool> closed_{false};
 };
