@@ -16,6 +16,7 @@
 #include <cstring>
 #include <exception>
 #include <new>
+#include <pthread.h>
 #include <string>
 #include <utility>
 #include <vector>
@@ -266,15 +267,44 @@ struct WriterAccess {
     out->closed = reinterpret_cast<const uint8_t*>(&w.closed_);
   }
 
-  static void wake_reader(Writer& w) noexcept {
-    auto& ev = w.seg_.data_event();
-    ev.seq.fetch_add(1, std::memory_order_release);
-    futex_wake_all(&ev.seq);
+  static void wake_reader(Writer& w) noexcept { force_wake(w.seg_.data_event()); }
+};
+
+// The same for a Reader: its consumer-private cursor and the shared words of the release side.
+struct ReaderAccess {
+  static ReaderCursor& cursor(Reader& r) noexcept { return r.cur_; }
+
+  static void fast_path(Reader& r, flatlane_reader_fast_path* out) noexcept {
+    *out = flatlane_reader_fast_path{};
+    out->ring = reinterpret_cast<uint8_t*>(r.ring_);
+    out->capacity = r.cap_;
+    out->max_frame_payload = r.max_frame_;
+    static_assert(sizeof(flatlane_reader_cursor) == sizeof(ReaderCursor));
+    static_assert(offsetof(flatlane_reader_cursor, corrupt) == offsetof(ReaderCursor, corrupt));
+    out->cursor = reinterpret_cast<flatlane_reader_cursor*>(&r.cur_);
+    out->pos = reinterpret_cast<uint64_t*>(&r.me_->pos);
+    out->count = reinterpret_cast<uint64_t*>(&r.me_->count);
+    out->space_waiters = reinterpret_cast<const uint32_t*>(&r.seg_.space_event().waiters);
+    out->space_demand = reinterpret_cast<const uint32_t*>(&r.seg_.space_event().demand);
+    out->closed = reinterpret_cast<const uint8_t*>(&r.closed_);
+  }
+
+  static void wake_writer(Reader& r) noexcept { force_wake(r.seg_.space_event()); }
+
+  // Destroying the handle releases every frame it delivered. Those in the slot table release
+  // themselves; frames a binding delivered through its fast path are known only to it, and all
+  // of them lie before the cursor: so everything before the cursor is released now.
+  static void release_delivered(Reader& r) noexcept {
+    ReaderCursor& c = r.cur_;
+    c.released_frames += c.held;
+    c.held = 0;
+    c.release_pos = c.cursor;
   }
 };
 
 }  // namespace flatlane::detail
 
+using flatlane::detail::ReaderAccess;
 using flatlane::detail::WriterAccess;
 
 struct flatlane_reader {
@@ -311,6 +341,7 @@ struct flatlane_reader {
   ~flatlane_reader() {
     msg = flatlane::Message{};
     slots.clear();
+    ReaderAccess::release_delivered(r);  // and what a binding's fast path still holds
   }
 };
 
@@ -357,6 +388,23 @@ void flatlane_options_init(flatlane_options* o) {
   o->type_name = nullptr;
   o->type_hash = 0;
   o->unlink_on_close = d.unlink_on_close ? 1 : 0;
+}
+
+int flatlane_thread_stack(uint64_t* lo, uint64_t* size) {
+  if (lo == nullptr || size == nullptr) return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: thread_stack: NULL argument");
+  *lo = *size = 0;
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0)
+    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: thread_stack: pthread_getattr_np failed");
+  void* addr = nullptr;
+  size_t bytes = 0;
+  const int rc = pthread_attr_getstack(&attr, &addr, &bytes);
+  pthread_attr_destroy(&attr);
+  if (rc != 0 || addr == nullptr || bytes == 0)
+    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: thread_stack: no stack bounds for this thread");
+  *lo = reinterpret_cast<uintptr_t>(addr);
+  *size = bytes;
+  return FLATLANE_OK;
 }
 
 int flatlane_unlink(const char* name) {
@@ -513,6 +561,12 @@ int flatlane_reader_release(flatlane_reader* r, uint64_t token) {
   r->free_head = idx;
   return FLATLANE_OK;
 }
+
+void flatlane_reader_get_fast_path(flatlane_reader* r, flatlane_reader_fast_path* out) {
+  ReaderAccess::fast_path(r->r, out);
+}
+
+void flatlane_reader_wake_writer(flatlane_reader* r) { ReaderAccess::wake_writer(r->r); }
 
 int flatlane_reader_read_message(flatlane_reader* r, int64_t timeout_ns, flatlane_message* out) {
   // The previous message's bytes are invalidated by this call anyway (the reassembly buffer is

@@ -306,14 +306,14 @@ Reader::Reader(std::string_view name, const ChannelOptions& opts)
   seg_.data_event().waiters.store(0, std::memory_order_relaxed);  // see Writer::Writer
   // Resume at the oldest frame the previous reader did not release; frames it released out of
   // order still carry kFrameReleased and are skipped, the others are delivered again.
-  cursor_ = release_pos_ = published_release_ = pos_floor_ =
+  cur_.cursor = cur_.release_pos = cur_.published_release = cur_.pos_floor =
       me_->pos.load(std::memory_order_acquire);
-  publish_batch_ = cap_ / 4;
-  cached_write_pos_ = peer_->pos.load(std::memory_order_acquire);
-  released_frames_ = me_->count.load(std::memory_order_relaxed);
+  cur_.publish_batch = cap_ / 4;
+  cur_.cached_write_pos = peer_->pos.load(std::memory_order_acquire);
+  cur_.released_frames = me_->count.load(std::memory_order_relaxed);
   messages_ = me_->messages.load(std::memory_order_relaxed);
   bytes_ = me_->bytes.load(std::memory_order_relaxed);
-  if ((cursor_ % wire::kFrameAlign) != 0 || cursor_ > cached_write_pos_ || cached_write_pos_ - cursor_ > cap_) {
+  if ((cur_.cursor % wire::kFrameAlign) != 0 || cur_.cursor > cur_.cached_write_pos || cur_.cached_write_pos - cur_.cursor > cap_) {
     set_role_state(*me_, owner_, wire::kRoleClosed);
     throw Error(Errc::corrupt, "flatlane: channel '" + std::string(name) + "' has inconsistent ring positions");
   }
@@ -335,11 +335,11 @@ Errc Reader::peer_error() const noexcept { return role_error(*peer_); }
 // second line, is read only when asked (`check_pos`), when the sequence is unknown (first frame,
 // new writer), or to catch a frame whose sequence was not the expected one.
 bool Reader::frame_visible(bool check_pos) noexcept {
-  if (cursor_ < cached_write_pos_) return true;
-  if (expected_seq_ != 0) {
-    auto* hdr = header_at(cursor_);
+  if (cur_.cursor < cur_.cached_write_pos) return true;
+  if (cur_.expected_seq != 0) {
+    auto* hdr = header_at(cur_.cursor);
     const uint64_t seq = std::atomic_ref<uint64_t>(hdr->seq).load(std::memory_order_acquire);
-    if (seq == expected_seq_) return true;
+    if (seq == cur_.expected_seq) return true;
     // A cleared slot reads 0; anything else (a new writer's sequence, garbage) is settled by
     // the writer's position at once.
     if (seq == 0 && !check_pos) return false;
@@ -347,13 +347,13 @@ bool Reader::frame_visible(bool check_pos) noexcept {
   // The writer stores its position after each commit word, so it may lag the frames found
   // through commit words by one commit; it may never fall further back.
   const uint64_t wp = peer_->pos.load(std::memory_order_acquire);
-  if (wp < pos_floor_) {
-    corrupt_ = true;
+  if (wp < cur_.pos_floor) {
+    cur_.corrupt = true;
     return true;  // read() reports it
   }
-  pos_floor_ = wp;  // it only ever grows
-  if (wp > cached_write_pos_) cached_write_pos_ = wp;
-  return cursor_ < cached_write_pos_;
+  cur_.pos_floor = wp;  // it only ever grows
+  if (wp > cur_.cached_write_pos) cur_.cached_write_pos = wp;
+  return cur_.cursor < cur_.cached_write_pos;
 }
 
 Result<void> Reader::wait_for_data(nanoseconds timeout) {
@@ -367,15 +367,15 @@ Result<void> Reader::wait_for_data(nanoseconds timeout) {
 Result<Frame> Reader::read(nanoseconds timeout) {
   for (;;) {
     if (closed_.load(std::memory_order_relaxed)) return Errc::closed;
-    if (corrupt_) return Errc::corrupt;
+    if (cur_.corrupt) return Errc::corrupt;
     if (!frame_visible(true)) {
       publish_release(true);
       if (auto r = wait_for_data(timeout); !r) return r.error();
     }
-    if (corrupt_) return Errc::corrupt;
+    if (cur_.corrupt) return Errc::corrupt;
     // Everything below comes from shared memory: validate before use, read each field once.
-    const uint64_t off = cursor_ & mask_;
-    auto* hdr = header_at(cursor_);
+    const uint64_t off = cur_.cursor & mask_;
+    auto* hdr = header_at(cur_.cursor);
     // The header and the start of the payload usually straddle two lines: fetch both at once
     // instead of one after the other (the second load would otherwise wait for validation).
     __builtin_prefetch(reinterpret_cast<const std::byte*>(hdr) + 64);
@@ -383,25 +383,25 @@ Result<Frame> Reader::read(nanoseconds timeout) {
     const uint32_t flags = hdr->flags;
     const uint64_t seq = std::atomic_ref<uint64_t>(hdr->seq).load(std::memory_order_relaxed);
     const uint64_t ext = wire::frame_extent(size);
-    if (cursor_ == cached_write_pos_) {
+    if (cur_.cursor == cur_.cached_write_pos) {
       // Found through its commit word: the writer's position may not show it yet. It must not
       // reach into space the reader has not released.
-      if (ext > cap_ - off || cursor_ + ext - release_pos_ > cap_ - wire::kRingReserve) {
-        corrupt_ = true;
+      if (ext > cap_ - off || cur_.cursor + ext - cur_.release_pos > cap_ - wire::kRingReserve) {
+        cur_.corrupt = true;
         return Errc::corrupt;
       }
       // Padding records and the frame right behind them are one commit (wrap padding, a
       // commit_tail gap, the frame), and W may still be at the start of that commit.
-      if (!(fast_prev_padding_ && fast_prev_end_ == cursor_)) fast_commit_start_ = cursor_;
-      pos_floor_ = std::max(pos_floor_, fast_commit_start_);
-      fast_prev_end_ = cursor_ + ext;
-      fast_prev_padding_ = (flags & wire::kFramePadding) != 0;
-      cached_write_pos_ = cursor_ + ext;
+      if (!(cur_.fast_prev_padding && cur_.fast_prev_end == cur_.cursor)) cur_.fast_commit_start = cur_.cursor;
+      cur_.pos_floor = std::max(cur_.pos_floor, cur_.fast_commit_start);
+      cur_.fast_prev_end = cur_.cursor + ext;
+      cur_.fast_prev_padding = (flags & wire::kFramePadding) != 0;
+      cur_.cached_write_pos = cur_.cursor + ext;
     }
-    const uint64_t avail = cached_write_pos_ - cursor_;
-    if (avail > cap_ || avail < wire::kFrameHeaderSize || (cached_write_pos_ % wire::kFrameAlign) != 0 ||
+    const uint64_t avail = cur_.cached_write_pos - cur_.cursor;
+    if (avail > cap_ || avail < wire::kFrameHeaderSize || (cur_.cached_write_pos % wire::kFrameAlign) != 0 ||
         ext > avail || ext > cap_ - off) {
-      corrupt_ = true;
+      cur_.corrupt = true;
       return Errc::corrupt;
     }
     if (flags & wire::kFramePadding) {
@@ -411,33 +411,33 @@ Result<Frame> Reader::read(nanoseconds timeout) {
     const uint32_t lead = wire::decode_lead(flags);
     if (size > max_frame_ || ((flags & wire::kFrameChunked) && (size < wire::kChunkHeaderSize || lead != 0)) ||
         lead > size) {
-      corrupt_ = true;
+      cur_.corrupt = true;
       return Errc::corrupt;
     }
     const uint32_t epoch = flags >> wire::kFrameEpochShift;
-    if (!epoch_known_ || epoch != writer_epoch_) {
+    if (!cur_.epoch_known || epoch != cur_.writer_epoch) {
       // A new writer took over: resynchronise sequence numbers, drop any half-assembled message.
-      epoch_known_ = true;
-      writer_epoch_ = epoch;
-      expected_seq_ = 0;
+      cur_.epoch_known = true;
+      cur_.writer_epoch = epoch;
+      cur_.expected_seq = 0;
       if (assembling_) {
         assembling_ = false;
         ++dropped_partial_;
       }
       skipping_ = false;
     }
-    if (expected_seq_ != 0 && seq != expected_seq_) {
-      corrupt_ = true;
+    if (cur_.expected_seq != 0 && seq != cur_.expected_seq) {
+      cur_.corrupt = true;
       return Errc::corrupt;
     }
-    expected_seq_ = seq + 1;
+    cur_.expected_seq = seq + 1;
     if (flags & wire::kFrameReleased) {
       skip(ext);  // a previous reader consumed this frame (out of order) before it died
       continue;
     }
     Frame f;
     f.reader_ = this;
-    f.pos_ = cursor_;
+    f.pos_ = cur_.cursor;
     f.extent_ = ext;
     f.seq_ = seq;
     f.flags_ = flags & wire::kFrameFlagMask;
@@ -450,8 +450,8 @@ Result<Frame> Reader::read(nanoseconds timeout) {
     } else {
       f.data_ = {payload, size};
     }
-    cursor_ += ext;
-    ++held_;
+    cur_.cursor += ext;
+    ++cur_.held;
     return f;
   }
 }
@@ -459,20 +459,20 @@ Result<Frame> Reader::read(nanoseconds timeout) {
 // Consumes a record nobody will hold: padding, or a frame a previous reader already released.
 // Both already satisfy the sweep's test, so only a record at the front needs any work.
 void Reader::skip(uint64_t extent) noexcept {
-  const uint64_t pos = cursor_;
-  cursor_ += extent;
-  if (pos == release_pos_) {
-    release_pos_ += extent;
+  const uint64_t pos = cur_.cursor;
+  cur_.cursor += extent;
+  if (pos == cur_.release_pos) {
+    cur_.release_pos += extent;
     sweep();
   }
 }
 
 void Reader::release(uint64_t pos, uint64_t extent) noexcept {
-  --held_;
-  ++released_frames_;
-  if (pos == release_pos_) {
+  --cur_.held;
+  ++cur_.released_frames;
+  if (pos == cur_.release_pos) {
     // In-order release (the common case) touches no ring memory: only our own position moves.
-    release_pos_ += extent;
+    cur_.release_pos += extent;
     sweep();
   } else {
     // Out of order: mark it; the sweep passes over it once every frame before it is released.
@@ -484,16 +484,16 @@ void Reader::release(uint64_t pos, uint64_t extent) noexcept {
 // Advances the release position over frames already marked released, then publishes it, so the
 // writer only ever sees space that no held frame occupies, whatever order frames were released in.
 void Reader::sweep() noexcept {
-  while (release_pos_ < cursor_) {
-    auto* hdr = header_at(release_pos_);
+  while (cur_.release_pos < cur_.cursor) {
+    auto* hdr = header_at(cur_.release_pos);
     const uint32_t flags = hdr->flags;
     if (!(flags & (wire::kFrameReleased | wire::kFramePadding))) break;
     const uint64_t ext = wire::frame_extent(hdr->size);
-    if (ext > cursor_ - release_pos_) {  // header changed under us after validation
-      corrupt_ = true;
+    if (ext > cur_.cursor - cur_.release_pos) {  // header changed under us after validation
+      cur_.corrupt = true;
       break;
     }
-    release_pos_ += ext;
+    cur_.release_pos += ext;
   }
   publish_release(false);
 }
@@ -501,9 +501,9 @@ void Reader::sweep() noexcept {
 // Nothing held and nothing more committed: a reader in this state may go off and block elsewhere
 // (say, writing to another channel), so it must not keep freed space to itself.
 bool Reader::caught_up() noexcept {
-  if (held_ != 0 || cursor_ < cached_write_pos_) return false;
-  return expected_seq_ == 0 ||
-         std::atomic_ref<uint64_t>(header_at(cursor_)->seq).load(std::memory_order_relaxed) != expected_seq_;
+  if (cur_.held != 0 || cur_.cursor < cur_.cached_write_pos) return false;
+  return cur_.expected_seq == 0 ||
+         std::atomic_ref<uint64_t>(header_at(cur_.cursor)->seq).load(std::memory_order_relaxed) != cur_.expected_seq;
 }
 
 // Publishing the release position costs a store to a line the writer polls when the ring looks
@@ -513,15 +513,15 @@ bool Reader::caught_up() noexcept {
 //    once when it has caught up, when the writer sleeps (`waiters`), when the writer has waited
 //    a moment or failed a poll (`demand`), and whenever read() finds nothing to deliver.
 void Reader::publish_release(bool force) noexcept {
-  if (release_pos_ == published_release_) return;
+  if (cur_.release_pos == cur_.published_release) return;
   auto& ev = seg_.space_event();
-  if (!force && release_pos_ - published_release_ < publish_batch_ &&
+  if (!force && cur_.release_pos - cur_.published_release < cur_.publish_batch &&
       ev.waiters.load(std::memory_order_relaxed) == 0 && ev.demand.load(std::memory_order_relaxed) == 0 &&
       !caught_up())
     return;
-  published_release_ = release_pos_;
-  me_->count.store(released_frames_, std::memory_order_relaxed);
-  me_->pos.store(release_pos_, std::memory_order_release);
+  cur_.published_release = cur_.release_pos;
+  me_->count.store(cur_.released_frames, std::memory_order_relaxed);
+  me_->pos.store(cur_.release_pos, std::memory_order_release);
   detail::notify(ev);
 }
 
@@ -553,7 +553,7 @@ Result<Message> Reader::read_message(nanoseconds timeout) {
       assembling_ = false;
       skipping_ = false;
       if (c.count == 0 || c.message_size == 0) {
-        corrupt_ = true;
+        cur_.corrupt = true;
         return Errc::corrupt;
       }
       if (c.message_size > max_message_) {
@@ -587,7 +587,7 @@ Result<Message> Reader::read_message(nanoseconds timeout) {
     }
     if (c.index != asm_next_ || c.count != asm_count_ || c.message_size != asm_size_ ||
         data.size() > asm_size_ - asm_off_) {
-      corrupt_ = true;
+      cur_.corrupt = true;
       assembling_ = false;
       return Errc::corrupt;
     }
@@ -598,7 +598,7 @@ Result<Message> Reader::read_message(nanoseconds timeout) {
     if (asm_next_ == asm_count_) {
       assembling_ = false;
       if (asm_off_ != asm_size_) {
-        corrupt_ = true;
+        cur_.corrupt = true;
         return Errc::corrupt;
       }
       Message m;
@@ -624,7 +624,7 @@ bool Reader::peer_attached() const noexcept { return role_live(*peer_); }
 
 EndpointStats Reader::stats() const noexcept {
   EndpointStats s;
-  s.frames = released_frames_ + held_;
+  s.frames = cur_.released_frames + cur_.held;
   s.messages = messages_;
   s.bytes = bytes_;
   s.occupancy_bytes = peer_->pos.load(std::memory_order_relaxed) - me_->pos.load(std::memory_order_relaxed);

@@ -213,22 +213,39 @@ public class ChannelTests
     }
 
     [Fact]
-    public void ManyHeldFrames_GrowTheNativeFrameTable()
+    public void ManyHeldFrames_GrowTheNativeFrameTable_BesideFastPathFrames()
     {
         using var ch = new Channel("many");
-        using var w = new Writer(ch.Name, Channel.Small());
-        using var r = new Reader(ch.Name, Channel.Small());
-        const int n = 300;  // beyond the initial table of 64
+        // 64-byte frames: a 96-byte Send becomes two chunks of 48 bytes, which the native read delivers
+        // (slot-table tokens); the plain 16-byte frames between them come from the managed fast
+        // path (position tokens). All are held at once, then released back to front.
+        var opts = new ChannelOptions { Mode = OpenMode.CreateOrOpen, RingCapacity = 65536, MaxFramePayload = 64 };
+        using var w = new Writer(ch.Name, opts);
+        using var r = new Reader(ch.Name, opts);
+        const int n = 150;  // 300 chunk frames: beyond the initial table of 64
+        var msg = new byte[96];
         for (int i = 0; i < n; i++)
         {
             Pattern.FillPayload(5, (ulong)i, w.Reserve(16));
             w.Commit(16);
+            Pattern.FillPayload(6, (ulong)i, msg);
+            w.Send(msg);
         }
         var held = new List<Frame>();
-        for (int i = 0; i < n; i++) held.Add(r.Read(TimeSpan.FromSeconds(1)));
-        for (int i = 0; i < n; i++) Assert.True(Pattern.CheckPayload(5, (ulong)i, held[i].Data));
-        for (int i = n - 1; i >= 0; i--) held[i].Dispose();
+        for (int i = 0; i < 3 * n; i++) held.Add(r.Read(TimeSpan.FromSeconds(1)));
+        Assert.Equal((ulong)(3 * n), r.Stats.HeldFrames);
+        for (int i = 0; i < n; i++)
+        {
+            Assert.True(Pattern.CheckPayload(5, (ulong)i, held[3 * i].Data));
+            Assert.True(held[3 * i + 1].IsChunk && held[3 * i + 2].IsChunk);
+            Pattern.FillPayload(6, (ulong)i, msg);
+            Assert.True(msg.AsSpan(0, 48).SequenceEqual(held[3 * i + 1].Data));
+            Assert.True(msg.AsSpan(48).SequenceEqual(held[3 * i + 2].Data));
+        }
+        for (int i = held.Count - 1; i >= 0; i--) held[i].Dispose();
         Assert.Equal(0ul, r.Stats.HeldFrames);
+        Assert.False(r.TryRead(TimeSpan.Zero, out _));  // a failed poll publishes the release
+        Assert.Equal(0ul, r.Stats.OccupancyBytes);
     }
 
     [Fact]

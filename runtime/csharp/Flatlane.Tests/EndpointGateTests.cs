@@ -26,6 +26,29 @@ public class EndpointGateTests
         }
     }
 
+    // The owner is recognised by its stack (flatlane_thread_stack): the bounds must hold this
+    // thread's locals and not another thread's.
+    [Fact]
+    public unsafe void ThreadStack_HoldsThisThreadsLocals_AndNotAnotherThreads()
+    {
+        static (ulong Lo, ulong Size, ulong Local) Probe()
+        {
+            ulong lo, size;
+            Assert.Equal(0, Native.flatlane_thread_stack(&lo, &size));
+            return (lo, size, (ulong)&lo);
+        }
+        var mine = Probe();
+        Assert.True(mine.Size >= 64 * 1024, $"stack of {mine.Size} bytes");
+        Assert.True(mine.Local - mine.Lo < mine.Size);
+        (ulong Lo, ulong Size, ulong Local) other = default;
+        var t = new Thread(() => other = Probe(), 256 * 1024);
+        t.Start();
+        t.Join();
+        Assert.True(other.Local - other.Lo < other.Size);
+        Assert.False(other.Local - mine.Lo < mine.Size, "another thread's local lies in this thread's stack");
+        Assert.False(mine.Local - other.Lo < other.Size, "this thread's local lies in another thread's stack");
+    }
+
     [Fact]
     public void OneThread_TakesTheBias_AndKeepsIt()
     {

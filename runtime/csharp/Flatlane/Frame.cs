@@ -28,7 +28,8 @@ public readonly unsafe struct Frame : IDisposable
     private readonly Reader? _reader;
     private readonly byte* _data;
     private readonly int _length;
-    private readonly ulong _token;
+    private readonly ulong _token;   // slot-table token, or the ring position of a fast-path frame
+    private readonly uint _extent;   // fast-path frames: ring bytes to release; 0: a native token
 
     /// <summary>The writer's frame sequence number (consecutive, from 1).</summary>
     public ulong Seq { get; }
@@ -51,6 +52,7 @@ public readonly unsafe struct Frame : IDisposable
         _data = (byte*)f.Data;
         _length = (int)f.Size;
         _token = f.Token;
+        _extent = f.Reserved0;  // set by ReaderFastPath only
         Seq = f.Seq;
         Flags = (FrameFlags)f.Flags;
         ChunkIndex = f.ChunkIndex;
@@ -71,10 +73,10 @@ public readonly unsafe struct Frame : IDisposable
     public bool IsChunk => (Flags & FrameFlags.Chunked) != 0;
 
     /// <summary>Returns the frame's ring space to the writer.</summary>
-    public void Release() => _reader?.ReleaseFrame(_token);
+    public void Release() => _reader?.ReleaseFrame(_token, _extent);
 
     /// <summary>Same as <see cref="Release"/>.</summary>
-    public void Dispose() => _reader?.ReleaseFrame(_token);
+    public void Dispose() => _reader?.ReleaseFrame(_token, _extent);
 }
 
 /// <summary>

@@ -123,6 +123,10 @@ internal static unsafe partial class Native
     [SuppressGCTransition]
     public static partial void flatlane_options_init(NativeOptions* opts);
 
+    // Once per endpoint (EndpointGate's first entry); it may read /proc for the main thread.
+    [LibraryImport(Library)]
+    public static partial int flatlane_thread_stack(ulong* lo, ulong* size);
+
     [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int flatlane_unlink(string name);
 
@@ -217,6 +221,16 @@ internal static unsafe partial class Native
     [LibraryImport(Library, EntryPoint = "flatlane_reader_release")]
     [SuppressGCTransition]
     public static partial int reader_release(IntPtr r, ulong token);
+
+    // Where the ring and the reader's cursor are (ReaderFastPath reads and releases on them).
+    [LibraryImport(Library, EntryPoint = "flatlane_reader_get_fast_path")]
+    [SuppressGCTransition]
+    public static partial void reader_get_fast_path(IntPtr r, NativeReaderFastPath* fastPath);
+
+    // One FUTEX_WAKE at most: bounded, so no GC transition.
+    [LibraryImport(Library, EntryPoint = "flatlane_reader_wake_writer")]
+    [SuppressGCTransition]
+    public static partial void reader_wake_writer(IntPtr r);
 
     [LibraryImport(Library, EntryPoint = "flatlane_reader_read_message")]
     public static partial int reader_read_message(IntPtr r, long timeoutNs, NativeMessage* message);

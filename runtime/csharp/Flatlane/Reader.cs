@@ -42,9 +42,15 @@ public sealed unsafe class Reader : IDisposable
     // until their result is set. It makes overlapping reads an error, deterministically, even
     // though a long wait lets go of _gate between slices.
     private int _reading;
-    private readonly ConcurrentQueue<(ulong Token, bool IsMessage)> _deferred = new();
+    private readonly ConcurrentQueue<(ulong Token, uint Extent, bool IsMessage)> _deferred = new();
+    // Reads and releases plain frames without a native call (on the native reader's own cursor).
+    private readonly ReaderFastPath _fast;
     private int _queued;  // items in _deferred: one plain read per Exit (ConcurrentQueue.IsEmpty costs more)
     private AsyncWaiter? _waiter;
+    // How long a read that finds nothing spins on the commit word in managed code before the
+    // native wait (Stopwatch ticks; 0 for the blocking strategy). See SpinForFrame.
+    private readonly long _spinTicks;
+    private static readonly long MaxSpinTicks = Stopwatch.Frequency / 20_000;  // 50 us
 
     /// <summary>Channel name.</summary>
     public string Name { get; }
@@ -80,6 +86,14 @@ public sealed unsafe class Reader : IDisposable
             throw FlatlaneException.FromNative(rc, name);
         }
         _raw = _h.DangerousGetHandle();
+        NativeReaderFastPath fp;
+        Native.reader_get_fast_path(_raw, &fp);
+        _fast = new ReaderFastPath(_raw, fp);
+        WaitStrategy strategy = options.Wait ?? WaitStrategy.SpinThenSleep;
+        long budget = strategy == WaitStrategy.Blocking ? 0
+            : strategy == WaitStrategy.BusySpin ? MaxSpinTicks
+            : Math.Min(MaxSpinTicks, (long)((options.SpinBudget ?? TimeSpan.FromTicks(500)).TotalSeconds * Stopwatch.Frequency));
+        _spinTicks = budget;
         NativeStats s;
         Native.reader_stats(_raw, &s);
         MaxFramePayload = s.MaxFramePayload;
@@ -101,8 +115,13 @@ public sealed unsafe class Reader : IDisposable
         BeginRead();
         try
         {
-            if (!TryReadCore(Native.ToNanoseconds(timeout), out Frame f, out int rc)) ThrowNative(rc);
-            return f;
+            // Built straight into the return value: through an `out Frame` (TryReadCore) every
+            // field store would go through a GC write barrier (the struct holds a reference).
+            NativeFrame nf;
+            int rc = ReadSliced(Native.ToNanoseconds(timeout), &nf);
+            if (rc != 0) ThrowNative(rc);
+            if (nf.Size > int.MaxValue) TooLargeForSpan(new Frame(this, nf), nf.Size);
+            return new Frame(this, nf);
         }
         finally
         {
@@ -330,8 +349,11 @@ public sealed unsafe class Reader : IDisposable
         Enter();
         try
         {
-            // Usually a frame is there: try without the GC transition (a zero-timeout read cannot
-            // block), and make the blocking call only when we really have to wait.
+            // Usually a frame is there: a plain one is read in managed code, anything else by a
+            // native poll without the GC transition (a zero-timeout read cannot block); the
+            // blocking call only when we really have to wait.
+            if (_fast.TryRead(out *nf)) return 0;
+            if (timeoutNs != 0 && _spinTicks != 0 && SpinForFrame(nf)) return 0;
             int rc = Native.reader_read_poll(_raw, 0, nf);
             if (rc == (int)ErrorCode.Timeout && timeoutNs != 0) rc = Native.reader_read(_raw, timeoutNs, nf);
             return rc;
@@ -339,6 +361,28 @@ public sealed unsafe class Reader : IDisposable
         finally
         {
             Exit();
+        }
+    }
+
+    // Nothing committed yet: spin on the commit word at the cursor in managed code for a short
+    // while (at most 50 us, and never beyond the strategy's spin budget) before the native wait.
+    // A peer that answers within microseconds (a ping-pong, a request) is then read without any
+    // native call: the native wait would return its frame through a P/Invoke with a GC transition
+    // and the slot table. The native wait that follows spins its own budget as usual, so an idle
+    // reader spins at most 50 us longer than its strategy says; it checks the peer's liveness, so
+    // this spin does not have to. Under the gate, like the native wait it stands in front of.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool SpinForFrame(NativeFrame* nf)
+    {
+        if (!_fast.NothingCommitted()) return false;  // something to look at: the native read
+        _fast.PublishNow();  // as every read that finds nothing does (PROTOCOL.md 5.6)
+        long start = Stopwatch.GetTimestamp();
+        for (int i = 1; ; i++)
+        {
+            if (System.Runtime.Intrinsics.X86.X86Base.IsSupported) System.Runtime.Intrinsics.X86.X86Base.Pause();
+            if (_fast.TryRead(out *nf)) return true;
+            if (!_fast.NothingCommitted()) return false;
+            if ((i & 63) == 0 && Stopwatch.GetTimestamp() - start > _spinTicks) return false;
         }
     }
 
@@ -372,24 +416,24 @@ public sealed unsafe class Reader : IDisposable
             $"flatlane: reader '{Name}': {size} bytes do not fit a Span<byte> (2 GiB - 1); set MaxMessageSize lower or read from C++", Name);
     }
 
-    internal void ReleaseFrame(ulong token) => ReleaseAny(token, isMessage: false);
+    internal void ReleaseFrame(ulong token, uint extent) => ReleaseAny(token, extent, isMessage: false);
 
-    internal void ReleaseMessage(ulong token) => ReleaseAny(token, isMessage: true);
+    internal void ReleaseMessage(ulong token) => ReleaseAny(token, 0, isMessage: true);
 
-    private void ReleaseAny(ulong token, bool isMessage)
+    private void ReleaseAny(ulong token, uint extent, bool isMessage)
     {
         if (!_gate.TryEnter())
         {
             if (_gate.IsDisposed) return;  // destroy released everything
             // A read is running (maybe the async waiter): it applies this as it leaves.
-            _deferred.Enqueue((token, isMessage));
+            _deferred.Enqueue((token, extent, isMessage));
             Interlocked.Increment(ref _queued);  // also the fence between the enqueue and TryEnter
             TryDrainDeferred();
             return;
         }
         try
         {
-            ReleaseNative(token, isMessage);
+            ReleaseNative(token, extent, isMessage);
         }
         finally
         {
@@ -397,11 +441,13 @@ public sealed unsafe class Reader : IDisposable
         }
     }
 
-    // Stale tokens (a copy of an already released frame) are refused by the native table, which
-    // is what makes double disposal harmless; the return code is therefore ignored.
-    private void ReleaseNative(ulong token, bool isMessage)
+    // Stale tokens (a copy of an already released frame) are refused by the native table, and
+    // stale fast-path frames by ReaderFastPath, which is what makes double disposal harmless; the
+    // return code is therefore ignored.
+    private void ReleaseNative(ulong token, uint extent, bool isMessage)
     {
         if (isMessage) Native.reader_release_message(_raw, token);
+        else if (extent != 0) _fast.Release(token, extent);
         else Native.reader_release(_raw, token);
     }
 
@@ -434,7 +480,7 @@ public sealed unsafe class Reader : IDisposable
             while (_deferred.TryDequeue(out var d))
             {
                 Interlocked.Decrement(ref _queued);
-                ReleaseNative(d.Token, d.IsMessage);
+                ReleaseNative(d.Token, d.Extent, d.IsMessage);
             }
             _gate.Exit();
         }

@@ -55,11 +55,9 @@ internal unsafe struct NativeWriterFastPath
 /// </remarks>
 internal readonly unsafe struct WriterFastPath
 {
-    private const ulong HeaderSize = 16;     // FrameHeader
-    private const ulong RingReserve = 16;    // kRingReserve: the slot after the last frame stays free
-    private const uint FlagPadding = 0x1;
-    internal const uint FlagFirstLast = 0x2 | 0x4;
-    internal const uint MaxLead = 0x7F * 16 + 15;
+    private const ulong HeaderSize = RingLayout.HeaderSize;
+    private const ulong RingReserve = RingLayout.RingReserve;
+    private const uint FlagFirstLast = RingLayout.FlagFirst | RingLayout.FlagLast;
 
     private readonly IntPtr _writer;  // the native writer, for the wake-up
     private readonly byte* _ring;
@@ -112,7 +110,7 @@ internal readonly unsafe struct WriterFastPath
         NativeWriterCursor* c = _c;
         payload = null;
         if (Volatile.Read(ref *_closed) != 0 || (uint)n > _maxFrame) return false;
-        ulong total = Extent((ulong)n);
+        ulong total = RingLayout.Extent((ulong)n);
         ulong wp = c->WritePos;
         ulong tail = _cap - (wp & _mask);
         ulong needed = total <= tail ? total : tail + total;
@@ -135,7 +133,7 @@ internal readonly unsafe struct WriterFastPath
             // commit, so an aborted reservation leaves nothing visible.
             FrameHeader* pad = At(wp);
             pad->Size = (uint)(tail - HeaderSize);
-            pad->Flags = FlagPadding | _epochFlags;
+            pad->Flags = RingLayout.FlagPadding | _epochFlags;
             c->FramePos = wp + tail;
         }
         else
@@ -160,9 +158,8 @@ internal readonly unsafe struct WriterFastPath
     public bool TryCommitTail(ulong used)
     {
         ulong front = _c->ReservedN - used;
-        if (front > MaxLead) return false;
-        uint lead = (uint)front;
-        CommitFrame(front + used, FlagFirstLast | ((lead & 0xFu) << 4) | ((lead >> 4) << 9), used);
+        if (front > RingLayout.MaxLead) return false;
+        CommitFrame(front + used, FlagFirstLast | RingLayout.EncodeLead((uint)front), used);
         return true;
     }
 
@@ -177,7 +174,7 @@ internal readonly unsafe struct WriterFastPath
         // above every sequence number a reader may have seen.
         Volatile.Write(ref *_count, seq);
         ulong hdrPos = c->FramePos;
-        ulong end = hdrPos + Extent(size);
+        ulong end = hdrPos + RingLayout.Extent(size);
         // The slot after the frame reads "nothing committed" before the frame becomes visible.
         FrameHeader* next = At(end);
         Volatile.Write(ref next->Seq, 0UL);
@@ -207,14 +204,4 @@ internal readonly unsafe struct WriterFastPath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private FrameHeader* At(ulong pos) => (FrameHeader*)(_ring + (pos & _mask));
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong Extent(ulong payload) => (HeaderSize + payload + 15) & ~15UL;
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct FrameHeader
-    {
-        public uint Size;
-        public uint Flags;
-        public ulong Seq;
-    }
 }

@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 /* Bumped when a struct or signature below changes incompatibly, or when entry points a binding
- * needs are added (2: in-place duplex; 3: flatlane_writer_try_reserve; 4: the writer's fast path). */
+ * needs are added (2: in-place duplex; 3: flatlane_writer_try_reserve; 4: the writer's and reader's fast paths). */
 #define FLATLANE_C_ABI_VERSION 4
 
 /* Error codes: identical to flatlane::Errc (runtime/cpp/include/flatlane/error.hpp). */
@@ -155,6 +155,11 @@ FLATLANE_C_API const char* flatlane_last_error(void);
 /* Code of the calling thread's most recent failure (FLATLANE_OK if none). */
 FLATLANE_C_API int flatlane_last_error_code(void);
 FLATLANE_C_API void flatlane_options_init(flatlane_options* opts);
+/* The calling thread's stack: [*lo, *lo + *size). Stacks of live threads never overlap, so a
+ * binding can tell "am I this thread?" from the address of a local variable, without a
+ * thread-local lookup (the C# endpoint gate does, per call). OK, or INVALID_ARGUMENT if the
+ * system cannot tell (then *lo = *size = 0). */
+FLATLANE_C_API int flatlane_thread_stack(uint64_t* lo, uint64_t* size);
 /* Removes /dev/shm/flatlane.<name>; mappings stay valid. Returns OK, NOT_FOUND or an error. */
 FLATLANE_C_API int flatlane_unlink(const char* name);
 
@@ -251,8 +256,53 @@ FLATLANE_C_API void flatlane_reader_release_message(flatlane_reader* r, uint64_t
 FLATLANE_C_API int flatlane_reader_peer_attached(const flatlane_reader* r);
 FLATLANE_C_API void flatlane_reader_stats(const flatlane_reader* r, flatlane_stats* out);
 FLATLANE_C_API void flatlane_reader_close(flatlane_reader* r);
-/* Releases every held frame and message, closes, frees. NULL is a no-op. */
+/* Releases every held frame and message (frames a binding delivered through the fast path below
+ * included), closes, frees. NULL is a no-op. */
 FLATLANE_C_API void flatlane_reader_destroy(flatlane_reader* r);
+
+/* The reader's consumer-private state (runtime/cpp/include/flatlane/channel.hpp,
+ * detail::ReaderCursor): private to the reading thread, never in shared memory. */
+typedef struct flatlane_reader_cursor {
+  uint64_t cursor;             /* next record to deliver */
+  uint64_t release_pos;        /* everything before is free */
+  uint64_t published_release;  /* last value stored to the shared read position */
+  uint64_t publish_batch;      /* publish at least this often while more is to read */
+  uint64_t cached_write_pos;   /* never decreases; may run ahead of the writer's position */
+  uint64_t pos_floor;          /* the writer's position may not fall below this */
+  uint64_t fast_commit_start;  /* commit of the last record found through its commit word */
+  uint64_t fast_prev_end;
+  uint64_t expected_seq;       /* 0: resynchronise on the next frame */
+  uint64_t held;               /* frames delivered and not released */
+  uint64_t released_frames;
+  uint32_t writer_epoch;       /* epoch seen in the last frame */
+  uint8_t epoch_known;
+  uint8_t fast_prev_padding;
+  uint8_t corrupt;             /* sticky */
+  uint8_t reserved0;
+} flatlane_reader_cursor;
+
+/* The reader's counterpart of flatlane_writer_fast_path: a binding reads and releases plain
+ * frames itself, following docs/PROTOCOL.md 6.4-6.5 to the letter, on the native reader's own
+ * cursor, and leaves everything else (nothing visible yet, padding, chunks, a new writer epoch, a
+ * frame that fails validation, waiting) to flatlane_reader_read, which sees the same state. A
+ * frame it delivered is identified by its ring position and extent, not by a token of the slot
+ * table; flatlane_reader_destroy releases those too. Valid until flatlane_reader_destroy. */
+typedef struct flatlane_reader_fast_path {
+  const uint8_t* ring;           /* ring base; a position p is at ring + (p & (capacity - 1)) */
+  uint64_t capacity;
+  uint32_t max_frame_payload;
+  uint32_t reserved0;
+  flatlane_reader_cursor* cursor;
+  uint64_t* pos;                 /* this reader's endpoint block: pos (the release position), count */
+  uint64_t* count;
+  const uint32_t* space_waiters; /* the space eventcount: waiters, demand (PROTOCOL.md 5.6, 8.5) */
+  const uint32_t* space_demand;
+  const uint8_t* closed;         /* nonzero once flatlane_reader_close ran */
+} flatlane_reader_fast_path;
+
+FLATLANE_C_API void flatlane_reader_get_fast_path(flatlane_reader* r, flatlane_reader_fast_path* out);
+/* The slow half of notifying the space eventcount after publishing a release position. */
+FLATLANE_C_API void flatlane_reader_wake_writer(flatlane_reader* r);
 
 /* ---- topics: publish/subscribe and push/pull (docs/PROTOCOL.md section 14) --------------------
  *

@@ -132,6 +132,31 @@ static_assert(sizeof(WriterCursor) == 64);
 
 struct WriterAccess;
 
+// A Reader's consumer-private state, plain data in a fixed layout: the C ABI hands its address
+// to bindings that run read/release themselves (flatlane_reader_get_fast_path, docs/PROTOCOL.md
+// 6.4-6.5), so both sides advance the same state. Only the reading thread touches it.
+struct ReaderCursor {
+  uint64_t cursor;             // next record to deliver
+  uint64_t release_pos;        // everything before is free
+  uint64_t published_release;  // last value stored to the shared read position
+  uint64_t publish_batch;      // publish at least this often while more is to read (cap / 4)
+  uint64_t cached_write_pos;   // never decreases; may run ahead of the writer's position
+  uint64_t pos_floor;          // the writer's position may not fall below this
+  uint64_t fast_commit_start;  // commit of the last record found through its commit word
+  uint64_t fast_prev_end;
+  uint64_t expected_seq;       // 0 = resynchronise on the next frame
+  uint64_t held;               // frames delivered and not released
+  uint64_t released_frames;
+  uint32_t writer_epoch;       // epoch seen in the last frame (low 16 bits)
+  uint8_t epoch_known;
+  uint8_t fast_prev_padding;
+  uint8_t corrupt;             // sticky: the writer violated the protocol
+  uint8_t reserved0;
+};
+static_assert(sizeof(ReaderCursor) == 96);
+
+struct ReaderAccess;
+
 }  // namespace detail
 
 class Writer {
@@ -214,7 +239,7 @@ class Reader {
   // Next whole message, reassembling chunks. The timeout bounds each wait (time without progress).
   Result<Message> read_message(std::chrono::nanoseconds timeout = kInfinite);
   // Frames delivered but not yet released.
-  uint64_t held_frames() const noexcept { return held_; }
+  uint64_t held_frames() const noexcept { return cur_.held; }
   // Chunks of the message being reassembled so far (progress of a large read_message).
   uint32_t chunks_received() const noexcept { return chunks_done_; }
   // Chunked messages abandoned half-way (writer died, restarted or timed out mid-message).
@@ -250,24 +275,12 @@ class Reader {
   uint64_t max_message_ = 0;
   WaitOptions wait_;
   bool unlink_on_close_ = true;
-  // Consumer-private state.
-  uint64_t cursor_ = 0;           // next frame to deliver
-  uint64_t release_pos_ = 0;      // everything before is free
-  uint64_t published_release_ = 0;  // last value stored to the shared read pos
-  uint64_t publish_batch_ = 0;
-  uint64_t cached_write_pos_ = 0;  // never decreases; may run ahead of the writer's position
-  uint64_t pos_floor_ = 0;         // the writer's position may not fall below this
-  uint64_t fast_commit_start_ = 0;  // commit of the last record found through its commit word
-  uint64_t fast_prev_end_ = 0;
-  bool fast_prev_padding_ = false;
-  uint64_t expected_seq_ = 0;     // 0 = resynchronise on the next frame
-  uint32_t writer_epoch_ = 0;     // epoch seen in the last frame (low 16 bits)
-  bool epoch_known_ = false;
-  uint64_t held_ = 0;
-  uint64_t released_frames_ = 0;
+  // Consumer-private state (never in shared memory), in one block that bindings running the
+  // read/release fast path themselves work on directly (detail::ReaderAccess, the C ABI).
+  detail::ReaderCursor cur_{};
+  friend struct detail::ReaderAccess;
   uint64_t messages_ = 0;
   uint64_t bytes_ = 0;
-  bool corrupt_ = false;           // sticky: the writer violated the protocol
   // Chunk reassembly, reused across messages. Address space is reserved with MAP_NORESERVE and
   // pages are committed only as chunks arrive, so a lying message_size costs no memory.
   std::byte* assembly_ = nullptr;
