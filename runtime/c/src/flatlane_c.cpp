@@ -10,6 +10,7 @@
 //    asks for it (flatlane_last_error). Nothing on these paths allocates.
 #include "flatlane/flatlane_c.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
@@ -345,6 +346,34 @@ struct flatlane_reader {
   }
 };
 
+// One word per thread that asked for its identity, 1 while the thread lives. Zeroed by the key's
+// destructor as the thread exits (before glibc frees or recycles its stack) and then deliberately
+// leaked: a binding may hold its address for good (one word per endpoint owner, at most).
+namespace {
+
+pthread_key_t g_alive_key;
+bool g_alive_key_ok = false;
+
+void alive_word_exit(void* p) { static_cast<std::atomic<uint32_t>*>(p)->store(0, std::memory_order_release); }
+
+std::atomic<uint32_t>* thread_alive_word() noexcept {
+  static const bool once = [] {
+    g_alive_key_ok = pthread_key_create(&g_alive_key, &alive_word_exit) == 0;
+    return true;
+  }();
+  (void)once;
+  if (!g_alive_key_ok) return nullptr;
+  auto* w = static_cast<std::atomic<uint32_t>*>(pthread_getspecific(g_alive_key));
+  if (w == nullptr) {
+    w = new (std::nothrow) std::atomic<uint32_t>(1);
+    if (w == nullptr || pthread_setspecific(g_alive_key, w) != 0) return nullptr;  // w leaks: harmless
+  }
+  return w;
+}
+
+}  // namespace
+
+// ---- library ---------------------------------------------------------------------------------
 // ---- library ---------------------------------------------------------------------------------
 
 extern "C" {
@@ -390,20 +419,25 @@ void flatlane_options_init(flatlane_options* o) {
   o->unlink_on_close = d.unlink_on_close ? 1 : 0;
 }
 
-int flatlane_thread_stack(uint64_t* lo, uint64_t* size) {
-  if (lo == nullptr || size == nullptr) return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: thread_stack: NULL argument");
-  *lo = *size = 0;
+int flatlane_thread_identity(uint64_t* stack_lo, uint64_t* stack_size, const uint32_t** alive) {
+  if (stack_lo == nullptr || stack_size == nullptr || alive == nullptr)
+    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: thread_identity: NULL argument");
+  *stack_lo = *stack_size = 0;
+  *alive = nullptr;
   pthread_attr_t attr;
   if (pthread_getattr_np(pthread_self(), &attr) != 0)
-    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: thread_stack: pthread_getattr_np failed");
+    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: thread_identity: pthread_getattr_np failed");
   void* addr = nullptr;
   size_t bytes = 0;
   const int rc = pthread_attr_getstack(&attr, &addr, &bytes);
   pthread_attr_destroy(&attr);
   if (rc != 0 || addr == nullptr || bytes == 0)
-    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: thread_stack: no stack bounds for this thread");
-  *lo = reinterpret_cast<uintptr_t>(addr);
-  *size = bytes;
+    return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: thread_identity: no stack bounds for this thread");
+  std::atomic<uint32_t>* word = thread_alive_word();
+  if (word == nullptr) return fail_text(FLATLANE_INVALID_ARGUMENT, "flatlane: thread_identity: no thread key");
+  *stack_lo = reinterpret_cast<uintptr_t>(addr);
+  *stack_size = bytes;
+  *alive = reinterpret_cast<const uint32_t*>(word);
   return FLATLANE_OK;
 }
 

@@ -26,27 +26,62 @@ public class EndpointGateTests
         }
     }
 
-    // The owner is recognised by its stack (flatlane_thread_stack): the bounds must hold this
-    // thread's locals and not another thread's.
+    // The owner is recognised by its stack and its alive word (flatlane_thread_identity): the
+    // bounds must hold this thread's locals and not another thread's, and the other thread's word
+    // must read 0 once it has exited.
     [Fact]
-    public unsafe void ThreadStack_HoldsThisThreadsLocals_AndNotAnotherThreads()
+    public unsafe void ThreadIdentity_StackHoldsOnlyThisThreadsLocals_AliveEndsWithTheThread()
     {
-        static (ulong Lo, ulong Size, ulong Local) Probe()
+        static (ulong Lo, ulong Size, ulong Local, IntPtr Alive) Probe()
         {
             ulong lo, size;
-            Assert.Equal(0, Native.flatlane_thread_stack(&lo, &size));
-            return (lo, size, (ulong)&lo);
+            uint* alive;
+            Assert.Equal(0, Native.flatlane_thread_identity(&lo, &size, &alive));
+            Assert.True(alive != null && *alive != 0);
+            return (lo, size, (ulong)&lo, (IntPtr)alive);
         }
         var mine = Probe();
         Assert.True(mine.Size >= 64 * 1024, $"stack of {mine.Size} bytes");
         Assert.True(mine.Local - mine.Lo < mine.Size);
-        (ulong Lo, ulong Size, ulong Local) other = default;
+        Assert.Equal(mine.Alive, Probe().Alive);  // one word per thread
+        (ulong Lo, ulong Size, ulong Local, IntPtr Alive) other = default;
         var t = new Thread(() => other = Probe(), 256 * 1024);
         t.Start();
         t.Join();
         Assert.True(other.Local - other.Lo < other.Size);
         Assert.False(other.Local - mine.Lo < mine.Size, "another thread's local lies in this thread's stack");
         Assert.False(mine.Local - other.Lo < other.Size, "this thread's local lies in another thread's stack");
+        Assert.NotEqual(mine.Alive, other.Alive);
+        Assert.Equal(0u, Volatile.Read(ref *(uint*)other.Alive));  // it exited
+        Assert.NotEqual(0u, Volatile.Read(ref *(uint*)mine.Alive));
+    }
+
+    // An owner that exits leaves no bias behind, even for a thread that runs on its recycled stack
+    // (glibc hands a dead thread's stack to the next thread of the same size): that thread must
+    // revoke the bias, not pass as the owner.
+    [Fact]
+    public void OwnerThreadExit_EvenOnItsRecycledStack_TheNextThreadRevokesTheBias()
+    {
+        var g = new Guarded();
+        void Use()
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                Assert.True(g.Gate.Enter());
+                g.Critical();
+                g.Gate.Exit();
+            }
+        }
+        var first = new Thread(Use, 512 * 1024);
+        first.Start();
+        first.Join();
+        Assert.True(g.Gate.IsBiased);  // granted to the thread that just exited
+        var second = new Thread(Use, 512 * 1024);
+        second.Start();
+        second.Join();
+        Assert.False(g.Gate.IsBiased);
+        Assert.Equal(0, g.Overlaps);
+        Assert.Equal(12, g.Count);
     }
 
     [Fact]

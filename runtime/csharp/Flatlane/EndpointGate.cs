@@ -27,12 +27,16 @@ namespace Flatlane;
 /// barrier (microseconds) once, and the old cost per call after it.
 /// </para>
 /// <para>
-/// Who is the owner: the thread whose stack holds the address of a local variable of the caller.
-/// Stacks of live threads never overlap, so that is exact, and it costs a subtraction and a
-/// compare where <c>Environment.CurrentManagedThreadId</c> costs a thread-local lookup (a call into
-/// the runtime and <c>__tls_get_addr</c>, ~4 ns, twice per message on a reader). The bounds come
-/// from <c>flatlane_thread_stack</c> (pthread) once, when the first entrant takes the bias; a
-/// thread whose bounds cannot be had never becomes the owner (the gate then stays unbiased).
+/// Who is the owner: the thread whose stack holds the address of a local variable of the caller,
+/// while the owner's "alive" word is nonzero. Stacks of live threads never overlap, and the word
+/// is zeroed as the owner exits, before its stack memory can go to other threads (two new threads
+/// could otherwise both fall inside a dead owner's range): so the check is exact, and it costs a
+/// subtraction, a compare and one load where <c>Environment.CurrentManagedThreadId</c> costs a
+/// thread-local lookup (a call into the runtime and <c>__tls_get_addr</c>, ~4 ns, twice per
+/// message on a reader). Both come from <c>flatlane_thread_identity</c> (pthread) once, when the
+/// first entrant takes the bias; a thread without them never becomes the owner (the gate then
+/// stays unbiased). After the owner's exit every thread takes the slow path and the first one
+/// revokes the bias.
 /// </para>
 /// <para>
 /// A mutable struct: keep it in a non-readonly field and call it in place.
@@ -47,10 +51,12 @@ internal unsafe struct EndpointGate
     private int _bias;
     private ulong _ownerLo;   // the bias owner's stack: [lo, lo + size); written once, before _bias = Biased
     private ulong _ownerSize;
+    private uint* _ownerAlive; // nonzero while the owner thread lives (native, never freed)
     private int _busy;        // 1 while the owner is inside through the bias (plain stores by the owner)
     private bool _inBiased;   // how the current holder entered; written by the owner only
     private ulong _grantLo;   // a first entrant's stack, to become the owner as it leaves (under the lock)
     private ulong _grantSize; // 0: nobody to grant to
+    private uint* _grantAlive;
 
     /// <summary>True once <see cref="EnterDisposed"/> has run.</summary>
     public bool IsDisposed => Volatile.Read(ref _lock) == Disposed;
@@ -92,16 +98,18 @@ internal unsafe struct EndpointGate
     {
         _ownerLo = _grantLo;
         _ownerSize = _grantSize;
+        _ownerAlive = _grantAlive;
         _grantSize = 0;
         Interlocked.CompareExchange(ref _bias, Biased, Unbiased);  // after the owner's bounds: a full fence
     }
 
-    // True on the bias owner's thread (see the class doc). Before a grant the size is 0: false.
+    // True on the bias owner's thread while it lives (see the class doc). Before a grant the
+    // size is 0: false, and the alive word is not looked at.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private readonly bool OnOwnerStack()
+    private readonly bool IsOwner()
     {
         byte probe;
-        return (ulong)&probe - _ownerLo < _ownerSize;
+        return (ulong)&probe - _ownerLo < _ownerSize && Volatile.Read(ref *_ownerAlive) != 0;
     }
 
     /// <summary>
@@ -131,7 +139,7 @@ internal unsafe struct EndpointGate
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool TryEnterBiased()
     {
-        if (Volatile.Read(ref _bias) != Biased || !OnOwnerStack() || _inBiased) return false;
+        if (Volatile.Read(ref _bias) != Biased || !IsOwner() || _inBiased) return false;
         Volatile.Write(ref _busy, 1);
         if (Volatile.Read(ref _bias) == Biased)
         {
@@ -162,7 +170,7 @@ internal unsafe struct EndpointGate
         for (;;)
         {
             int bias = Volatile.Read(ref _bias);
-            if (bias == Biased && OnOwnerStack())
+            if (bias == Biased && IsOwner())
             {
                 if (_inBiased)
                 {
@@ -189,10 +197,11 @@ internal unsafe struct EndpointGate
                 {
                     // First entry: this thread takes the bias as it leaves (see Grant), if its
                     // stack bounds can be had.
-                    if (CurrentStack(out ulong lo, out ulong size))
+                    if (CurrentThread(out ulong lo, out ulong size, out uint* alive))
                     {
                         _grantLo = lo;
                         _grantSize = size;
+                        _grantAlive = alive;
                     }
                     return true;
                 }
@@ -208,13 +217,24 @@ internal unsafe struct EndpointGate
     }
 
     // Out of line: the P/Invoke's frame would otherwise be built on every EnterSlow (Native.cs).
+    // Never throws (we hold the lock here): a failure only means no bias.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static bool CurrentStack(out ulong lo, out ulong size)
+    private static bool CurrentThread(out ulong lo, out ulong size, out uint* alive)
     {
-        ulong l, n;
-        bool ok = Native.flatlane_thread_stack(&l, &n) == 0 && n != 0;
+        ulong l = 0, n = 0;
+        uint* a = null;
+        bool ok;
+        try
+        {
+            ok = Native.flatlane_thread_identity(&l, &n, &a) == 0 && n != 0 && a != null;
+        }
+        catch (Exception)
+        {
+            ok = false;
+        }
         lo = l;
         size = ok ? n : 0;
+        alive = ok ? a : null;
         return ok;
     }
 

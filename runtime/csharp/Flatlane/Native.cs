@@ -102,7 +102,7 @@ internal sealed class ReaderHandle : SafeHandle
 internal static unsafe partial class Native
 {
     public const string Library = "flatlane_c";
-    public const int AbiVersion = 4;
+    public const int AbiVersion = 5;
 
     [LibraryImport(Library)]
     public static partial int flatlane_abi_version();
@@ -125,7 +125,7 @@ internal static unsafe partial class Native
 
     // Once per endpoint (EndpointGate's first entry); it may read /proc for the main thread.
     [LibraryImport(Library)]
-    public static partial int flatlane_thread_stack(ulong* lo, ulong* size);
+    public static partial int flatlane_thread_identity(ulong* stackLo, ulong* stackSize, uint** alive);
 
     [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int flatlane_unlink(string name);

@@ -353,7 +353,7 @@ public sealed unsafe class Reader : IDisposable
             // native poll without the GC transition (a zero-timeout read cannot block); the
             // blocking call only when we really have to wait.
             if (_fast.TryRead(out *nf)) return 0;
-            if (timeoutNs != 0 && _spinTicks != 0 && SpinForFrame(nf)) return 0;
+            if (timeoutNs != 0 && _spinTicks != 0 && SpinForFrame(timeoutNs, nf)) return 0;
             int rc = Native.reader_read_poll(_raw, 0, nf);
             if (rc == (int)ErrorCode.Timeout && timeoutNs != 0) rc = Native.reader_read(_raw, timeoutNs, nf);
             return rc;
@@ -365,24 +365,27 @@ public sealed unsafe class Reader : IDisposable
     }
 
     // Nothing committed yet: spin on the commit word at the cursor in managed code for a short
-    // while (at most 50 us, and never beyond the strategy's spin budget) before the native wait.
+    // while (at most 50 us, never beyond the strategy's spin budget nor the caller's timeout)
+    // before the native wait.
     // A peer that answers within microseconds (a ping-pong, a request) is then read without any
     // native call: the native wait would return its frame through a P/Invoke with a GC transition
     // and the slot table. The native wait that follows spins its own budget as usual, so an idle
     // reader spins at most 50 us longer than its strategy says; it checks the peer's liveness, so
     // this spin does not have to. Under the gate, like the native wait it stands in front of.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private bool SpinForFrame(NativeFrame* nf)
+    private bool SpinForFrame(long timeoutNs, NativeFrame* nf)
     {
         if (!_fast.NothingCommitted()) return false;  // something to look at: the native read
         _fast.PublishNow();  // as every read that finds nothing does (PROTOCOL.md 5.6)
+        long limit = _spinTicks;
+        if (timeoutNs >= 0) limit = Math.Min(limit, (long)(timeoutNs * (Stopwatch.Frequency / 1e9)));
         long start = Stopwatch.GetTimestamp();
         for (int i = 1; ; i++)
         {
             if (System.Runtime.Intrinsics.X86.X86Base.IsSupported) System.Runtime.Intrinsics.X86.X86Base.Pause();
             if (_fast.TryRead(out *nf)) return true;
             if (!_fast.NothingCommitted()) return false;
-            if ((i & 63) == 0 && Stopwatch.GetTimestamp() - start > _spinTicks) return false;
+            if ((i & 63) == 0 && Stopwatch.GetTimestamp() - start > limit) return false;
         }
     }
 

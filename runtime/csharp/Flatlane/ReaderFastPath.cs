@@ -57,7 +57,10 @@ internal unsafe struct NativeReaderFastPath
 /// sweep, caught_up, publish_release); the two change together with PROTOCOL.md. A frame
 /// delivered here is identified by its ring position and extent instead of a slot-table token;
 /// a second release of it is recognised (it lies before the release position, or carries the
-/// RELEASED flag) and ignored. Not thread-safe: used under the Reader's gate.
+/// RELEASED flag) and ignored. That flag lives in shared memory: a writer that clears it (which no
+/// conforming writer does) can make a stale copy count again, which miscounts held frames and may
+/// leave the ring stuck; it frees no space a held frame still occupies and reaches nothing
+/// outside the ring. Not thread-safe: used under the Reader's gate.
 /// </remarks>
 internal readonly unsafe struct ReaderFastPath
 {
@@ -131,6 +134,9 @@ internal readonly unsafe struct ReaderFastPath
         if ((flags & (FlagPadding | FlagChunked | FlagReleased)) != 0) return false;  // skipped or chunked: native
         uint lead = RingLayout.DecodeLead(flags);
         if (size > _maxFrame || lead > size) return false;  // corrupt
+        // Frames beyond a Span (or an extent beyond the 32 bits a Frame keeps) are the native
+        // read's: only a segment created with a giant max frame payload has them.
+        if (size > int.MaxValue) return false;
         if (c->EpochKnown == 0 || (flags >> RingLayout.EpochShift) != c->WriterEpoch) return false;  // new writer: native resynchronises
         if (c->ExpectedSeq == 0 || seq != c->ExpectedSeq) return false;  // resynchronise, or corrupt
         if (viaCommitWord)

@@ -40,8 +40,8 @@ extern "C" {
 #endif
 
 /* Bumped when a struct or signature below changes incompatibly, or when entry points a binding
- * needs are added (2: in-place duplex; 3: flatlane_writer_try_reserve; 4: the writer's and reader's fast paths). */
-#define FLATLANE_C_ABI_VERSION 4
+ * needs are added (2: in-place duplex; 3: flatlane_writer_try_reserve; 4: the writer's fast path; 5: the reader's fast path, flatlane_thread_identity). */
+#define FLATLANE_C_ABI_VERSION 5
 
 /* Error codes: identical to flatlane::Errc (runtime/cpp/include/flatlane/error.hpp). */
 typedef enum flatlane_errc {
@@ -155,11 +155,14 @@ FLATLANE_C_API const char* flatlane_last_error(void);
 /* Code of the calling thread's most recent failure (FLATLANE_OK if none). */
 FLATLANE_C_API int flatlane_last_error_code(void);
 FLATLANE_C_API void flatlane_options_init(flatlane_options* opts);
-/* The calling thread's stack: [*lo, *lo + *size). Stacks of live threads never overlap, so a
- * binding can tell "am I this thread?" from the address of a local variable, without a
- * thread-local lookup (the C# endpoint gate does, per call). OK, or INVALID_ARGUMENT if the
- * system cannot tell (then *lo = *size = 0). */
-FLATLANE_C_API int flatlane_thread_stack(uint64_t* lo, uint64_t* size);
+/* Who the calling thread is, in a form a binding can check without a thread-local lookup (the
+ * C# endpoint gate does, per call): its stack [*stack_lo, *stack_lo + *stack_size), and *alive, a
+ * word that reads nonzero until the thread exits (a pthread key destructor zeroes it before the
+ * stack is freed; the word itself is never freed). Stacks of live threads never overlap, so "the
+ * address of my local lies in that stack and *alive != 0" holds for this thread only, even after
+ * it exited and its stack memory went to new threads. OK, or INVALID_ARGUMENT if the system
+ * cannot tell (then *stack_lo = *stack_size = 0, *alive = NULL). */
+FLATLANE_C_API int flatlane_thread_identity(uint64_t* stack_lo, uint64_t* stack_size, const uint32_t** alive);
 /* Removes /dev/shm/flatlane.<name>; mappings stay valid. Returns OK, NOT_FOUND or an error. */
 FLATLANE_C_API int flatlane_unlink(const char* name);
 
