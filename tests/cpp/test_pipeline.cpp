@@ -16,10 +16,18 @@ using namespace flatlane;
 using namespace flatlane::test;
 using namespace std::chrono_literals;
 
+// Pushers in these tests may wait for queue space longer than the default block_timeout (1 s)
+// when the pullers run under TSan on a busy 2-core machine; a slow run must not read as a failure.
+static TopicOptions patient_pusher(OpenMode mode) {
+  TopicOptions o = work_options(mode);
+  o.block_timeout = std::chrono::seconds(30);
+  return o;
+}
+
 TEST(Pipeline, EveryMessageGoesToExactlyOnePuller) {
   TempName n;
-  TopicPublisher a(n, work_options(OpenMode::create));
-  TopicPublisher b(n, work_options(OpenMode::open));
+  TopicPublisher a(n, patient_pusher(OpenMode::create));
+  TopicPublisher b(n, patient_pusher(OpenMode::open));
   constexpr uint64_t kEach = 5000;
   constexpr int kPullers = 4;
   std::vector<std::atomic<int>> seen(2 * kEach);
@@ -182,13 +190,16 @@ TEST(PipelineProcesses, ADeadPullersMessagesAreReportedAndTheRestIsDelivered) {
 
 TEST(PipelineProcesses, PullerProcessesTakeEverythingOnce) {
   TempName n;
-  TopicPublisher push(n, work_options(OpenMode::create));
+  TopicPublisher push(n, patient_pusher(OpenMode::create));
   // Two pullers, 3000 messages each expected in total 6000: each checks increasing ids.
   ChildProcess p1("flatlane_peer_topic", {"subscribe", n.str(), "3000", "dist=work"});
   ChildProcess p2("flatlane_peer_topic", {"subscribe", n.str(), "3000", "dist=work"});
   ASSERT_TRUE(p1.await("ready"));
   ASSERT_TRUE(p2.await("ready"));
-  for (uint64_t i = 0; i < 6000; ++i) ASSERT_TRUE(send_message(push, i, 200, 10s).ok()) << i;
+  for (uint64_t i = 0; i < 6000; ++i) {
+    auto r = send_message(push, i, 200, 30s);
+    ASSERT_TRUE(r.ok()) << "message " << i << ": " << to_string(r.error());
+  }
   ASSERT_TRUE(p1.await("done", 30s)) << p1.last_line();
   ASSERT_TRUE(p2.await("done", 30s)) << p2.last_line();
   EXPECT_TRUE(exited_ok(p1.wait_exit()));
@@ -205,7 +216,7 @@ TEST(Pipeline, AMillionMessagesEachOnceNoSlotLeaked) {
   constexpr uint64_t kMessages = 1'000'000;
 #endif
   {
-    TopicPublisher push(n, work_options(OpenMode::create));
+    TopicPublisher push(n, patient_pusher(OpenMode::create));
     std::vector<uint8_t> seen(kMessages, 0);
     std::atomic<uint64_t> total{0};
     std::vector<uint64_t> counts(2, 0);
