@@ -173,7 +173,7 @@ internal static unsafe partial class Native
     [LibraryImport(Library, EntryPoint = "flatlane_writer_reserve")]
     private static partial int writer_reserve_transition(IntPtr w, ulong n, long timeoutNs, byte** outPtr);
 
-    // Out of line, so that its P/Invoke frame is not built by every caller (see Native.cs).
+    // Out of line, so that its P/Invoke frame is not built by every caller (see the class note).
     [MethodImpl(MethodImplOptions.NoInlining)]
     public static int writer_reserve(IntPtr w, ulong n, long timeoutNs, byte** outPtr) => writer_reserve_transition(w, n, timeoutNs, outPtr);
 
@@ -210,7 +210,7 @@ internal static unsafe partial class Native
     [LibraryImport(Library, EntryPoint = "flatlane_reader_read")]
     private static partial int reader_read_transition(IntPtr r, long timeoutNs, NativeFrame* frame);
 
-    // Out of line, so that its P/Invoke frame is not built by every caller (see Native.cs).
+    // Out of line, so that its P/Invoke frame is not built by every caller (see the class note).
     [MethodImpl(MethodImplOptions.NoInlining)]
     public static int reader_read(IntPtr r, long timeoutNs, NativeFrame* frame) => reader_read_transition(r, timeoutNs, frame);
 

@@ -89,11 +89,11 @@ public sealed unsafe class Reader : IDisposable
         NativeReaderFastPath fp;
         Native.reader_get_fast_path(_raw, &fp);
         _fast = new ReaderFastPath(_raw, fp);
-        WaitStrategy strategy = options.Wait ?? WaitStrategy.SpinThenSleep;
-        long budget = strategy == WaitStrategy.Blocking ? 0
+        WaitStrategy strategy = options.Wait ?? WaitStrategy.SpinThenSleep;  // the runtime's defaults
+        TimeSpan budget = options.SpinBudget ?? TimeSpan.FromMicroseconds(50);
+        _spinTicks = strategy == WaitStrategy.Blocking ? 0
             : strategy == WaitStrategy.BusySpin ? MaxSpinTicks
-            : Math.Min(MaxSpinTicks, (long)((options.SpinBudget ?? TimeSpan.FromTicks(500)).TotalSeconds * Stopwatch.Frequency));
-        _spinTicks = budget;
+            : Math.Min(MaxSpinTicks, (long)(budget.TotalSeconds * Stopwatch.Frequency));
         NativeStats s;
         Native.reader_stats(_raw, &s);
         MaxFramePayload = s.MaxFramePayload;
@@ -366,8 +366,7 @@ public sealed unsafe class Reader : IDisposable
 
     // Nothing committed yet: spin on the commit word at the cursor in managed code for a short
     // while (at most 50 us, never beyond the strategy's spin budget nor the caller's timeout)
-    // before the native wait.
-    // A peer that answers within microseconds (a ping-pong, a request) is then read without any
+    // before the native wait. A peer that answers within microseconds (a ping-pong, a request) is then read without any
     // native call: the native wait would return its frame through a P/Invoke with a GC transition
     // and the slot table. The native wait that follows spins its own budget as usual, so an idle
     // reader spins at most 50 us longer than its strategy says; it checks the peer's liveness, so
