@@ -120,11 +120,7 @@ public class ReaderFastPathTests
         using var ch = new Channel("rfwake");
         // The writer sleeps in one futex wait of up to its liveness interval (Reserve is not
         // sliced): without the release's wake-up it would sleep the full 30 s.
-        var sleepy = new ChannelOptions
-        {
-            Mode = OpenMode.CreateOrOpen, RingCapacity = 65536, Wait = WaitStrategy.Blocking,
-            LivenessInterval = TimeSpan.FromSeconds(30),
-        };
+        var sleepy = Channel.Sleepy();
         using var w = new Writer(ch.Name, sleepy);
         using var r = new Reader(ch.Name, sleepy);
         int written = 0;

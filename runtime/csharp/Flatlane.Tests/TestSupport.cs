@@ -66,6 +66,11 @@ internal sealed class Channel : IDisposable
     public static ChannelOptions Small(OpenMode mode = OpenMode.CreateOrOpen, WaitStrategy wait = WaitStrategy.SpinThenSleep) =>
         new() { Mode = mode, RingCapacity = 65536, Wait = wait };
 
+    // Blocking waits that sleep in one futex wait of up to 30 s (the liveness interval): an endpoint
+    // woken by its peer returns at once, a missing wake-up shows as a 30 s stall.
+    public static ChannelOptions Sleepy() =>
+        new() { Mode = OpenMode.CreateOrOpen, RingCapacity = 65536, Wait = WaitStrategy.Blocking, LivenessInterval = TimeSpan.FromSeconds(30) };
+
     // Also removes names derived from this one (a service's reply channels "<name>.reply.<i>.<e>"),
     // which a killed peer leaves behind.
     public void Dispose()

@@ -98,11 +98,7 @@ public class WriterFastPathTests
         using var ch = new Channel("fastwake");
         // The reader sleeps in one futex wait of up to its liveness interval (Receive is not
         // sliced): without the commit's wake-up it would sleep the full 30 s.
-        var sleepy = new ChannelOptions
-        {
-            Mode = OpenMode.CreateOrOpen, RingCapacity = 65536, Wait = WaitStrategy.Blocking,
-            LivenessInterval = TimeSpan.FromSeconds(30),
-        };
+        var sleepy = Channel.Sleepy();
         using var w = new Writer(ch.Name, sleepy);
         using var r = new Reader(ch.Name, sleepy);
         for (int round = 1; round <= 3; round++)
