@@ -5,6 +5,7 @@ nor duplicates a message and stops the native wait; timeouts; close while awaiti
 from __future__ import annotations
 
 import asyncio
+import queue
 import random
 import sys
 import threading
@@ -386,6 +387,75 @@ def test_message_taken_after_cancel_goes_to_the_next_waiter() -> None:
         return got, list(_aio.state_of(ep).stashes["receive"]), ep.k
 
     assert run(main()) == ("msg 1", [], 1)
+
+
+class _QueueEndpoint:
+    """A fake endpoint over a queue: receive(0) takes a queued message without waiting."""
+
+    name = "fake-queue"
+    closed = False
+    _role = "subscriber"
+
+    def __init__(self) -> None:
+        self.q: "queue.Queue[str]" = queue.Queue()
+        self.taken = threading.Event()
+        self.deaf = False  # waits (t > 0) see nothing: the wait runs out
+
+    def op(self, t: Any) -> str:
+        try:
+            if self.deaf and t:
+                time.sleep(t / 1000)
+                raise queue.Empty
+            msg = self.q.get(timeout=t / 1000) if t else self.q.get_nowait()
+        except queue.Empty:
+            raise flatlane._errors.with_context(
+                flatlane.FlatlaneTimeoutError, flatlane.Errc.TIMEOUT, "fake timeout", "fake", "subscriber"
+            ) from None
+        self.taken.set()
+        return msg
+
+
+def test_message_taken_after_cancel_stays_ahead_of_the_next_receive() -> None:
+    # The race a CI run caught (received 4, 6, 5): a cancelled receive's worker takes message 1,
+    # and before its settle runs on the loop the next receive finds message 2 queued. The next
+    # receive must get message 1 first.
+    ep = _QueueEndpoint()
+
+    async def main() -> Any:
+        first = asyncio.create_task(_aio.wait_op(ep, "receive", ep.op, None, lambda: TimeoutError("deadline")))
+        await asyncio.sleep(0.03)  # the worker waits inside ep.op
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        ep.q.put("msg 1")
+        assert ep.taken.wait(5)  # the worker has taken it; its settle cannot run: this thread holds the loop
+        ep.q.put("msg 2")
+        got = [await _aio.wait_op(ep, "receive", ep.op, 1000, lambda: TimeoutError("deadline"))]
+        got.append(await _aio.wait_op(ep, "receive", ep.op, 0, lambda: TimeoutError("deadline")))
+        return got
+
+    assert run(main()) == ["msg 1", "msg 2"]
+
+
+def test_timeout_zero_behind_a_cancelled_receive_still_tries_once() -> None:
+    ep = _QueueEndpoint()
+    ep.deaf = True
+
+    async def main() -> Any:
+        first = asyncio.create_task(_aio.wait_op(ep, "receive", ep.op, None, lambda: TimeoutError("deadline")))
+        await asyncio.sleep(0.03)  # the worker is inside a (deaf) wait slice
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        ep.q.put("msg 1")
+        # Its job is still out, so this receive queues behind it (no try on the loop thread); its
+        # deadline has passed when the worker gets to it, and it still tries once.
+        got = await _aio.wait_op(ep, "receive", ep.op, 0, lambda: TimeoutError("deadline"))
+        with pytest.raises(flatlane.FlatlaneTimeoutError):  # nothing queued, nothing out: a plain try
+            await _aio.wait_op(ep, "receive", ep.op, 0, lambda: TimeoutError("deadline"))
+        return got
+
+    assert run(main()) == "msg 1"
 
 
 def test_cancel_after_the_result_arrived_keeps_it(monkeypatch: pytest.MonkeyPatch) -> None:
