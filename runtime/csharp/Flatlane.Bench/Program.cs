@@ -62,6 +62,7 @@ internal static class Program
                     return 2;
             }
         }
+        s_quick = quick;
         if (Environment.ProcessorCount < 2)
         {
             Console.Error.WriteLine("busy-spin ping-pong needs two CPUs");
@@ -83,21 +84,21 @@ internal static class Program
         Console.WriteLine($"Flatlane C# bench: {size} B payload, busy_spin, ring {RingFor(size)} B, {Environment.ProcessorCount} CPUs, .NET {Environment.Version}");
         Console.WriteLine("latency = one-way = round trip / 2 (payload written in place by the sender, checked in place by the receiver)");
 
-        var lat = Latency(size, iters, iters / 10);
+        var lat = Latency(size, iters, Warmup(iters));
         Console.WriteLine($"C#  lat-busy  {size,5} B  p50 {Us(lat, 0.50),7:F3} us  p99 {Us(lat, 0.99),7:F3} us  p99.9 {Us(lat, 0.999),7:F3} us  mean {Mean(lat),7:F3} us  ({iters} round trips)");
-        var (mps, gbs) = Throughput(size, tputMessages, tputMessages / 10);
+        var (mps, gbs) = Throughput(size, tputMessages, WarmupFrames(tputMessages));
         Console.WriteLine($"C#  tput      {size,5} B  {mps / 1e6,7:F2} M msg/s  {gbs,6:F3} GB/s  ({tputMessages} messages)");
 
         int tickPayload = TypedBench.PayloadFor(TypedBench.Size);
         Console.WriteLine($"typed: flbench.Tick (bench/schema/bench.fbs), {TypedBench.MessageSize(tickPayload)} B FlatBuffer ({tickPayload} B payload), generated topic endpoints, ring 256 KiB, busy_spin, verify {(Environment.GetEnvironmentVariable("FLBENCH_NOVERIFY") is null ? "on" : "off")}");
-        var (tlat, tlatAlloc) = TypedBench.Latency(iters, iters / 10);
+        var (tlat, tlatAlloc) = TypedBench.Latency(iters, Warmup(iters));
         Console.WriteLine($"C#  typed lat-busy  {TypedBench.Size,5} B  p50 {Us(tlat, 0.50),7:F3} us  p99 {Us(tlat, 0.99),7:F3} us  p99.9 {Us(tlat, 0.999),7:F3} us  mean {Mean(tlat),7:F3} us  ({iters} round trips, {tlatAlloc} B allocated)");
-        var (tmps, ttputAlloc) = TypedBench.Throughput(tputMessages, tputMessages / 10);
+        var (tmps, ttputAlloc) = TypedBench.Throughput(tputMessages, WarmupFrames(tputMessages));
         Console.WriteLine($"C#  typed tput      {TypedBench.Size,5} B  {tmps / 1e6,7:F2} M msg/s  {tmps * TypedBench.Size / 1e9,6:F3} GB/s  ({tputMessages} messages, {ttputAlloc} B allocated)");
 
-        var svc = PatternBench.ServiceLatency(size, iters, iters / 10);
+        var svc = PatternBench.ServiceLatency(size, iters, Warmup(iters));
         Console.WriteLine($"C#  service rtt-busy {size,5} B  p50 {Us(svc, 0.50),7:F3} us  p99 {Us(svc, 0.99),7:F3} us  p99.9 {Us(svc, 0.999),7:F3} us  mean {Mean(svc),7:F3} us  ({iters} calls; one-way = call / 2)");
-        var dx = PatternBench.DuplexLatency(size, iters, iters / 10);
+        var dx = PatternBench.DuplexLatency(size, iters, Warmup(iters));
         Console.WriteLine($"C#  duplex inplace   {size,5} B  p50 {Us(dx, 0.50),7:F3} us  p99 {Us(dx, 0.99),7:F3} us  p99.9 {Us(dx, 0.999),7:F3} us  mean {Mean(dx),7:F3} us  ({iters} round trips)");
 
         if (!noCpp)
@@ -130,6 +131,21 @@ internal static class Program
         }
         return 0;
     }
+
+    // ---- warm-up: every case starts fresh child processes, whose methods run as tier-0 JIT code
+    // (unoptimized, nothing inlined) until tiered compilation has counted their calls (it starts
+    // counting ~100 ms after the last tier-0 compile) and compiled tier 1 in the background. C++
+    // is compiled ahead of time, and a long-running C# service runs tier-1 code: so each case
+    // first runs at least ~0.3 s of traffic, unmeasured, the same on both sides (--quick: 10%).
+
+    private static bool s_quick;
+
+    private const int WarmupRoundTrips = 300_000;   // 0.2-0.6 s at 0.3-1 us one-way
+    private const long WarmupMessages = 5_000_000;  // 0.2-0.3 s at 15-30 M msg/s
+
+    internal static int Warmup(int iters) => s_quick ? iters / 10 : Math.Max(iters / 10, WarmupRoundTrips);
+
+    internal static long WarmupFrames(long messages) => s_quick ? messages / 10 : Math.Max(messages / 10, WarmupMessages);
 
     // ---- latency: this process pings, a child C# process pongs
 
@@ -319,10 +335,10 @@ internal static class Program
     {
         var cases = new (string Label, Func<long[]> CSharp, string CppId)[]
         {
-            ("raw channel", () => Latency(size, iters, iters / 10), $"flatlane/lat-busy/{tag}"),
-            ("typed topic", () => TypedBench.Latency(iters, iters / 10).Rtt, "typed/lat-busy/64B"),
-            ("service call", () => PatternBench.ServiceLatency(size, iters, iters / 10), $"service/rtt-busy/{tag}"),
-            ("duplex in place", () => PatternBench.DuplexLatency(size, iters, iters / 10), $"duplex/inplace/{tag}"),
+            ("raw channel", () => Latency(size, iters, Warmup(iters)), $"flatlane/lat-busy/{tag}"),
+            ("typed topic", () => TypedBench.Latency(iters, Warmup(iters)).Rtt, "typed/lat-busy/64B"),
+            ("service call", () => PatternBench.ServiceLatency(size, iters, Warmup(iters)), $"service/rtt-busy/{tag}"),
+            ("duplex in place", () => PatternBench.DuplexLatency(size, iters, Warmup(iters)), $"duplex/inplace/{tag}"),
         };
         Console.WriteLine($"C# / C++ one-way p50, each C# case followed at once by the C++ case ({rounds} rounds, {iters} round trips each):");
         foreach (var (label, cs, id) in cases)
@@ -346,8 +362,8 @@ internal static class Program
         long messages = Math.Max(iters * 20L, 10_000);
         var tputCases = new (string Label, Func<double> CSharp, string CppId)[]
         {
-            ("raw tput", () => Throughput(size, messages, messages / 10).MsgPerSec, $"flatlane/tput/{tag}"),
-            ("typed tput", () => TypedBench.Throughput(messages, messages / 10).MsgPerSec, "typed/tput/64B"),
+            ("raw tput", () => Throughput(size, messages, WarmupFrames(messages)).MsgPerSec, $"flatlane/tput/{tag}"),
+            ("typed tput", () => TypedBench.Throughput(messages, WarmupFrames(messages)).MsgPerSec, "typed/tput/64B"),
         };
         foreach (var (label, cs, id) in tputCases)
         {
