@@ -88,6 +88,10 @@ void add_duplex_cases(std::vector<Case>& out);
 void add_pattern_cases(std::vector<Case>& out);  // fan-out 1->4, services, push/pull  // in-place duplex beside a two-ring copying duplex
 // One line describing why Flatlane cases are (not) present, for the report.
 const char* flatlane_status();
+// --peer produce|consume NAME SIZE WARMUP COUNT: one busy-spin side of a raw 64 B-style stream
+// (payload words = seq) on a channel another program created; consume prints "msgs_per_s N".
+int flatlane_stream_peer(const std::string& role, const std::string& name, std::size_t size,
+                         std::uint64_t warmup, std::uint64_t count);
 // "4.3.4", or "" when built without ZeroMQ.
 std::string zmq_version_text();
 

@@ -14,10 +14,15 @@
 // released. Nothing is copied by the benchmark on either side.
 #include "bench.hpp"
 
+#include <cstdio>
+
 #ifdef FLATLANE_BENCH_HAVE_RUNTIME
 
 
 #include <flatlane/flatlane.hpp>
+
+#include <chrono>
+#include <string>
 
 #include "flatlane_common.hpp"
 #include "pair_cases.hpp"
@@ -114,6 +119,38 @@ const char* flatlane_status() {
   return "runtime linked (flatlane::runtime); channels use busy_spin or blocking wait strategies";
 }
 
+// --peer: one side of a throughput run whose other side is another program (the C# bench), to
+// tell which side bounds a cross-language stream. Both open a channel the other program created.
+int flatlane_stream_peer(const std::string& role, const std::string& name, std::size_t size,
+                         std::uint64_t warmup, std::uint64_t count) {
+  using flatlane::OpenMode;
+  const auto strategy = flatlane::WaitStrategy::busy_spin;
+  if (role == "produce") {
+    flatlane::Writer out(name, channel_options(size, strategy, OpenMode::open));
+    for (std::uint64_t seq = 1; seq <= warmup + count; ++seq) {
+      if (send(out, size, seq) != flatlane::Errc::ok) return 4;
+    }
+    return 0;
+  }
+  if (role == "consume") {
+    flatlane::Reader in(name, channel_options(size, strategy, OpenMode::open));
+    bool bad = false;
+    std::uint64_t seq = 1;
+    for (; seq <= warmup; ++seq) {
+      if (receive(in, size, seq, bad) != flatlane::Errc::ok) return 4;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    for (; seq <= warmup + count; ++seq) {
+      if (receive(in, size, seq, bad) != flatlane::Errc::ok) return 4;
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (bad) return 3;
+    std::printf("msgs_per_s %.0f\n", static_cast<double>(count) / s);
+    return 0;
+  }
+  return 2;
+}
+
 }  // namespace flbench
 
 #else  // built without the flatlane::runtime target
@@ -123,6 +160,11 @@ namespace flbench {
 // Built outside the project (no flatlane::runtime CMake target): the
 // program runs the baselines only.
 void add_flatlane_cases(std::vector<Case>&) {}
+
+int flatlane_stream_peer(const std::string&, const std::string&, std::size_t, std::uint64_t, std::uint64_t) {
+  std::fprintf(stderr, "flatlane_bench: --peer needs the flatlane runtime\n");
+  return 2;
+}
 
 const char* flatlane_status() {
   return "NOT MEASURED: built without the flatlane::runtime target (baselines only)";

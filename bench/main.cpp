@@ -32,6 +32,8 @@ void usage(std::FILE* to) {
                "  --no-zmq         skip the ZeroMQ cases\n"
                "  --json PATH      where to write all results (default bench-results.json)\n"
                "  --list           print case ids and exit\n"
+               "  --peer produce|consume NAME SIZE WARMUP COUNT\n"
+               "                   (internal) one side of a stream with another program (C# bench)\n"
                "  --help\n");
 }
 
@@ -72,6 +74,14 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 7 && std::string(argv[1]) == "--peer") {
+    std::uint64_t size = 0, warmup = 0, count = 0;
+    if (!parse_u64(argv[4], size) || !parse_u64(argv[5], warmup) || !parse_u64(argv[6], count)) {
+      std::fprintf(stderr, "flatlane_bench: --peer produce|consume NAME SIZE WARMUP COUNT\n");
+      return 2;
+    }
+    return flatlane_stream_peer(argv[2], argv[3], static_cast<std::size_t>(size), warmup, count);
+  }
   Options opt;
   bool list = false;
   for (int i = 1; i < argc; ++i) {

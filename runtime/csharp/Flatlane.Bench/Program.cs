@@ -21,6 +21,7 @@ using System.Globalization;
 using System.IO;
 using System.Runtime.InteropServices;
 using System.Threading;
+using System.Threading.Tasks;
 
 namespace Flatlane.Bench;
 
@@ -194,11 +195,14 @@ internal static class Program
 
     // ---- throughput: a child C# process writes, this process reads each frame in place
 
-    private static (double MsgPerSec, double GBPerSec) Throughput(int size, long n, long warmup)
+    // cppWriter: the C++ bench's --peer produce writes instead of a C# child.
+    private static (double MsgPerSec, double GBPerSec) Throughput(int size, long n, long warmup, string? cppWriter = null)
     {
         string name = $"cs-bench-{Environment.ProcessId}-tput";
         using var input = new Reader(name, new ChannelOptions { Mode = OpenMode.Create, RingCapacity = RingFor(size), Wait = WaitStrategy.BusySpin });
-        using Process child = Spawn("produce", name, size.ToString(CultureInfo.InvariantCulture), (n + warmup).ToString(CultureInfo.InvariantCulture));
+        using Process child = cppWriter is null
+            ? Spawn("produce", name, size.ToString(CultureInfo.InvariantCulture), (n + warmup).ToString(CultureInfo.InvariantCulture))
+            : StartCppPeer(cppWriter, "produce", name, size, warmup, n);
         bool bad = false;
         long seq = 1;
         for (; seq <= warmup; seq++) bad |= !Receive(input, size, seq);
@@ -208,6 +212,31 @@ internal static class Program
         child.WaitForExit();
         if (bad || child.ExitCode != 0) throw new InvalidOperationException($"throughput run failed (payload ok: {!bad}, child exit {child.ExitCode})");
         return (n / seconds, n * (double)size / seconds / 1e9);
+    }
+
+    // The other way round: this process writes, the C++ bench's --peer consume reads and times.
+    private static double CppReadsCSharp(string cpp, int size, long n, long warmup)
+    {
+        string name = $"cs-bench-{Environment.ProcessId}-mixed";
+        using var output = new Writer(name, new ChannelOptions { Mode = OpenMode.Create, RingCapacity = RingFor(size), Wait = WaitStrategy.BusySpin });
+        using Process child = StartCppPeer(cpp, "consume", name, size, warmup, n, redirect: true);
+        Task<string> text = child.StandardOutput.ReadToEndAsync();
+        WaitAttached(() => output.PeerAttached, child);
+        for (long seq = 1; seq <= warmup + n; seq++) Send(output, size, seq);
+        child.WaitForExit();
+        string line = text.Result.Trim();
+        if (child.ExitCode != 0 || !line.StartsWith("msgs_per_s ", StringComparison.Ordinal))
+            throw new InvalidOperationException($"{cpp} --peer consume failed (exit {child.ExitCode}, printed '{line}')");
+        return double.Parse(line["msgs_per_s ".Length..], CultureInfo.InvariantCulture);
+    }
+
+    private static Process StartCppPeer(string cpp, string role, string name, int size, long warmup, long count, bool redirect = false)
+    {
+        var psi = new ProcessStartInfo(cpp) { UseShellExecute = false, RedirectStandardOutput = redirect };
+        foreach (string a in new[] { "--peer", role, name, size.ToString(CultureInfo.InvariantCulture),
+                                     warmup.ToString(CultureInfo.InvariantCulture), count.ToString(CultureInfo.InvariantCulture) })
+            psi.ArgumentList.Add(a);
+        return Process.Start(psi) ?? throw new InvalidOperationException($"could not start {cpp}");
     }
 
     private static int Produce(string name, int size, long count)
@@ -379,6 +408,19 @@ internal static class Program
             }
             tr.Sort();
             Console.WriteLine($"  {label,-16} {string.Join("  ", tt)} M msg/s ({messages} messages)  C++/C# {string.Join(" ", tr.ConvertAll(x => x.ToString("F2", CultureInfo.InvariantCulture) + "x"))}  median {tr[tr.Count / 2]:F2}x");
+        }
+        // Which side bounds the raw stream: the four writer/reader pairs back to back, per round.
+        if (only is null || "mixed tput".Contains(only, StringComparison.Ordinal))
+        {
+            Console.WriteLine($"  mixed tput, raw {size} B, M msg/s per round, writer->reader: C#->C#  C++->C++  C++->C#  C#->C++");
+            for (int r = 0; r < rounds; r++)
+            {
+                double cc = Throughput(size, messages, WarmupFrames(messages)).MsgPerSec;
+                double pp = CppResult(cpp, $"flatlane/tput/{tag}", iters, "msgs_per_s");
+                double pc = Throughput(size, messages, WarmupFrames(messages), cpp).MsgPerSec;
+                double cp = CppReadsCSharp(cpp, size, messages, WarmupFrames(messages));
+                Console.WriteLine($"    round {r + 1}: {cc / 1e6,6:F1}  {pp / 1e6,6:F1}  {pc / 1e6,6:F1}  {cp / 1e6,6:F1}");
+            }
         }
     }
 
