@@ -6,7 +6,8 @@
 //   Flatlane.Bench [--quick] [--size N] [--cpp PATH | --no-cpp] [--rounds R] [--case LABEL]
 //   (--rounds: C# and C++ cases alternated R times, ratios at the same moment; 0 skips them)
 //   Flatlane.Bench --case LABEL [--rounds R]: only those same-moment rounds, for the cases whose
-//   label contains LABEL ("raw channel", "typed topic", "service", "duplex", "tput")
+//   label contains LABEL ("raw channel", "typed topic", "service", "duplex", "tput"; "mixed": the raw
+//   stream with each side in either language, the C++ side being flatlane_bench --peer)
 //   (internal) Flatlane.Bench pong FWD BACK SIZE COUNT
 //   (internal) Flatlane.Bench produce NAME SIZE COUNT
 //   (internal) Flatlane.Bench tpong FWD BACK PAYLOAD COUNT, tproduce NAME PAYLOAD COUNT
