@@ -8,6 +8,9 @@
 //   Flatlane.Bench --case LABEL [--rounds R]: only those same-moment rounds, for the cases whose
 //   label contains LABEL ("raw channel", "typed topic", "service", "duplex", "tput"; "mixed": the raw
 //   stream with each side in either language, the C++ side being flatlane_bench --peer)
+//   Flatlane.Bench --cost | --cost-channel | --cost-split: one thread, nothing waits: ns per
+//   typed and raw topic message and per channel frame (compare flatlane_typed_cost), the channel
+//   frame alone, or a typed Tick's build / verify / read over plain memory
 //   (internal) Flatlane.Bench pong FWD BACK SIZE COUNT
 //   (internal) Flatlane.Bench produce NAME SIZE COUNT
 //   (internal) Flatlane.Bench tpong FWD BACK PAYLOAD COUNT, tproduce NAME PAYLOAD COUNT
@@ -53,11 +56,19 @@ internal static class Program
                 case "--no-cpp": noCpp = true; break;
                 case "--rounds": rounds = Int(args[++i]); break;
                 case "--case": only = args[++i]; break;
+                case "--cost-channel":
+                    var (occ, occa) = ChannelCost(200_000, 30);
+                    Console.WriteLine($"C#  cost, one thread, best of 30 x 200000: raw 64 B channel reserve+commit+read+release {occ,6:F1} ns ({occa} B allocated)");
+                    return 0;
                 case "--cost":
                     var (ct, cr, ca) = TypedBench.Cost(200_000, 7);
                     Console.WriteLine($"C#  cost, one thread, best of 7 x 200000: typed Tick publish+receive {ct,6:F1} ns, raw 64 B topic publish+receive {cr,6:F1} ns ({ca} B allocated)");
                     var (cc, cca) = ChannelCost(200_000, 7);
                     Console.WriteLine($"C#  cost, one thread, best of 7 x 200000: raw 64 B channel reserve+commit+read+release {cc,6:F1} ns ({cca} B allocated)");
+                    return 0;
+                case "--cost-split":
+                    var (sb, sv, sr) = TypedBench.CostSplit(200_000, 7);
+                    Console.WriteLine($"C#  typed Tick, one thread: build {sb,6:F1} ns, verify {sv,6:F1} ns, read {sr,6:F1} ns");
                     return 0;
                 default:
                     Console.Error.WriteLine($"unknown argument '{args[i]}'");

@@ -55,7 +55,11 @@ public class MessageTests
         Assert.Equal(0, c.Joints.Length);
     }
 
-    internal static ReadOnlySpan<byte> BuildSink(FbBuilder b)
+    internal static ReadOnlySpan<byte> BuildSink(FbBuilder b) => BuildSink(b, inPlace: false);
+
+    // inPlace: the scalar, enum and struct vectors are made with the generated in-place overloads
+    // (Create*Vector(b, count, out Span<T>)) and filled afterwards.
+    private static ReadOnlySpan<byte> BuildSink(FbBuilder b, bool inPlace)
     {
         b.Reset();
         var s = b.CreateString("required");
@@ -71,8 +75,20 @@ public class MessageTests
         var wa = new ks.inner.WithArray { Flags = ks.inner.Flags.C, Tail = -1 };
         wa.SetValues(0, 10);
         wa.SetValues(2, 30);
-        var arrays = ks.Sink.CreateArraysVector(b, [wa, wa]);
-        var signeds = ks.Sink.CreateSignedsVector(b, [ks.inner.Signed.Pos, ks.inner.Signed.Neg]);
+        VectorOffset arrays, signeds;
+        if (inPlace)
+        {
+            arrays = ks.Sink.CreateArraysVector(b, 2, out Span<ks.inner.WithArray> a);
+            a.Fill(wa);
+            signeds = ks.Sink.CreateSignedsVector(b, 2, out Span<ks.inner.Signed> sg);
+            sg[0] = ks.inner.Signed.Pos;
+            sg[1] = ks.inner.Signed.Neg;
+        }
+        else
+        {
+            arrays = ks.Sink.CreateArraysVector(b, [wa, wa]);
+            signeds = ks.Sink.CreateSignedsVector(b, [ks.inner.Signed.Pos, ks.inner.Signed.Neg]);
+        }
         Span<StringOffset> strs = stackalloc StringOffset[2];
         strs[0] = b.CreateString("a");
         strs[1] = b.CreateString("βγ");
@@ -83,7 +99,16 @@ public class MessageTests
         var inner = new FbBuilder(256);
         var innerText = inner.CreateString("inner");
         inner.Finish(ks.Leaf.Build(inner).Text(innerText).N(11).End().Value);
-        var nested = ks.Sink.CreateNestedVector(b, inner.WrittenSpan);
+        VectorOffset nested;
+        if (inPlace)
+        {
+            nested = ks.Sink.CreateNestedVector(b, inner.Size, out Span<byte> nb);
+            inner.WrittenSpan.CopyTo(nb);
+        }
+        else
+        {
+            nested = ks.Sink.CreateNestedVector(b, inner.WrittenSpan);
+        }
         var root = ks.Sink.Build(b)
             .B(false).I8(-100).U8(1).I16(-300).U16(60000).I32(-7).U32(4000000000).I64(long.MinValue).U64(5)
             .F32(-2.5f).F64(1e300).Opt(0).S(s).Leaf(leaf).Leaves(leavesV)
@@ -183,6 +208,78 @@ public class MessageTests
         var k = ks.Sink.GetRoot(b.WrittenSpan);
         Assert.Equal(ks.Choice.inner_Aligned, k.ChoiceType);
         Assert.Equal(5f, k.ChoiceAsInnerAligned.Y);
+    }
+
+    // A vector filled in place after it is claimed (an image written straight into the frame)
+    // must be byte for byte what CreateVector makes from a span: same padding and alignment, so
+    // flatc's readers see the same message (KitchenSink_BuiltInCSharp_IsVerifiedAndReadByFlatcsCppCode).
+    [Fact]
+    public void Vectors_FilledInPlace_AreTheSameBytesAsVectorsFromASpan()
+    {
+        byte[] fromSpans = BuildSink(new FbBuilder(4096), inPlace: false).ToArray();
+        byte[] inPlace = BuildSink(new FbBuilder(4096), inPlace: true).ToArray();
+        Assert.Equal(fromSpans, inPlace);
+        Assert.True(ks.Sink.Verify(inPlace));
+        Assert.Equal([ks.inner.Signed.Pos, ks.inner.Signed.Neg], ks.Sink.GetRoot(inPlace).Signeds.ToArray());
+
+        // After a 5-byte string the 4-byte floats need padding: in place and from a span agree.
+        for (int n = 0; n <= 9; n++)
+        {
+            var b = new FbBuilder(512);
+            byte[] expected = BuildSample(b, 7, "odd", n).ToArray();
+            b.Reset();
+            var l = b.CreateString("odd");
+            var v = fltest.Sample.CreateValuesVector(b, n, out Span<float> vals);
+            for (int i = 0; i < n; i++) vals[i] = i * 0.5f;
+            var root = fltest.Sample.Build(b).Id(7).Label(l).Position(new fltest.Vec3 { X = 1, Y = 2, Z = 3 }).Values(v).End();
+            b.Finish(root.Value, fltest.Sample.FileIdentifier);
+            Assert.Equal(expected, b.WrittenSpan.ToArray());
+        }
+
+        // 8-byte doubles after strings of every length mod 8: the element alignment, not just the
+        // length word's, decides the padding.
+        for (int len = 0; len < 8; len++)
+        {
+            byte[][] built = new byte[2][];
+            for (int k = 0; k < 2; k++)
+            {
+                var b = new FbBuilder(512);
+                var frame = b.CreateString(new string('f', len));
+                var header = common.Header.Build(b).Seq(9).FrameId(frame).End();
+                VectorOffset jv;
+                if (k == 0)
+                {
+                    jv = robot.Command.CreateJointsVector(b, [0.5, -1.25, 3]);
+                }
+                else
+                {
+                    jv = robot.Command.CreateJointsVector(b, 3, out Span<double> j);
+                    j[0] = 0.5;
+                    j[1] = -1.25;
+                    j[2] = 3;
+                }
+                b.Finish(robot.Command.Build(b).Header(header).Joints(jv).End().Value, robot.Command.FileIdentifier);
+                built[k] = b.WrittenSpan.ToArray();
+                Assert.True(robot.Command.Verify(built[k]));
+            }
+            Assert.Equal(built[0], built[1]);
+            Assert.Equal(-1.25, robot.Command.GetRoot(built[1]).Joints[1]);
+        }
+    }
+
+    [Fact]
+    public void Vector_InPlace_RefusesANegativeCount_AndOneThatDoesNotFit()
+    {
+        var b = new FbBuilder(64);
+        Assert.Throws<ArgumentOutOfRangeException>(() => b.CreateUninitializedVector<int>(-1, 4, out _));
+        var e = Assert.Throws<FlatlaneException>(() => fltest.Sample.CreateValuesVector(b, 1000, out _));
+        Assert.Equal(ErrorCode.MessageTooLarge, e.ErrorCode);
+        Assert.Throws<OverflowException>(() => b.CreateUninitializedVector<long>(int.MaxValue / 4, 8, out _));
+        Assert.Equal(0, b.Size);  // nothing was claimed
+        var empty = fltest.Sample.CreateValuesVector(b, 0, out Span<float> none);
+        Assert.Equal(0, none.Length);
+        Assert.Equal(4, b.Size);  // the length word alone
+        Assert.NotEqual(0, empty.Value);
     }
 
     [Fact]

@@ -128,6 +128,11 @@ namespace demo
         public static global::Flatlane.FlatBuffers.VectorOffset CreatePayloadVector(global::Flatlane.FlatBuffers.FbBuilder b, global::System.ReadOnlySpan<byte> items)
             => b.CreateVector(items, 1);
 
+        /// <summary>Writes a Payload vector of <paramref name="count"/> elements to be filled in place through
+        /// <paramref name="items"/> (not cleared; fill it before publishing); pass the result to <see cref="Builder.Payload"/>.</summary>
+        public static global::Flatlane.FlatBuffers.VectorOffset CreatePayloadVector(global::Flatlane.FlatBuffers.FbBuilder b, int count, out global::System.Span<byte> items)
+            => b.CreateUninitializedVector(count, 1, out items);
+
         /// <summary>Sets the fields of a Ping being built; <see cref="End"/> writes its vtable.</summary>
         public readonly struct Builder
         {

@@ -117,6 +117,11 @@ namespace robot
         public static global::Flatlane.FlatBuffers.VectorOffset CreateJointsVector(global::Flatlane.FlatBuffers.FbBuilder b, global::System.ReadOnlySpan<double> items)
             => b.CreateVector(items, 8);
 
+        /// <summary>Writes a Joints vector of <paramref name="count"/> elements to be filled in place through
+        /// <paramref name="items"/> (not cleared; fill it before publishing); pass the result to <see cref="Builder.Joints"/>.</summary>
+        public static global::Flatlane.FlatBuffers.VectorOffset CreateJointsVector(global::Flatlane.FlatBuffers.FbBuilder b, int count, out global::System.Span<double> items)
+            => b.CreateUninitializedVector(count, 8, out items);
+
         /// <summary>Sets the fields of a Command being built; <see cref="End"/> writes its vtable.</summary>
         public readonly struct Builder
         {
@@ -314,6 +319,11 @@ namespace robot
         /// <summary>Writes a Pixels vector; pass the result to <see cref="Builder.Pixels"/>.</summary>
         public static global::Flatlane.FlatBuffers.VectorOffset CreatePixelsVector(global::Flatlane.FlatBuffers.FbBuilder b, global::System.ReadOnlySpan<byte> items)
             => b.CreateVector(items, 1);
+
+        /// <summary>Writes a Pixels vector of <paramref name="count"/> elements to be filled in place through
+        /// <paramref name="items"/> (not cleared; fill it before publishing); pass the result to <see cref="Builder.Pixels"/>.</summary>
+        public static global::Flatlane.FlatBuffers.VectorOffset CreatePixelsVector(global::Flatlane.FlatBuffers.FbBuilder b, int count, out global::System.Span<byte> items)
+            => b.CreateUninitializedVector(count, 1, out items);
 
         /// <summary>Sets the fields of a Image being built; <see cref="End"/> writes its vtable.</summary>
         public readonly struct Builder
@@ -1371,9 +1381,19 @@ namespace robot
         public static global::Flatlane.FlatBuffers.VectorOffset CreateJointPositionsVector(global::Flatlane.FlatBuffers.FbBuilder b, global::System.ReadOnlySpan<double> items)
             => b.CreateVector(items, 8);
 
+        /// <summary>Writes a JointPositions vector of <paramref name="count"/> elements to be filled in place through
+        /// <paramref name="items"/> (not cleared; fill it before publishing); pass the result to <see cref="Builder.JointPositions"/>.</summary>
+        public static global::Flatlane.FlatBuffers.VectorOffset CreateJointPositionsVector(global::Flatlane.FlatBuffers.FbBuilder b, int count, out global::System.Span<double> items)
+            => b.CreateUninitializedVector(count, 8, out items);
+
         /// <summary>Writes a Temperatures vector; pass the result to <see cref="Builder.Temperatures"/>.</summary>
         public static global::Flatlane.FlatBuffers.VectorOffset CreateTemperaturesVector(global::Flatlane.FlatBuffers.FbBuilder b, global::System.ReadOnlySpan<float> items)
             => b.CreateVector(items, 4);
+
+        /// <summary>Writes a Temperatures vector of <paramref name="count"/> elements to be filled in place through
+        /// <paramref name="items"/> (not cleared; fill it before publishing); pass the result to <see cref="Builder.Temperatures"/>.</summary>
+        public static global::Flatlane.FlatBuffers.VectorOffset CreateTemperaturesVector(global::Flatlane.FlatBuffers.FbBuilder b, int count, out global::System.Span<float> items)
+            => b.CreateUninitializedVector(count, 4, out items);
 
         /// <summary>Sets the fields of a Telemetry being built; <see cref="End"/> writes its vtable.</summary>
         public readonly struct Builder

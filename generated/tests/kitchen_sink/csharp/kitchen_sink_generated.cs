@@ -446,13 +446,28 @@ namespace ks
         public static global::Flatlane.FlatBuffers.VectorOffset CreateArraysVector(global::Flatlane.FlatBuffers.FbBuilder b, global::System.ReadOnlySpan<global::ks.inner.WithArray> items)
             => b.CreateVector(items, 4);
 
+        /// <summary>Writes a Arrays vector of <paramref name="count"/> elements to be filled in place through
+        /// <paramref name="items"/> (not cleared; fill it before publishing); pass the result to <see cref="Builder.Arrays"/>.</summary>
+        public static global::Flatlane.FlatBuffers.VectorOffset CreateArraysVector(global::Flatlane.FlatBuffers.FbBuilder b, int count, out global::System.Span<global::ks.inner.WithArray> items)
+            => b.CreateUninitializedVector(count, 4, out items);
+
         /// <summary>Writes a Signeds vector; pass the result to <see cref="Builder.Signeds"/>.</summary>
         public static global::Flatlane.FlatBuffers.VectorOffset CreateSignedsVector(global::Flatlane.FlatBuffers.FbBuilder b, global::System.ReadOnlySpan<global::ks.inner.Signed> items)
             => b.CreateVector(items, 2);
 
+        /// <summary>Writes a Signeds vector of <paramref name="count"/> elements to be filled in place through
+        /// <paramref name="items"/> (not cleared; fill it before publishing); pass the result to <see cref="Builder.Signeds"/>.</summary>
+        public static global::Flatlane.FlatBuffers.VectorOffset CreateSignedsVector(global::Flatlane.FlatBuffers.FbBuilder b, int count, out global::System.Span<global::ks.inner.Signed> items)
+            => b.CreateUninitializedVector(count, 2, out items);
+
         /// <summary>Writes a Nested vector; pass the result to <see cref="Builder.Nested"/>.</summary>
         public static global::Flatlane.FlatBuffers.VectorOffset CreateNestedVector(global::Flatlane.FlatBuffers.FbBuilder b, global::System.ReadOnlySpan<byte> items)
             => b.CreateVector(items, 1);
+
+        /// <summary>Writes a Nested vector of <paramref name="count"/> elements to be filled in place through
+        /// <paramref name="items"/> (not cleared; fill it before publishing); pass the result to <see cref="Builder.Nested"/>.</summary>
+        public static global::Flatlane.FlatBuffers.VectorOffset CreateNestedVector(global::Flatlane.FlatBuffers.FbBuilder b, int count, out global::System.Span<byte> items)
+            => b.CreateUninitializedVector(count, 1, out items);
 
         /// <summary>Sets the fields of a Sink being built; <see cref="End"/> writes its vtable.</summary>
         public readonly struct Builder

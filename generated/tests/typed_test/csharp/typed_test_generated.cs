@@ -373,6 +373,11 @@ namespace fltest
         public static global::Flatlane.FlatBuffers.VectorOffset CreateDataVector(global::Flatlane.FlatBuffers.FbBuilder b, global::System.ReadOnlySpan<byte> items)
             => b.CreateVector(items, 1);
 
+        /// <summary>Writes a Data vector of <paramref name="count"/> elements to be filled in place through
+        /// <paramref name="items"/> (not cleared; fill it before publishing); pass the result to <see cref="Builder.Data"/>.</summary>
+        public static global::Flatlane.FlatBuffers.VectorOffset CreateDataVector(global::Flatlane.FlatBuffers.FbBuilder b, int count, out global::System.Span<byte> items)
+            => b.CreateUninitializedVector(count, 1, out items);
+
         /// <summary>Sets the fields of a Blob being built; <see cref="End"/> writes its vtable.</summary>
         public readonly struct Builder
         {
@@ -828,6 +833,11 @@ namespace fltest
         /// <summary>Writes a Values vector; pass the result to <see cref="Builder.Values"/>.</summary>
         public static global::Flatlane.FlatBuffers.VectorOffset CreateValuesVector(global::Flatlane.FlatBuffers.FbBuilder b, global::System.ReadOnlySpan<float> items)
             => b.CreateVector(items, 4);
+
+        /// <summary>Writes a Values vector of <paramref name="count"/> elements to be filled in place through
+        /// <paramref name="items"/> (not cleared; fill it before publishing); pass the result to <see cref="Builder.Values"/>.</summary>
+        public static global::Flatlane.FlatBuffers.VectorOffset CreateValuesVector(global::Flatlane.FlatBuffers.FbBuilder b, int count, out global::System.Span<float> items)
+            => b.CreateUninitializedVector(count, 4, out items);
 
         /// <summary>Sets the fields of a Sample being built; <see cref="End"/> writes its vtable.</summary>
         public readonly struct Builder

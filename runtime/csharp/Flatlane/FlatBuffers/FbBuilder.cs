@@ -121,10 +121,20 @@ public sealed unsafe class FbBuilder
     public void Prep(int size, int additional)
     {
         if (size > _minAlign) _minAlign = size;
-        int pad = (-(Size + additional)) & (size - 1);
+        // Locals, not fields, across the padding loop: a store through _buf may alias any field
+        // as far as the JIT knows, so field accesses there would each go through memory.
+        int space = _space;
+        int pad = (-(_cap - space + additional)) & (size - 1);
         int need = pad + additional + size;
-        if (need > _space) NoSpace(need);
-        for (int i = 0; i < pad; i++) _buf[--_space] = 0;
+        if (need > space)
+        {
+            NoSpace(need);
+            space = _space;
+        }
+        if (pad == 0) return;
+        byte* p = _buf;
+        for (int i = 0; i < pad; i++) p[--space] = 0;
+        _space = space;
     }
 
     /// <summary>Reserves <paramref name="n"/> bytes below what is written (already aligned by <see cref="Prep"/>) and returns them.</summary>
@@ -140,9 +150,14 @@ public sealed unsafe class FbBuilder
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Put<T>(T value) where T : unmanaged
     {
-        if (sizeof(T) > _space) NoSpace(sizeof(T));
-        _space -= sizeof(T);
-        Unsafe.WriteUnaligned(_buf + _space, value);
+        int space = _space - sizeof(T);
+        if (space < 0)
+        {
+            NoSpace(sizeof(T));
+            space = _space - sizeof(T);
+        }
+        _space = space;
+        Unsafe.WriteUnaligned(_buf + space, value);
     }
 
     /// <summary>Aligns and writes a scalar.</summary>
@@ -157,28 +172,43 @@ public sealed unsafe class FbBuilder
     public void AddOffset(int offset)
     {
         Prep(4, 0);
-        if (offset <= 0 || offset > Size) throw new ArgumentException($"offset {offset} is not an object of this message (size {Size})", nameof(offset));
-        Put((uint)(Size - offset + 4));
+        int size = Size;
+        if (offset <= 0 || offset > size) ThrowNotAnObject(offset);
+        Put((uint)(size - offset + 4));
     }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowNotAnObject(int offset) =>
+        throw new ArgumentException($"offset {offset} is not an object of this message (size {Size})", "offset");
 
     // ---- tables ----
 
     /// <summary>Starts a table with vtable slots for field ids 0..<paramref name="fieldCount"/>-1.</summary>
     public void StartTable(int fieldCount)
     {
-        if (_vtableUsed >= 0) throw new InvalidOperationException("FlatBuffers: a table is already being built (tables nest by offset: build the inner one first)");
-        if (_vectorCount >= 0) throw new InvalidOperationException("FlatBuffers: a vector is being built");
+        if (_vtableUsed >= 0 || _vectorCount >= 0) ThrowNested();
         if (_vtable.Length < fieldCount) _vtable = new int[Math.Max(fieldCount, _vtable.Length * 2)];
-        Array.Clear(_vtable, 0, fieldCount);
+        _vtable.AsSpan(0, fieldCount).Clear();
         _vtableUsed = fieldCount;
         _objectStart = Size;
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowNested() => throw new InvalidOperationException(_vtableUsed >= 0
+        ? "FlatBuffers: a table is already being built (tables nest by offset: build the inner one first)"
+        : "FlatBuffers: a vector is being built");
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Slot(int id)
     {
-        if ((uint)id >= (uint)_vtableUsed) throw new InvalidOperationException($"FlatBuffers: field id {id} outside the table being built");
-        _vtable[id] = Size;
+        int[] vt = _vtable;
+        if ((uint)id >= (uint)_vtableUsed || (uint)id >= (uint)vt.Length) ThrowBadField(id);
+        vt[id] = Size;
     }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowBadField(int id) =>
+        throw new InvalidOperationException($"FlatBuffers: field id {id} outside the table being built");
 
     /// <summary>A scalar field: written unless it equals its default (as flatc's builders do).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -218,23 +248,36 @@ public sealed unsafe class FbBuilder
     /// <summary>Writes the vtable and ends the table; returns its offset.</summary>
     public int EndTable()
     {
-        if (_vtableUsed < 0) throw new InvalidOperationException("FlatBuffers: EndTable without StartTable");
+        if (_vtableUsed < 0) ThrowNoTable();
         Add(0); // the soffset to the vtable, patched below
         int objectOffset = Size;
-        int n = _vtableUsed;
-        while (n > 0 && _vtable[n - 1] == 0) n--;
+        int[] vtable = _vtable;
+        int n = Math.Min(_vtableUsed, vtable.Length);
+        while (n > 0 && vtable[n - 1] == 0) n--;
         int vtableBytes = 4 + 2 * n;
         int tableBytes = objectOffset - _objectStart;
-        if (tableBytes > ushort.MaxValue) throw new FlatlaneException(ErrorCode.InvalidArgument, $"flatlane: FlatBuffers table of {tableBytes} bytes (at most 65535 inline)");
-        for (int i = n - 1; i >= 0; i--) Put((ushort)(_vtable[i] != 0 ? objectOffset - _vtable[i] : 0));
-        Put((ushort)tableBytes);
-        Put((ushort)vtableBytes);
-        int vt = Size;
+        if (tableBytes > ushort.MaxValue) ThrowTableTooLarge(tableBytes);
+        // The vtable in one claim, written through a local pointer (see Prep). The soffset above
+        // left the position 4-aligned, so the 2-aligned vtable needs no padding.
+        if (vtableBytes > _space) NoSpace(vtableBytes);
+        int space = _space - vtableBytes;
+        _space = space;
+        ushort* v = (ushort*)(_buf + space);
+        v[0] = (ushort)vtableBytes;
+        v[1] = (ushort)tableBytes;
+        for (int i = 0; i < n; i++) v[2 + i] = (ushort)(vtable[i] != 0 ? objectOffset - vtable[i] : 0);
         // soffset at the table start: table position - vtable position (the vtable lies before it).
-        Unsafe.WriteUnaligned(_buf + (_cap - objectOffset), vt - objectOffset);
+        Unsafe.WriteUnaligned(_buf + (_cap - objectOffset), (_cap - space) - objectOffset);
         _vtableUsed = -1;
         return objectOffset;
     }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowNoTable() => throw new InvalidOperationException("FlatBuffers: EndTable without StartTable");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowTableTooLarge(int bytes) =>
+        throw new FlatlaneException(ErrorCode.InvalidArgument, $"flatlane: FlatBuffers table of {bytes} bytes (at most 65535 inline)");
 
     // ---- strings and vectors ----
 
@@ -270,6 +313,25 @@ public sealed unsafe class FbBuilder
         Prep(Math.Max(align, 1), bytes);
         MemoryMarshal.AsBytes(items).CopyTo(Claim(bytes));
         Put((uint)items.Length);
+        return new VectorOffset(Size);
+    }
+
+    /// <summary>
+    /// A vector of <paramref name="count"/> scalars, enums or structs whose elements the caller
+    /// writes afterwards through <paramref name="items"/>, in place in the target (an image or a
+    /// sample block goes straight into shared memory, as flatc's <c>CreateUninitializedVector</c>).
+    /// The bytes are not cleared. <paramref name="items"/> stays valid until the builder is reset
+    /// or the message is published; fill it before that.
+    /// </summary>
+    public VectorOffset CreateUninitializedVector<T>(int count, int align, out Span<T> items) where T : unmanaged
+    {
+        NotNested();
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        int bytes = checked(count * sizeof(T));
+        Prep(4, bytes);
+        Prep(Math.Max(align, 1), bytes);
+        items = MemoryMarshal.Cast<byte, T>(Claim(bytes));
+        Put((uint)count);
         return new VectorOffset(Size);
     }
 
@@ -324,10 +386,15 @@ public sealed unsafe class FbBuilder
         return Size;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void NotNested()
     {
-        if (_vtableUsed >= 0) throw new InvalidOperationException("FlatBuffers: strings, vectors and tables must be built before the table that refers to them (StartTable was called)");
+        if (_vtableUsed >= 0) ThrowInsideTable();
     }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowInsideTable() =>
+        throw new InvalidOperationException("FlatBuffers: strings, vectors and tables must be built before the table that refers to them (StartTable was called)");
 
     /// <summary>
     /// Finishes the message: the root offset (and the file identifier, 4 ASCII characters, when
@@ -336,9 +403,9 @@ public sealed unsafe class FbBuilder
     public void Finish(int root, string? fileIdentifier = null)
     {
         NotNested();
-        if (_vectorCount >= 0) throw new InvalidOperationException("FlatBuffers: a vector is still being built");
+        if (_vectorCount >= 0) ThrowVectorOpen();
         bool ident = !string.IsNullOrEmpty(fileIdentifier);
-        if (ident && fileIdentifier!.Length != 4) throw new ArgumentException("a file identifier has 4 characters", nameof(fileIdentifier));
+        if (ident && fileIdentifier!.Length != 4) ThrowBadIdentifier();
         Prep(_minAlign, ident ? 8 : 4);
         if (ident)
         {
@@ -346,4 +413,10 @@ public sealed unsafe class FbBuilder
         }
         AddOffset(root);
     }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowVectorOpen() => throw new InvalidOperationException("FlatBuffers: a vector is still being built");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowBadIdentifier() => throw new ArgumentException("a file identifier has 4 characters", "fileIdentifier");
 }
