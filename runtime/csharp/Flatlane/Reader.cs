@@ -118,7 +118,7 @@ public sealed unsafe class Reader : IDisposable
             // Built straight into the return value: through an `out Frame` (TryReadCore) every
             // field store would go through a GC write barrier (the struct holds a reference).
             NativeFrame nf;
-            int rc = ReadSliced(Native.ToNanoseconds(timeout), &nf);
+            int rc = TryReadFast(&nf) ? 0 : ReadSliced(Native.ToNanoseconds(timeout), &nf);
             if (rc != 0) ThrowNative(rc);
             if (nf.Size > int.MaxValue) TooLargeForSpan(new Frame(this, nf), nf.Size);
             return new Frame(this, nf);
@@ -304,7 +304,7 @@ public sealed unsafe class Reader : IDisposable
     private bool TryReadCore(long timeoutNs, out Frame frame, out int rc)
     {
         NativeFrame nf;
-        rc = ReadSliced(timeoutNs, &nf);
+        rc = TryReadFast(&nf) ? 0 : ReadSliced(timeoutNs, &nf);
         if (rc != 0)
         {
             frame = default;
@@ -313,6 +313,18 @@ public sealed unsafe class Reader : IDisposable
         frame = new Frame(this, nf);
         if (nf.Size > int.MaxValue) TooLargeForSpan(frame, nf.Size);
         return true;
+    }
+
+    // The usual case in front of the general one, with no call and no try/finally: on the gate's
+    // bias owner, a plain frame that is already there. Nothing between entering and leaving can
+    // throw. False leaves everything as it was; the general read then starts from the same state.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryReadFast(NativeFrame* nf)
+    {
+        if (!_gate.TryEnterAsOwner()) return false;
+        bool ok = _fast.TryRead(out *nf);
+        Exit();
+        return ok;
     }
 
     // A wait longer than one slice is split into slices, and releases that other threads queued
@@ -424,6 +436,14 @@ public sealed unsafe class Reader : IDisposable
 
     private void ReleaseAny(ulong token, uint extent, bool isMessage)
     {
+        if (extent != 0 && _gate.TryEnterAsOwner())
+        {
+            // A fast-path frame released on the owner's thread: no call, no try/finally (the
+            // release cannot throw).
+            _fast.Release(token, extent);
+            Exit();
+            return;
+        }
         if (!_gate.TryEnter())
         {
             if (_gate.IsDisposed) return;  // destroy released everything

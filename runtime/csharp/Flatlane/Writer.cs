@@ -80,6 +80,11 @@ public sealed unsafe class Writer : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfNegative(n);
         byte* p;
+        // The usual case first, with no call and no try/finally (nothing in it throws).
+        Enter();
+        bool fast = _fast.TryReserve(n, out p);
+        Exit();
+        if (fast) return new Span<byte>(p, n);
         int rc = ReserveNative(n, Native.ToNanoseconds(timeout), &p);
         if (rc != 0) ThrowNative(rc);
         return new Span<byte>(p, n);
