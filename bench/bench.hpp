@@ -92,6 +92,10 @@ const char* flatlane_status();
 // (payload words = seq) on a channel another program created; consume prints "msgs_per_s N".
 int flatlane_stream_peer(const std::string& role, const std::string& name, std::size_t size,
                          std::uint64_t warmup, std::uint64_t count);
+// --peer tproduce|tconsume NAME SIZE WARMUP COUNT: the same with SIZE-byte Tick messages over the
+// generated bench.ping topic endpoints (typed_cases.cpp).
+int typed_stream_peer(const std::string& role, const std::string& name, std::size_t size, std::uint64_t warmup,
+                      std::uint64_t count);
 // "4.3.4", or "" when built without ZeroMQ.
 std::string zmq_version_text();
 

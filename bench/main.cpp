@@ -32,7 +32,7 @@ void usage(std::FILE* to) {
                "  --no-zmq         skip the ZeroMQ cases\n"
                "  --json PATH      where to write all results (default bench-results.json)\n"
                "  --list           print case ids and exit\n"
-               "  --peer produce|consume NAME SIZE WARMUP COUNT\n"
+               "  --peer produce|consume|tproduce|tconsume NAME SIZE WARMUP COUNT\n"
                "                   (internal) one side of a stream with another program (C# bench)\n"
                "  --help\n");
 }
@@ -77,10 +77,13 @@ int main(int argc, char** argv) {
   if (argc == 7 && std::string(argv[1]) == "--peer") {
     std::uint64_t size = 0, warmup = 0, count = 0;
     if (!parse_u64(argv[4], size) || !parse_u64(argv[5], warmup) || !parse_u64(argv[6], count)) {
-      std::fprintf(stderr, "flatlane_bench: --peer produce|consume NAME SIZE WARMUP COUNT\n");
+      std::fprintf(stderr, "flatlane_bench: --peer produce|consume|tproduce|tconsume NAME SIZE WARMUP COUNT\n");
       return 2;
     }
-    return flatlane_stream_peer(argv[2], argv[3], static_cast<std::size_t>(size), warmup, count);
+    const std::string role = argv[2];
+    if (role == "tproduce" || role == "tconsume")
+      return typed_stream_peer(role, argv[3], static_cast<std::size_t>(size), warmup, count);
+    return flatlane_stream_peer(role, argv[3], static_cast<std::size_t>(size), warmup, count);
   }
   Options opt;
   bool list = false;

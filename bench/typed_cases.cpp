@@ -156,6 +156,36 @@ Result typed_tput_trial(const Plan& plan, std::size_t size) {
 
 }  // namespace
 
+int typed_stream_peer(const std::string& role, const std::string& name, std::size_t size, std::uint64_t warmup,
+                      std::uint64_t count) {
+  using flatlane::OpenMode;
+  const std::size_t payload = payload_for(size);
+  if (role == "tproduce") {
+    Bench::ping::Publisher out(endpoint(name, size, OpenMode::open));
+    for (std::uint64_t seq = 1; seq <= warmup + count; ++seq) {
+      if (send_tick(out, payload, seq) != flatlane::Errc::ok) return 4;
+    }
+    return 0;
+  }
+  if (role == "tconsume") {
+    Bench::ping::Subscriber in(endpoint(name, size, OpenMode::open));
+    bool bad = false;
+    std::uint64_t seq = 1;
+    for (; seq <= warmup; ++seq) {
+      if (receive_tick(in, payload, seq, bad) != flatlane::Errc::ok) return 4;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    for (; seq <= warmup + count; ++seq) {
+      if (receive_tick(in, payload, seq, bad) != flatlane::Errc::ok) return 4;
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (bad) return 3;
+    std::printf("msgs_per_s %.0f\n", static_cast<double>(count) / s);
+    return 0;
+  }
+  return 2;
+}
+
 void add_typed_cases(std::vector<Case>& out) {
   constexpr std::size_t size = 64;
   out.push_back({"typed/lat-busy", "typed", size, "busy", Kind::Latency, true,
@@ -173,6 +203,10 @@ void add_typed_cases(std::vector<Case>& out) {
 
 namespace flbench {
 void add_typed_cases(std::vector<Case>&) {}
+int typed_stream_peer(const std::string&, const std::string&, std::size_t, std::uint64_t, std::uint64_t) {
+  std::fprintf(stderr, "flatlane_bench: typed peers need the generated bench endpoints\n");
+  return 2;
+}
 }  // namespace flbench
 
 #endif

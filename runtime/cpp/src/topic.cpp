@@ -304,7 +304,10 @@ void TopicPublisher::recover_pool() noexcept {
 }
 
 bool TopicPublisher::pop_free(uint32_t& slot) noexcept {
-  if (free_.empty()) {
+  // A plain load first: a publisher waiting for slots calls this in its spin loop, and an
+  // exchange on every turn would take the line away from the subscriber pushing the next free
+  // slot onto it.
+  if (free_.empty() && v_->pub(me_).free_head.load(std::memory_order_relaxed) != 0) {
     uint64_t h = v_->pub(me_).free_head.exchange(0, std::memory_order_acquire);
     for (uint32_t n = 0; h != 0 && n < v_->slot_count; ++n) {
       const uint32_t i = static_cast<uint32_t>(h - 1);
@@ -370,14 +373,15 @@ bool TopicPublisher::reclaim_for_pool() noexcept {
   for (uint32_t s = 0; s < v_->subs; ++s) {
     auto& sb = v_->sub(s);
     const uint32_t st = wire::owner_state(sb.member.owner.load(std::memory_order_acquire));
-    auto& q = v_->queue(me_, s);
-    uint64_t h = q.head.load(std::memory_order_acquire);
-    const uint64_t t = q.tail.load(std::memory_order_relaxed);
-    if (h >= t) continue;
     const bool gone = st != wire::kRoleAttached && st != wire::kRoleClaiming;
     const bool drops = st == wire::kRoleAttached &&
                        sb.member.mode.load(std::memory_order_relaxed) == static_cast<uint32_t>(SubscriberMode::drop_oldest);
+    // Decided before the queue is read: a publisher spinning here for a slot would otherwise
+    // read the head a live blocking subscriber advances on every take, pulling the line away.
     if (!gone && !drops) continue;
+    auto& q = v_->queue(me_, s);
+    uint64_t h = q.head.load(std::memory_order_acquire);
+    const uint64_t t = q.tail.load(std::memory_order_relaxed);
     while (h < t) {
       const uint32_t idx = v_->cell(me_, s, h).load(std::memory_order_relaxed);
       if (q.head.compare_exchange_strong(h, h + 1, std::memory_order_acq_rel)) {

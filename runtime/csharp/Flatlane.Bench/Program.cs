@@ -7,7 +7,7 @@
 //   (--rounds: C# and C++ cases alternated R times, ratios at the same moment; 0 skips them)
 //   Flatlane.Bench --case LABEL [--rounds R]: only those same-moment rounds, for the cases whose
 //   label contains LABEL ("raw channel", "typed topic", "service", "duplex", "tput"; "mixed": the raw
-//   stream with each side in either language, the C++ side being flatlane_bench --peer)
+//   and the typed stream with each side in either language, the C++ side being flatlane_bench --peer)
 //   Flatlane.Bench --cost | --cost-channel | --cost-split: one thread, nothing waits: ns per
 //   typed and raw topic message and per channel frame (compare flatlane_typed_cost), the channel
 //   frame alone, or a typed Tick's build / verify / read over plain memory
@@ -242,7 +242,7 @@ internal static class Program
         return double.Parse(line["msgs_per_s ".Length..], CultureInfo.InvariantCulture);
     }
 
-    private static Process StartCppPeer(string cpp, string role, string name, int size, long warmup, long count, bool redirect = false)
+    internal static Process StartCppPeer(string cpp, string role, string name, int size, long warmup, long count, bool redirect = false)
     {
         var psi = new ProcessStartInfo(cpp) { UseShellExecute = false, RedirectStandardOutput = redirect };
         foreach (string a in new[] { "--peer", role, name, size.ToString(CultureInfo.InvariantCulture),
@@ -431,6 +431,16 @@ internal static class Program
                 double pp = CppResult(cpp, $"flatlane/tput/{tag}", iters, "msgs_per_s");
                 double pc = Throughput(size, messages, WarmupFrames(messages), cpp).MsgPerSec;
                 double cp = CppReadsCSharp(cpp, size, messages, WarmupFrames(messages));
+                Console.WriteLine($"    round {r + 1}: {cc / 1e6,6:F1}  {pp / 1e6,6:F1}  {pc / 1e6,6:F1}  {cp / 1e6,6:F1}");
+            }
+            // The same for typed Ticks: publisher -> subscriber in either language.
+            Console.WriteLine("  mixed tput, typed 64 B Tick, M msg/s per round, publisher->subscriber: C#->C#  C++->C++  C++->C#  C#->C++");
+            for (int r = 0; r < rounds; r++)
+            {
+                double cc = TypedBench.Throughput(messages, WarmupFrames(messages)).MsgPerSec;
+                double pp = CppResult(cpp, "typed/tput/64B", iters, "msgs_per_s");
+                double pc = TypedBench.Throughput(messages, WarmupFrames(messages), cpp).MsgPerSec;
+                double cp = TypedBench.CppReceives(cpp, messages, WarmupFrames(messages));
                 Console.WriteLine($"    round {r + 1}: {cc / 1e6,6:F1}  {pp / 1e6,6:F1}  {pc / 1e6,6:F1}  {cp / 1e6,6:F1}");
             }
         }

@@ -13,6 +13,7 @@ using System;
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using System.Threading.Tasks;
 using Flatlane.FlatBuffers;
 using Flatlane.Typed;
 using flbench;
@@ -67,7 +68,7 @@ internal static class TypedBench
         ReadOnlySpan<byte> v = t.Payload;
         if (t.Seq != (ulong)seq || v.Length != payload) return false;
         long sum = 0;
-        for (int off = 0; off + 8 <= v.Length; off += 8) sum += MemoryMarshal.Read<long>(v.Slice(off, 8));
+        foreach (long w in MemoryMarshal.Cast<byte, long>(v)) sum += w;  // the whole words
         return sum == (payload / 8) * seq;
     }
 
@@ -128,12 +129,15 @@ internal static class TypedBench
 
     // ---- throughput
 
-    public static (double MsgPerSec, long Allocated) Throughput(long n, long warmup)
+    // cppPublisher: flatlane_bench --peer tproduce publishes instead of a C# child.
+    public static (double MsgPerSec, long Allocated) Throughput(long n, long warmup, string? cppPublisher = null)
     {
         int payload = PayloadFor(Size);
         string name = $"cs-bench-{Environment.ProcessId}-typed-tput";
         using var input = new Schema.Ping.Subscriber(name, Opts(OpenMode.Create)) { Verify = VerifyOn };
-        using Process child = Program.Spawn("tproduce", name, payload.ToString(CultureInfo.InvariantCulture), (n + warmup).ToString(CultureInfo.InvariantCulture));
+        using Process child = cppPublisher is null
+            ? Program.Spawn("tproduce", name, payload.ToString(CultureInfo.InvariantCulture), (n + warmup).ToString(CultureInfo.InvariantCulture))
+            : Program.StartCppPeer(cppPublisher, "tproduce", name, Size, warmup, n);
         bool bad = false;
         long seq = 1;
         for (; seq <= warmup; seq++) bad |= !Receive(input, payload, seq);
@@ -227,6 +231,23 @@ internal static class TypedBench
         }
         if (bad) throw new InvalidOperationException("cost split: verification failed");
         return (bb, bv, br);
+    }
+
+    // The other way round: this process publishes, flatlane_bench --peer tconsume receives and times.
+    public static double CppReceives(string cpp, long n, long warmup)
+    {
+        int payload = PayloadFor(Size);
+        string name = $"cs-bench-{Environment.ProcessId}-typed-mixed";
+        using var output = new Schema.Ping.Publisher(name, Opts(OpenMode.Create));
+        using Process child = Program.StartCppPeer(cpp, "tconsume", name, Size, warmup, n, redirect: true);
+        Task<string> text = child.StandardOutput.ReadToEndAsync();
+        Program.WaitAttached(() => output.Raw.SubscriberCount > 0, child);
+        for (long seq = 1; seq <= warmup + n; seq++) Send(output, payload, seq);
+        child.WaitForExit();
+        string line = text.Result.Trim();
+        if (child.ExitCode != 0 || !line.StartsWith("msgs_per_s ", StringComparison.Ordinal))
+            throw new InvalidOperationException($"{cpp} --peer tconsume failed (exit {child.ExitCode}, printed '{line}')");
+        return double.Parse(line["msgs_per_s ".Length..], CultureInfo.InvariantCulture);
     }
 
     public static int Produce(string name, int payload, long count)
