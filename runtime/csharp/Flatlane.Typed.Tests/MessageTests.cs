@@ -343,6 +343,29 @@ public class MessageTests
         }
     }
 
+    // The verifier's field lookups check the table and its vtable themselves (they no longer go
+    // through Slice): called on positions StartTable never approved, they answer false, never
+    // read outside the buffer, never throw.
+    [Fact]
+    public void Verifier_FieldLookups_OutsideTheBuffer_AreRefused()
+    {
+        byte[] buf = new byte[16];
+        BitConverter.TryWriteBytes(buf.AsSpan(8, 4), -100);  // a table at 8 whose vtable would lie at 108
+        var v = new FbVerifier(buf);
+        Assert.False(v.Field(8, 0, 4, 4));
+        Assert.False(v.Field(14, 0, 4, 4));   // the table's soffset itself runs past the end
+        Assert.False(v.Field(-4, 0, 4, 4));
+        Assert.False(v.OffsetField(8, 0, false, out int t));
+        Assert.Equal(0, t);
+        Assert.False(v.VectorField(100, 1, 1, 1, false));
+        // A vtable inside, whose slot for field 5 (bytes 18-19) would run past the end: refused, not read.
+        BitConverter.TryWriteBytes(buf.AsSpan(8, 4), 4);      // vtable at 4
+        BitConverter.TryWriteBytes(buf.AsSpan(4, 2), (ushort)60);  // claims 28 slots
+        Assert.True(v.Field(8, 3, 4, 4));     // slot at 14-15 is inside and holds 0: absent
+        Assert.False(v.Field(8, 5, 4, 4));
+        Assert.True(v.Field(8, 40, 4, 4));    // beyond the vtable's size: absent, as FlatBuffers says
+    }
+
     [Fact]
     public void Type_Identity_MatchesTheIr()
     {

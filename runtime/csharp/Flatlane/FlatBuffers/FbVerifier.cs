@@ -1,5 +1,6 @@
 using System;
-using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Flatlane.FlatBuffers;
 
@@ -28,19 +29,29 @@ public ref struct FbVerifier
         _tables = 0;
     }
 
+    // Reads after the caller's own bounds check (InBounds): no second check, no exception path,
+    // which lets the small methods below inline into the generated Verify. Little-endian hosts,
+    // like the rest of the runtime.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private readonly T At<T>(long pos) where T : unmanaged =>
+        Unsafe.ReadUnaligned<T>(ref Unsafe.Add(ref MemoryMarshal.GetReference(_buf), (nint)pos));
+
     /// <summary>The buffer being verified.</summary>
     public readonly ReadOnlySpan<byte> Buffer => _buf;
 
     /// <summary><paramref name="n"/> bytes at <paramref name="pos"/> lie inside the buffer.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly bool InBounds(long pos, long n) => pos >= 0 && n >= 0 && pos + n <= _buf.Length;
 
     /// <summary><paramref name="pos"/> is aligned to <paramref name="align"/> relative to the buffer start.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool Aligned(int pos, int align) => (pos & (align - 1)) == 0;
 
     /// <summary>
     /// The buffer starts with a valid root offset (and <paramref name="identifier"/> when not null);
     /// returns the root table's position in <paramref name="root"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly bool VerifyRoot(string? identifier, out int root)
     {
         root = 0;
@@ -50,11 +61,12 @@ public ref struct FbVerifier
     }
 
     /// <summary>The uoffset stored at <paramref name="pos"/> is aligned, in bounds and points inside the buffer.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly bool VerifyOffsetAt(int pos, out int target)
     {
         target = 0;
         if (!Aligned(pos, 4) || !InBounds(pos, 4)) return false;
-        uint o = BinaryPrimitives.ReadUInt32LittleEndian(_buf.Slice(pos));
+        uint o = At<uint>(pos);
         if (o == 0 || o > int.MaxValue) return false;
         long t = (long)pos + o;
         if (!InBounds(t, 1)) return false;
@@ -66,17 +78,35 @@ public ref struct FbVerifier
     /// Starts verifying the table at <paramref name="table"/>: its vtable is in bounds and aligned,
     /// and the depth and table limits hold. Pair with <see cref="EndTable"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool StartTable(int table)
     {
         if (++_depth > MaxDepth || ++_tables > MaxTables) return false;
         if (!Aligned(table, 4) || !InBounds(table, 4)) return false;
-        long vt = (long)table - BinaryPrimitives.ReadInt32LittleEndian(_buf.Slice(table));
+        long vt = (long)table - At<int>(table);
         if (!InBounds(vt, 4) || !Aligned((int)vt, 2)) return false;
-        int vsize = BinaryPrimitives.ReadUInt16LittleEndian(_buf.Slice((int)vt));
+        int vsize = At<ushort>(vt);
         return (vsize & 1) == 0 && vsize >= 4 && InBounds(vt, vsize);
     }
 
+    // Where field `id` of the table at `table` is stored: 0 when absent, -1 when the table or its
+    // vtable does not lie in the buffer (StartTable has normally checked both already; checked
+    // again here with compares rather than Slice, so that nothing throws and this inlines).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private readonly int FieldAt(int table, int id)
+    {
+        if (!InBounds(table, 4)) return -1;
+        long vt = (long)table - At<int>(table);
+        if (!InBounds(vt, 4)) return -1;
+        int slot = 4 + 2 * id;
+        if (slot >= At<ushort>(vt)) return 0;
+        if (!InBounds(vt + slot, 2)) return -1;
+        int off = At<ushort>(vt + slot);
+        return off == 0 ? 0 : table + off;
+    }
+
     /// <summary>Ends a table started by <see cref="StartTable"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool EndTable()
     {
         _depth--;
@@ -84,18 +114,22 @@ public ref struct FbVerifier
     }
 
     /// <summary>A scalar or struct field of <paramref name="size"/> bytes is absent or in bounds and aligned; <paramref name="required"/>: must be present.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly bool Field(int table, int id, int size, int align, bool required = false)
     {
-        int p = Fb.Field(_buf, table, id);
+        int p = FieldAt(table, id);
+        if (p < 0) return false;
         if (p == 0) return !required;
         return InBounds(p, size) && Aligned(p, align);
     }
 
     /// <summary>An offset field: absent (<paramref name="target"/> = 0; false if <paramref name="required"/>) or a valid offset.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly bool OffsetField(int table, int id, bool required, out int target)
     {
         target = 0;
-        int p = Fb.Field(_buf, table, id);
+        int p = FieldAt(table, id);
+        if (p < 0) return false;
         if (p == 0) return !required;
         return VerifyOffsetAt(p, out target);
     }
@@ -109,11 +143,12 @@ public ref struct FbVerifier
     }
 
     /// <summary>A vector at <paramref name="pos"/> of <paramref name="length"/> elements of <paramref name="elementSize"/> bytes, in bounds.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly bool VectorAt(int pos, int elementSize, out int length)
     {
         length = 0;
         if (!Aligned(pos, 4) || !InBounds(pos, 4)) return false;
-        uint n = BinaryPrimitives.ReadUInt32LittleEndian(_buf.Slice(pos));
+        uint n = At<uint>(pos);
         if (n >= int.MaxValue / (uint)Math.Max(elementSize, 1)) return false;
         if (!InBounds((long)pos + 4, (long)n * elementSize)) return false;
         length = (int)n;
@@ -125,6 +160,7 @@ public ref struct FbVerifier
         => OffsetField(table, id, required, out int s) && (s == 0 || StringAt(s));
 
     /// <summary>A vector field of scalars, enums or structs (<paramref name="align"/>: the element alignment).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly bool VectorField(int table, int id, int elementSize, int align, bool required)
     {
         if (!OffsetField(table, id, required, out int v)) return false;
