@@ -127,26 +127,11 @@ int flatlane_stream_peer(const std::string& role, const std::string& name, std::
   const auto strategy = flatlane::WaitStrategy::busy_spin;
   if (role == "produce") {
     flatlane::Writer out(name, channel_options(size, strategy, OpenMode::open));
-    for (std::uint64_t seq = 1; seq <= warmup + count; ++seq) {
-      if (send(out, size, seq) != flatlane::Errc::ok) return 4;
-    }
-    return 0;
+    return peer_produce(warmup, count, [&](std::uint64_t seq) { return send(out, size, seq); });
   }
   if (role == "consume") {
     flatlane::Reader in(name, channel_options(size, strategy, OpenMode::open));
-    bool bad = false;
-    std::uint64_t seq = 1;
-    for (; seq <= warmup; ++seq) {
-      if (receive(in, size, seq, bad) != flatlane::Errc::ok) return 4;
-    }
-    const auto t0 = std::chrono::steady_clock::now();
-    for (; seq <= warmup + count; ++seq) {
-      if (receive(in, size, seq, bad) != flatlane::Errc::ok) return 4;
-    }
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (bad) return 3;
-    std::printf("msgs_per_s %.0f\n", static_cast<double>(count) / s);
-    return 0;
+    return peer_consume(warmup, count, [&](std::uint64_t seq, bool& bad) { return receive(in, size, seq, bad); });
   }
   return 2;
 }

@@ -4,6 +4,9 @@
 
 #ifdef FLATLANE_BENCH_HAVE_RUNTIME
 
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
 #include <string>
 
 #include <flatlane/flatlane.hpp>
@@ -48,6 +51,34 @@ class ChannelNames {
 // trip would cost a scheduler time slice: skip instead of timing that.
 inline bool busy_spin_possible() { return cpus().separate_cores; }
 inline constexpr const char* kNeedsTwoCpus = "busy_spin needs two CPUs";
+
+// The two sides of a --peer stream (another program holds the other end): send messages
+// 1..warmup+count, or receive them and print "msgs_per_s N" over the last `count`.
+// Exit codes: 0 ok, 3 a payload read back wrong, 4 a send or receive failed.
+template <class Send>
+int peer_produce(std::uint64_t warmup, std::uint64_t count, Send&& send_one) {
+  for (std::uint64_t seq = 1; seq <= warmup + count; ++seq) {
+    if (send_one(seq) != flatlane::Errc::ok) return 4;
+  }
+  return 0;
+}
+
+template <class Receive>
+int peer_consume(std::uint64_t warmup, std::uint64_t count, Receive&& receive_one) {
+  bool bad = false;
+  std::uint64_t seq = 1;
+  for (; seq <= warmup; ++seq) {
+    if (receive_one(seq, bad) != flatlane::Errc::ok) return 4;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  for (; seq <= warmup + count; ++seq) {
+    if (receive_one(seq, bad) != flatlane::Errc::ok) return 4;
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (bad) return 3;
+  std::printf("msgs_per_s %.0f\n", static_cast<double>(count) / s);
+  return 0;
+}
 
 }  // namespace flbench
 

@@ -162,26 +162,12 @@ int typed_stream_peer(const std::string& role, const std::string& name, std::siz
   const std::size_t payload = payload_for(size);
   if (role == "tproduce") {
     Bench::ping::Publisher out(endpoint(name, size, OpenMode::open));
-    for (std::uint64_t seq = 1; seq <= warmup + count; ++seq) {
-      if (send_tick(out, payload, seq) != flatlane::Errc::ok) return 4;
-    }
-    return 0;
+    return peer_produce(warmup, count, [&](std::uint64_t seq) { return send_tick(out, payload, seq); });
   }
   if (role == "tconsume") {
     Bench::ping::Subscriber in(endpoint(name, size, OpenMode::open));
-    bool bad = false;
-    std::uint64_t seq = 1;
-    for (; seq <= warmup; ++seq) {
-      if (receive_tick(in, payload, seq, bad) != flatlane::Errc::ok) return 4;
-    }
-    const auto t0 = std::chrono::steady_clock::now();
-    for (; seq <= warmup + count; ++seq) {
-      if (receive_tick(in, payload, seq, bad) != flatlane::Errc::ok) return 4;
-    }
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (bad) return 3;
-    std::printf("msgs_per_s %.0f\n", static_cast<double>(count) / s);
-    return 0;
+    return peer_consume(warmup, count,
+                        [&](std::uint64_t seq, bool& bad) { return receive_tick(in, payload, seq, bad); });
   }
   return 2;
 }

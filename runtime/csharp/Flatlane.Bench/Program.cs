@@ -235,10 +235,16 @@ internal static class Program
         Task<string> text = child.StandardOutput.ReadToEndAsync();
         WaitAttached(() => output.PeerAttached, child);
         for (long seq = 1; seq <= warmup + n; seq++) Send(output, size, seq);
+        return PeerRate(cpp, "consume", child, text);
+    }
+
+    // What a C++ --peer consume|tconsume printed once it is done: "msgs_per_s N".
+    internal static double PeerRate(string cpp, string role, Process child, Task<string> text)
+    {
         child.WaitForExit();
         string line = text.Result.Trim();
         if (child.ExitCode != 0 || !line.StartsWith("msgs_per_s ", StringComparison.Ordinal))
-            throw new InvalidOperationException($"{cpp} --peer consume failed (exit {child.ExitCode}, printed '{line}')");
+            throw new InvalidOperationException($"{cpp} --peer {role} failed (exit {child.ExitCode}, printed '{line}')");
         return double.Parse(line["msgs_per_s ".Length..], CultureInfo.InvariantCulture);
     }
 

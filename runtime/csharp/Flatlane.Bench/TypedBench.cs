@@ -243,11 +243,7 @@ internal static class TypedBench
         Task<string> text = child.StandardOutput.ReadToEndAsync();
         Program.WaitAttached(() => output.Raw.SubscriberCount > 0, child);
         for (long seq = 1; seq <= warmup + n; seq++) Send(output, payload, seq);
-        child.WaitForExit();
-        string line = text.Result.Trim();
-        if (child.ExitCode != 0 || !line.StartsWith("msgs_per_s ", StringComparison.Ordinal))
-            throw new InvalidOperationException($"{cpp} --peer tconsume failed (exit {child.ExitCode}, printed '{line}')");
-        return double.Parse(line["msgs_per_s ".Length..], CultureInfo.InvariantCulture);
+        return Program.PeerRate(cpp, "tconsume", child, text);
     }
 
     public static int Produce(string name, int payload, long count)
