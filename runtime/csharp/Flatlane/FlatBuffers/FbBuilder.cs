@@ -262,10 +262,11 @@ public sealed unsafe class FbBuilder
         if (vtableBytes > _space) NoSpace(vtableBytes);
         int space = _space - vtableBytes;
         _space = space;
-        ushort* v = (ushort*)(_buf + space);
-        v[0] = (ushort)vtableBytes;
-        v[1] = (ushort)tableBytes;
-        for (int i = 0; i < n; i++) v[2 + i] = (ushort)(vtable[i] != 0 ? objectOffset - vtable[i] : 0);
+        // (Unaligned writes: only the position relative to the target's end is known to be aligned.)
+        byte* v = _buf + space;
+        Unsafe.WriteUnaligned(v, (ushort)vtableBytes);
+        Unsafe.WriteUnaligned(v + 2, (ushort)tableBytes);
+        for (int i = 0; i < n; i++) Unsafe.WriteUnaligned(v + 4 + 2 * i, (ushort)(vtable[i] != 0 ? objectOffset - vtable[i] : 0));
         // soffset at the table start: table position - vtable position (the vtable lies before it).
         Unsafe.WriteUnaligned(_buf + (_cap - objectOffset), (_cap - space) - objectOffset);
         _vtableUsed = -1;
