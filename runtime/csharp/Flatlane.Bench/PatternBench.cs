@@ -118,7 +118,7 @@ internal static class PatternBench
 
     private static long[] PingPong(int iters, int warmup, Process child, Func<long, bool> roundTrip)
     {
-        var rtt = new long[iters];
+        long[] rtt = Program.SampleBuffer(iters);
         bool bad = false;
         long prev = Stopwatch.GetTimestamp();
         for (long seq = 1; seq <= iters + warmup; seq++)

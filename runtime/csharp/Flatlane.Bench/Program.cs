@@ -162,6 +162,17 @@ internal static class Program
 
     // ---- latency: this process pings, a child C# process pongs
 
+    // One sample per round trip, every page written before the timed loop: an array this large
+    // comes from fresh, untouched pages (the GC does not zero what the kernel zeroes), so
+    // without this each 512th sample took a ~2-8 us page fault inside the loop, the p99.9
+    // (bench/measure.hpp does the same for C++).
+    internal static long[] SampleBuffer(int n)
+    {
+        var samples = new long[n];
+        Array.Fill(samples, -1L);
+        return samples;
+    }
+
     private static long[] Latency(int size, int iters, int warmup)
     {
         string baseName = $"cs-bench-{Environment.ProcessId}";
@@ -172,7 +183,7 @@ internal static class Program
             (iters + warmup).ToString(CultureInfo.InvariantCulture));
         WaitAttached(() => output.PeerAttached && input.PeerAttached, child);
 
-        var rtt = new long[iters];
+        long[] rtt = SampleBuffer(iters);
         bool bad = false;
         long prev = Stopwatch.GetTimestamp();
         for (long seq = 1; seq <= iters + warmup; seq++)

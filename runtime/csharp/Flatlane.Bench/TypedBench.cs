@@ -92,7 +92,7 @@ internal static class TypedBench
             (iters + warmup).ToString(CultureInfo.InvariantCulture));
         Program.WaitAttached(() => output.Raw.SubscriberCount > 0, child);
 
-        var rtt = new long[iters];
+        long[] rtt = Program.SampleBuffer(iters);
         bool bad = false;
         long allocated = 0;
         long prev = Stopwatch.GetTimestamp();
