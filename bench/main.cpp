@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <ctime>
 #include <fstream>
 #include <string>
@@ -80,10 +81,18 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "flatlane_bench: --peer produce|consume|tproduce|tconsume NAME SIZE WARMUP COUNT\n");
       return 2;
     }
+    // A peer is the second process of a pair (the C# bench measures in the first): it runs on
+    // the second CPU, as a case's child does.
+    if (const CpuPair pair = setup_cpus(); pair.child >= 0) pin_to_cpu(pair.child);
     const std::string role = argv[2];
-    if (role == "tproduce" || role == "tconsume")
-      return typed_stream_peer(role, argv[3], static_cast<std::size_t>(size), warmup, count);
-    return flatlane_stream_peer(role, argv[3], static_cast<std::size_t>(size), warmup, count);
+    try {
+      if (role == "tproduce" || role == "tconsume")
+        return typed_stream_peer(role, argv[3], static_cast<std::size_t>(size), warmup, count);
+      return flatlane_stream_peer(role, argv[3], static_cast<std::size_t>(size), warmup, count);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "flatlane_bench --peer %s: %s\n", role.c_str(), e.what());
+      return 1;
+    }
   }
   Options opt;
   bool list = false;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets everything up, then runs all tests: the generator's pytest, the Release build with -Werror
 # and its ctest (C++ tests, the out-of-tree consumer, the bench smoke test), the Python package's
-# pytest and an offline pip install, the C# tests (dotnet test), then the same C++ tests under AddressSanitizer +
-# UndefinedBehaviorSanitizer and under ThreadSanitizer.
+# pytest and an offline pip install, the C# tests (dotnet test) and a smoke run of the C# bench,
+# then the same C++ tests under AddressSanitizer + UndefinedBehaviorSanitizer and under
+# ThreadSanitizer.
 #
 #   scripts/test.sh            all of it
 #   scripts/test.sh --quick    Release tests only
@@ -35,6 +36,12 @@ rm -rf "$(dirname "$venv")"
 echo "== C# (.NET 10, xunit) =="
 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 FLATLANE_BUILD_DIR="$PWD/build" \
   dotnet test runtime/csharp/Flatlane.sln -c Release
+# The C# bench (built with the solution) once through, beside the C++ one: a smoke test, its
+# figures mean nothing here; every message is checked, and a failure exits non-zero.
+if [ "$jobs" -ge 2 ]; then
+  DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 FLATLANE_BUILD_DIR="$PWD/build" \
+    dotnet runtime/csharp/Flatlane.Bench/bin/Release/net10.0/Flatlane.Bench.dll --quick --cpp build/bench/flatlane_bench --rounds 1
+fi
 
 if [ $quick -eq 0 ]; then
   echo "== ASan + UBSan build =="

@@ -45,6 +45,7 @@ internal static class PatternBench
         string name = $"cs-bench-{Environment.ProcessId}-svc";
         using Process child = Program.Spawn("sserve", name, Str(size), Str(iters + warmup));
         using var client = OpenClient(name, size, child);
+        using Cpus.Pin pin = Cpus.Parent();
         return PingPong(iters, warmup, child, seq =>
         {
             Fill(client.Prepare(size), seq);
@@ -93,6 +94,7 @@ internal static class PatternBench
         using var client = new DuplexClient(name, DuplexOpts(size, OpenMode.Create));
         using Process child = Program.Spawn("dserve", name, Str(size), Str(iters + warmup));
         Program.WaitAttached(() => client.PeerAttached, child);
+        using Cpus.Pin pin = Cpus.Parent();
         return PingPong(iters, warmup, child, seq =>
         {
             Fill(client.Reserve(size), seq);

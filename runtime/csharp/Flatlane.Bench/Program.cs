@@ -1,7 +1,8 @@
 // C# latency and throughput over Flatlane channels, measured the way bench/flatlane_cases.cpp
 // measures C++ (same ring capacity, payload fill and in-place check, busy-spin, one clock read
-// per round trip, one-way = round trip / 2, nearest-rank percentiles), between two C# processes.
-// With the C++ bench program available it is run in the same invocation for comparison.
+// per round trip, one-way = round trip / 2, nearest-rank percentiles), between two C# processes
+// pinned to separate CPUs as the C++ bench pins its pairs (Cpus.cs). With the C++ bench program
+// available it is run in the same invocation for comparison.
 //
 //   Flatlane.Bench [--quick] [--size N] [--cpp PATH | --no-cpp] [--rounds R] [--case LABEL]
 //   (--rounds: C# and C++ cases alternated R times, ratios at the same moment; 0 skips them)
@@ -33,6 +34,7 @@ internal static class Program
 {
     private static int Main(string[] args)
     {
+        if (args.Length > 0 && args[0] is "pong" or "produce" or "tpong" or "sserve" or "dserve" or "tproduce") Cpus.Child();
         if (args.Length > 0 && args[0] == "pong") return Pong(args[1], args[2], Int(args[3]), long.Parse(args[4], CultureInfo.InvariantCulture));
         if (args.Length > 0 && args[0] == "produce") return Produce(args[1], Int(args[2]), long.Parse(args[3], CultureInfo.InvariantCulture));
         if (args.Length > 0 && args[0] == "tpong") return TypedBench.Pong(args[1], args[2], Int(args[3]), long.Parse(args[4], CultureInfo.InvariantCulture));
@@ -182,6 +184,7 @@ internal static class Program
         using Process child = Spawn("pong", baseName + "-fwd", baseName + "-back", size.ToString(CultureInfo.InvariantCulture),
             (iters + warmup).ToString(CultureInfo.InvariantCulture));
         WaitAttached(() => output.PeerAttached && input.PeerAttached, child);
+        using Cpus.Pin pin = Cpus.Parent();
 
         long[] rtt = SampleBuffer(iters);
         bool bad = false;
@@ -226,6 +229,7 @@ internal static class Program
         using Process child = cppWriter is null
             ? Spawn("produce", name, size.ToString(CultureInfo.InvariantCulture), (n + warmup).ToString(CultureInfo.InvariantCulture))
             : StartCppPeer(cppWriter, "produce", name, size, warmup, n);
+        using Cpus.Pin pin = Cpus.Parent();
         bool bad = false;
         long seq = 1;
         for (; seq <= warmup; seq++) bad |= !Receive(input, size, seq);
@@ -245,6 +249,7 @@ internal static class Program
         using Process child = StartCppPeer(cpp, "consume", name, size, warmup, n, redirect: true);
         Task<string> text = child.StandardOutput.ReadToEndAsync();
         WaitAttached(() => output.PeerAttached, child);
+        using Cpus.Pin pin = Cpus.Parent();
         for (long seq = 1; seq <= warmup + n; seq++) Send(output, size, seq);
         return PeerRate(cpp, "consume", child, text);
     }

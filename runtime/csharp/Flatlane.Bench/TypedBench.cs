@@ -91,6 +91,7 @@ internal static class TypedBench
         using Process child = Program.Spawn("tpong", baseName + "-fwd", baseName + "-back", payload.ToString(CultureInfo.InvariantCulture),
             (iters + warmup).ToString(CultureInfo.InvariantCulture));
         Program.WaitAttached(() => output.Raw.SubscriberCount > 0, child);
+        using Cpus.Pin pin = Cpus.Parent();
 
         long[] rtt = Program.SampleBuffer(iters);
         bool bad = false;
@@ -144,6 +145,7 @@ internal static class TypedBench
         using Process child = cppPublisher is null
             ? Program.Spawn("tproduce", name, payload.ToString(CultureInfo.InvariantCulture), (n + warmup).ToString(CultureInfo.InvariantCulture))
             : Program.StartCppPeer(cppPublisher, "tproduce", name, Size, warmup, n);
+        using Cpus.Pin pin = Cpus.Parent();
         bool bad = false;
         long seq = 1;
         for (; seq <= warmup; seq++) bad |= !Receive(input, payload, seq);
@@ -246,6 +248,7 @@ internal static class TypedBench
         using Process child = Program.StartCppPeer(cpp, "tconsume", name, Size, warmup, n, redirect: true);
         Task<string> text = child.StandardOutput.ReadToEndAsync();
         Program.WaitAttached(() => output.Raw.SubscriberCount > 0, child);
+        using Cpus.Pin pin = Cpus.Parent();
         for (long seq = 1; seq <= warmup + n; seq++) Send(output, payload, seq);
         return Program.PeerRate(cpp, "tconsume", child, text);
     }
