@@ -253,19 +253,25 @@ public class DuplexTests
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 
-    // ---- with a C++ process (peers/typed_peer.cpp: the C++ runtime's DuplexServer/Client and flatc's C++ code)
+    // ---- with a C++ or Python process (peers/typed_peer.cpp: the C++ runtime's DuplexServer/Client and
+    // flatc's C++ code; peers/typed_peer.py: the flatlane package's and flatc's Python code)
 
-    private static Peer StartCpp(string mode, string name, int count, int max) => TypedPeers.StartCpp(mode, name,
-        count.ToString(System.Globalization.CultureInfo.InvariantCulture), fltest.Blob.TypeName, TypedPeers.Hex(fltest.Blob.TypeHash),
-        "-", "0", max.ToString(System.Globalization.CultureInfo.InvariantCulture));
-
-    [Fact]
-    public void CSharpClient_CppServer()
+    private static Peer StartPeer(string lang, string mode, string name, int count, int max)
     {
-        using var ch = new Channel("tdx-cs2cpp");
+        string[] args = [mode, name, count.ToString(System.Globalization.CultureInfo.InvariantCulture), fltest.Blob.TypeName,
+            TypedPeers.Hex(fltest.Blob.TypeHash), "-", "0", max.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+        return lang == "cpp" ? TypedPeers.StartCpp(args) : TypedPeers.StartPython(args);
+    }
+
+    [Theory]
+    [InlineData("cpp")]
+    [InlineData("python")]
+    public void CSharpClient_PeerServer(string lang)
+    {
+        using var ch = new Channel("tdx-cs2" + lang);
         const int count = 100, max = 5000;
         using var client = new Invert.Client(ch.Name);
-        using var peer = StartCpp("serve-invert", ch.Name, count, max);
+        using var peer = StartPeer(lang, "serve-invert", ch.Name, count, max);
         peer.Expect("ready");
         ulong sent = 0, got = 0;
         while (got < count)
@@ -285,13 +291,15 @@ public class DuplexTests
         Assert.True(peer.WaitExit() == 0, peer.Describe());
     }
 
-    [Fact]
-    public void CppClient_CSharpServer()
+    [Theory]
+    [InlineData("cpp")]
+    [InlineData("python")]
+    public void PeerClient_CSharpServer(string lang)
     {
-        using var ch = new Channel("tdx-cpp2cs");
+        using var ch = new Channel("tdx-" + lang + "2cs");
         const int count = 100, max = 5000;
         using var server = new Invert.Server(ch.Name);
-        using var peer = StartCpp("call-invert", ch.Name, count, max);
+        using var peer = StartPeer(lang, "call-invert", ch.Name, count, max);
         peer.Expect("ready");
         for (int i = 0; i < count; i++)
         {

@@ -1,7 +1,7 @@
-"""Python peer for the C# generated-endpoint tests (InteropTests.cs): the flatlane package's
-topics and services, messages read and built with flatc's Python code for
-tests/cpp/schema/typed_test.fbs (generated/tests/typed_test). Same modes, arguments, messages and
-output as typed_peer.cpp:
+"""Python peer for the C# generated-endpoint tests (InteropTests.cs, DuplexTests.cs): the
+flatlane package's topics, services and duplex channels, messages read and built with flatc's
+Python code for tests/cpp/schema/typed_test.fbs (generated/tests/typed_test). Same modes,
+arguments, messages and output as typed_peer.cpp:
 
     typed_peer.py MODE NAME COUNT TYPE HASH [TYPE2 HASH2] [MAX]
 
@@ -10,11 +10,13 @@ Needs PYTHONPATH=<build>/python:<repo>/generated/tests/typed_test and Debian's p
 
 import os
 import signal
+import struct
 import sys
 import time
 
 import flatbuffers
 import flatlane
+import numpy as np
 from fltest import AddReply, AddRequest, Blob, CountReply, CountRequest, Sample, Vec3
 
 
@@ -118,6 +120,38 @@ def count_for(k):
     return k % 7 + 1
 
 
+def invert_blob(buf):
+    """The duplex servers' work, in place in the client's frame (a writable memoryview): invert
+    Blob.data and rewrite checksum, as invert_blob in typed_peer.cpp (flatc's Python code has no
+    mutators: the accessors give the positions, the bytes are written through the view)."""
+    bl = Blob.Blob.GetRootAs(buf, 0)
+    n = bl.DataLength()
+    total = 0
+    if n:
+        data = bl.DataAsNumpy()  # a view of the frame, writable because buf is
+        np.invert(data, out=data)
+        total = int(data.sum(dtype=np.uint64))
+    o = bl._tab.Offset(8)  # checksum's vtable slot
+    if o:
+        struct.pack_into("<Q", buf, bl._tab.Pos + o, total)
+    elif total:
+        bad("checksum not stored")
+
+
+def expect_inverted_blob(bl, k, mx):
+    if bl.Id() != k:
+        bad("reply id %d expected %d" % (bl.Id(), k))
+    n = size_of(k, mx)
+    if bl.DataLength() != n:
+        bad("reply %d size %d" % (k, bl.DataLength()))
+    want = bytes(~blob_byte(k, i) & 0xFF for i in range(n))
+    got = bl.DataAsNumpy().tobytes() if n else b""
+    if got != want:
+        bad("reply %d bytes" % k)
+    if bl.Checksum() != sum(want):
+        bad("reply checksum")
+
+
 def main(argv):
     signal.alarm(60)
     mode, name, count = argv[1], argv[2], int(argv[3])
@@ -196,6 +230,29 @@ def main(argv):
                         if n != count_for(k):
                             bad("count stream ended at %d" % n)
                         break
+        say("done %d" % count)
+    elif mode == "serve-invert":
+        srv = flatlane.DuplexServer(name, mode="open", type_name=t1[0], type_hash=t1[1])
+        say("ready")
+        for _ in range(count):
+            with srv.receive(20000) as r:
+                root(Blob, r.data)  # the bytes check out before they are changed
+                invert_blob(r.data)
+                r.respond()
+        say("done %d" % count)
+    elif mode == "call-invert":
+        cli = flatlane.DuplexClient(name, mode="open", type_name=t1[0], type_hash=t1[1])
+        say("ready")
+        sent = got = 0
+        while got < count:
+            while sent < count and sent - got < 4:
+                sent += 1
+                cli.send(build_blob(sent, mx), 0, 10000)
+            with cli.receive(20000) as rep:
+                got += 1
+                if rep.rejected:
+                    bad("rejected %d" % rep.seq)
+                expect_inverted_blob(root(Blob, rep.data), got, mx)
         say("done %d" % count)
     else:
         return 2
