@@ -8,8 +8,10 @@ namespace Flatlane.Tests;
 
 // Real processes: the C++ side is build/tests/cpp/flatlane_peer_process (tests/cpp/peer_process.cpp),
 // which derives and verifies every byte with tests/cpp/payload_pattern.hpp; Pattern is its port.
-// The C# side creates the channel (ring 64 KiB: max frame payload = chunk size = 32736) and the
-// peer opens it.
+// The Python side ("python" cases) is tests/python/py_peer.py with the build's flatlane package and
+// tests/python/payload_pattern.py, the pattern's Python port. The C# side creates the channel
+// (ring 64 KiB: max frame payload = chunk size = 32736) and the peer opens it. Typed topics,
+// pipelines, services and duplex channels with both peers are in Flatlane.Typed.Tests.
 public class InteropTests
 {
     private const int Ring = 65536;
@@ -18,14 +20,21 @@ public class InteropTests
     private static ChannelOptions Create(WaitStrategy wait = WaitStrategy.SpinThenSleep) =>
         new() { Mode = OpenMode.Create, RingCapacity = Ring, Wait = wait };
 
-    [Fact]
-    public void CSharpWriter_To_CppReader_WholeMessages_UpToBeyondTheChunkSize()
+    // A reader (read: true) or writer of count pattern messages (ids 0.., sizes min..max).
+    private static Peer MessagePeer(string lang, bool read, string channel, ulong seed, int count, int min, int max) => lang == "cpp"
+        ? new Peer(read ? "readmsg" : "writemsg", channel, $"seed={seed}", $"count={count}", $"minsize={min}", $"maxsize={max}")
+        : Peer.Python(read ? "recvmsg" : "sendmsg", channel, $"{count}", $"{seed}", $"{min}", $"{max}");
+
+    [Theory]
+    [InlineData("cpp")]
+    [InlineData("python")]
+    public void CSharpWriter_To_PeerReader_WholeMessages_UpToBeyondTheChunkSize(string lang)
     {
-        using var ch = new Channel("i-cs2cpp-msg");
+        using var ch = new Channel("i-cs2" + lang + "-msg");
         const ulong seed = 3;
         const int count = 80, min = 8, max = 100_000;
         using var w = new Writer(ch.Name, Create());
-        using var peer = new Peer("readmsg", ch.Name, $"seed={seed}", $"count={count}", $"minsize={min}", $"maxsize={max}");
+        using var peer = MessagePeer(lang, read: true, ch.Name, seed, count, min, max);
         peer.Expect("ready");
         var buf = new byte[max];
         int chunked = 0;
@@ -41,14 +50,16 @@ public class InteropTests
         Assert.True(peer.WaitExit() == 0, peer.Describe());
     }
 
-    [Fact]
-    public void CppWriter_To_CSharpReader_WholeMessages_ThenPeerClosed()
+    [Theory]
+    [InlineData("cpp")]
+    [InlineData("python")]
+    public void PeerWriter_To_CSharpReader_WholeMessages_ThenPeerClosed(string lang)
     {
-        using var ch = new Channel("i-cpp2cs-msg");
+        using var ch = new Channel("i-" + lang + "2cs-msg");
         const ulong seed = 4;
         const int count = 80, min = 8, max = 100_000;
         using var r = new Reader(ch.Name, Create());
-        using var peer = new Peer("writemsg", ch.Name, $"seed={seed}", $"count={count}", $"minsize={min}", $"maxsize={max}");
+        using var peer = MessagePeer(lang, read: false, ch.Name, seed, count, min, max);
         int zeroCopy = 0;
         for (ulong k = 0; k < count; k++)
         {
@@ -102,18 +113,24 @@ public class InteropTests
         Assert.True(peer.WaitExit() == 0, peer.Describe());
     }
 
-    [Fact]
-    public void Kill9OfTheCppWriter_CSharpReaderGetsPeerDead_InBoundedTime()
+    [Theory]
+    [InlineData("cpp")]
+    [InlineData("python")]
+    public void Kill9OfThePeerWriter_CSharpReaderGetsPeerDead_InBoundedTime(string lang)
     {
-        using var ch = new Channel("i-kill-writer");
+        using var ch = new Channel("i-kill-" + lang + "-writer");
         const ulong seed = 7;
         using var r = new Reader(ch.Name, Create(WaitStrategy.Blocking));
-        using var peer = new Peer("write", ch.Name, $"seed={seed}", "count=inf", "maxsize=1000");
+        // Frames until killed: C++ pattern payloads of 0..1000 bytes, Python 64 bytes 0, 1, .. 63.
+        using var peer = lang == "cpp" ? new Peer("write", ch.Name, $"seed={seed}", "count=inf", "maxsize=1000") : Peer.Python("stream", ch.Name);
+        byte[] block = new byte[64];
+        for (int i = 0; i < block.Length; i++) block[i] = (byte)i;
+        bool Intact(in Frame f) => lang == "cpp" ? Pattern.CheckPayload(seed, f.Seq, f.Data) : f.Data.SequenceEqual(block);
         peer.Expect("ready");
         for (int i = 0; i < 200; i++)
         {
             using Frame f = r.Read(TimeSpan.FromSeconds(10));
-            Assert.True(Pattern.CheckPayload(seed, f.Seq, f.Data));
+            Assert.True(Intact(f), $"frame {f.Seq}: payload differs");
         }
         peer.Kill9();
         var sw = Stopwatch.StartNew();
@@ -124,7 +141,7 @@ public class InteropTests
             try
             {
                 using Frame f = r.Read(TimeSpan.FromSeconds(10));
-                Assert.True(Pattern.CheckPayload(seed, f.Seq, f.Data));  // committed before the kill: intact
+                Assert.True(Intact(f));  // committed before the kill: intact
                 drained++;
             }
             catch (FlatlaneException e)

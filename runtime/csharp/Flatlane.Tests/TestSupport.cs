@@ -164,6 +164,16 @@ internal sealed class Peer : IDisposable
     /// <summary>Starts any peer program of the build (e.g. <see cref="Build.PeerTopic"/>) with these arguments.</summary>
     public static Peer Start(string program, params string[] args) => new(program, args);
 
+    /// <summary>Starts tests/python/py_peer.py with the build's Python package (Debian's python3).</summary>
+    public static Peer Python(params string[] args)
+    {
+        string pkg = Path.Combine(Build.Dir, "python");
+        if (!Directory.Exists(Path.Combine(pkg, "flatlane")))
+            throw new DirectoryNotFoundException($"{pkg}/flatlane missing: build the Python package (cmake --build <build> --target flatlane_python)");
+        string python = File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+        return new("/usr/bin/env", [$"PYTHONPATH={pkg}", python, Path.Combine(Build.RepoRoot, "tests", "python", "py_peer.py"), .. args]);
+    }
+
     private Peer(string program, string[] args)
     {
         var psi = new ProcessStartInfo(program)
