@@ -3,6 +3,8 @@
     py_peer.py sendmsg CHANNEL COUNT SEED MINSIZE MAXSIZE   Writer (opens): send COUNT pattern messages
     py_peer.py recvmsg CHANNEL COUNT SEED MINSIZE MAXSIZE   Reader (opens): recv and verify COUNT messages
     py_peer.py stream  CHANNEL                              Writer (opens): 64-byte frames until killed
+    py_peer.py writeframes CHANNEL COUNT SEED MAXSIZE       Writer (opens): COUNT frames, sizes and bytes from (seed, seq)
+    py_peer.py readframes  CHANNEL COUNT SEED MAXSIZE       Reader (opens): read and check COUNT such frames in place
 
 Prints "ready <pid>" once attached, "done <n> <last_id>" at the end; exit 3 on a bad payload.
 """
@@ -13,7 +15,7 @@ import os
 import sys
 
 import flatlane
-from payload_pattern import check_message, message, message_size
+from payload_pattern import check_message, message, message_size, payload, payload_size
 
 
 def say(text: str) -> None:
@@ -42,6 +44,28 @@ def main(argv: list) -> int:
                     sys.stderr.write(f"py_peer recvmsg: message {k} came back as {got}\n")
                     return 3
             say(f"done {count} {count - 1}")
+        return 0
+    if mode == "writeframes":
+        count, seed, hi = (int(a) for a in argv[3:6])
+        with flatlane.Writer(channel, mode="open") as w:
+            say(f"ready {os.getpid()}")
+            for seq in range(1, count + 1):  # a fresh writer's frames are numbered from 1
+                n = payload_size(seed, seq, hi)
+                w.reserve(n, timeout=10_000)[:] = payload(seed, seq, n)
+                w.commit(n)
+            say(f"done {count} {count}")
+        return 0
+    if mode == "readframes":
+        count, seed, hi = (int(a) for a in argv[3:6])
+        with flatlane.Reader(channel, mode="open") as r:
+            say(f"ready {os.getpid()}")
+            for k in range(1, count + 1):
+                with r.read(timeout=10_000) as f:
+                    n = len(f)
+                    if f.seq != k or n != payload_size(seed, f.seq, hi) or f.data != payload(seed, f.seq, n):
+                        sys.stderr.write(f"py_peer readframes: frame {k} came as seq {f.seq}, {n} bytes, or its bytes differ\n")
+                        return 3
+            say(f"done {count} {count}")
         return 0
     if mode == "stream":
         with flatlane.Writer(channel, mode="open") as w:

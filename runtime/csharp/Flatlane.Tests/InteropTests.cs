@@ -74,14 +74,21 @@ public class InteropTests
         Assert.Equal(ErrorCode.PeerClosed, e.ErrorCode);
     }
 
-    [Fact]
-    public void CSharpWriter_To_CppReader_ZeroCopyFrames_AllSizesUpToTheFrameLimit()
+    // A reader (read: true) or writer of count frames whose sizes (0..max) and bytes come from (seed, seq).
+    private static Peer FramePeer(string lang, bool read, string channel, ulong seed, int count, int max) => lang == "cpp"
+        ? new Peer(read ? "read" : "write", channel, $"seed={seed}", $"count={count}", $"maxsize={max}")
+        : Peer.Python(read ? "readframes" : "writeframes", channel, $"{count}", $"{seed}", $"{max}");
+
+    [Theory]
+    [InlineData("cpp")]
+    [InlineData("python")]
+    public void CSharpWriter_To_PeerReader_ZeroCopyFrames_AllSizesUpToTheFrameLimit(string lang)
     {
-        using var ch = new Channel("i-cs2cpp-frames");
+        using var ch = new Channel("i-cs2" + lang + "-frames");
         const ulong seed = 5;
         const int count = 2000;
         using var w = new Writer(ch.Name, Create());
-        using var peer = new Peer("read", ch.Name, $"seed={seed}", $"count={count}", $"maxsize={MaxFrame}");
+        using var peer = FramePeer(lang, read: true, ch.Name, seed, count, MaxFrame);
         peer.Expect("ready");
         for (int i = 0; i < count; i++)
         {
@@ -95,14 +102,16 @@ public class InteropTests
         Assert.True(peer.WaitExit() == 0, peer.Describe());
     }
 
-    [Fact]
-    public void CppWriter_To_CSharpReader_ZeroCopyFrames()
+    [Theory]
+    [InlineData("cpp")]
+    [InlineData("python")]
+    public void PeerWriter_To_CSharpReader_ZeroCopyFrames(string lang)
     {
-        using var ch = new Channel("i-cpp2cs-frames");
+        using var ch = new Channel("i-" + lang + "2cs-frames");
         const ulong seed = 6;
         const int count = 2000;
         using var r = new Reader(ch.Name, Create());
-        using var peer = new Peer("write", ch.Name, $"seed={seed}", $"count={count}", $"maxsize={MaxFrame}");
+        using var peer = FramePeer(lang, read: false, ch.Name, seed, count, MaxFrame);
         for (int i = 0; i < count; i++)
         {
             using Frame f = r.Read(TimeSpan.FromSeconds(10));
