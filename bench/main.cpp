@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <exception>
 #include <ctime>
+#include <exception>
 #include <fstream>
 #include <string>
 
