@@ -260,7 +260,7 @@ public class DuplexTests
     {
         string[] args = [mode, name, count.ToString(System.Globalization.CultureInfo.InvariantCulture), fltest.Blob.TypeName,
             TypedPeers.Hex(fltest.Blob.TypeHash), "-", "0", max.ToString(System.Globalization.CultureInfo.InvariantCulture)];
-        return lang == "cpp" ? TypedPeers.StartCpp(args) : TypedPeers.StartPython(args);
+        return TypedPeers.Start(lang, args);
     }
 
     [Theory]

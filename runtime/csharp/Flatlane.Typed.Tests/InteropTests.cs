@@ -23,7 +23,7 @@ public class InteropTests
     {
         string[] args = [mode, name, count.ToString(System.Globalization.CultureInfo.InvariantCulture), t1, TypedPeers.Hex(h1), t2,
             TypedPeers.Hex(h2), max.ToString(System.Globalization.CultureInfo.InvariantCulture)];
-        return lang == "cpp" ? TypedPeers.StartCpp(args) : TypedPeers.StartPython(args);
+        return TypedPeers.Start(lang, args);
     }
 
     private static void Finish(Peer p, string done)

@@ -162,5 +162,8 @@ internal static class TypedPeers
         return Peer.Start("/usr/bin/env", [$"PYTHONPATH={pkg}:{modules}", python, Path.Combine(PeersDir, "typed_peer.py"), .. args]);
     }
 
+    /// <summary>Starts the C++ (<paramref name="lang"/> "cpp") or the Python peer.</summary>
+    public static Peer Start(string lang, params string[] args) => lang == "cpp" ? StartCpp(args) : StartPython(args);
+
     public static string Hex(ulong h) => h.ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
 }
